@@ -1,0 +1,92 @@
+"""The `wattsmart-gateway` command: run the gateway, show the box's identity, check an installation."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from app import __version__
+from app.config import ConfigError, load_config
+
+DEFAULT_CONFIG = Path("/etc/wattsmart-gateway/gateway.yaml")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wattsmart-gateway",
+        description="IEEE 2030.5 gateway between a battery inverter and the Wattsmart DGBMS.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the gateway (what the systemd service starts)")
+    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration file (YAML)")
+
+    ident = sub.add_parser("id", help="print the LFDI and SFDI the utility registers for this box")
+    ident.add_argument("--cert", type=Path, help="client certificate (PEM or DER)")
+    ident.add_argument("--config", type=Path, help="take the certificate from this configuration")
+
+    validate = sub.add_parser("validate", help="check a configuration file and exit")
+    validate.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration file (YAML)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "id":
+            return _cmd_id(args)
+        if args.command == "validate":
+            load_config(args.config)
+            print(f"{args.config}: valid")
+            return 0
+        if args.command == "run":
+            return _cmd_run(args)
+    except ConfigError as exc:
+        print(f"wattsmart-gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(args.command)  # argparse only lets known commands through
+
+
+def _cmd_id(args: argparse.Namespace) -> int:
+    from app.sep.identity import IdentityError, load_cert_identity
+
+    cert: Path | None = args.cert
+    if cert is None:
+        if args.config is None:
+            print("wattsmart-gateway id: give --cert FILE or --config FILE", file=sys.stderr)
+            return 2
+        cert = load_config(args.config).server.cert_file
+    try:
+        ident = load_cert_identity(cert)
+    except IdentityError as exc:
+        print(f"wattsmart-gateway id: {exc}", file=sys.stderr)
+        return 1
+    print(f"LFDI: {ident.lfdi}")
+    print(f"SFDI: {ident.sfdi}")
+    print(f"subject: {ident.subject}")
+    print(f"issuer: {ident.issuer}")
+    print(f"valid until: {ident.not_after.isoformat()}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        supervisor = importlib.import_module("app.supervisor")
+    except ModuleNotFoundError:
+        print("wattsmart-gateway: the supervisor is not built yet; configuration is valid", file=sys.stderr)
+        return 1
+    status: int = supervisor.run(config)
+    return status

@@ -1,0 +1,294 @@
+"""Typed configuration: one YAML file, validated once at start-up into frozen objects.
+
+Every error names the key path, the bad value and what was expected, so an installer can fix
+the file from the one line the gateway prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the key, the value and what was expected."""
+
+
+class _Invalid(ValueError):
+    """Raised by a section's own checks: which key, its value, and what was expected."""
+
+    def __init__(self, key: str, value: object, expected: str) -> None:
+        super().__init__(key, value, expected)
+        self.key, self.value, self.expected = key, value, expected
+
+
+@dataclass(frozen=True, slots=True)
+class TlsOptions:
+    """TLS settings for the link to the 2030.5 server."""
+
+    #: offer only TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, the suite 2030.5 mandates
+    ccm8_only: bool = False
+    #: 2030.5 device PKIs often issue server certificates without a hostname; switch off only then
+    check_hostname: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """The utility's 2030.5 server and our credentials for it."""
+
+    dcap_url: str
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    tls: TlsOptions = field(default_factory=TlsOptions)
+    #: a whole request (connect, send, read the body) must finish within this many seconds
+    request_timeout_s: float = 20.0
+    #: response bodies over this size are refused unread
+    max_body_bytes: int = 1_048_576
+    #: pollRate to use when neither a resource nor its parents carry one (2030.5 default)
+    default_poll_rate_s: int = 900
+    #: longest wait between retries after failures
+    max_backoff_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not self.dcap_url.startswith("https://"):
+            raise _Invalid("dcap_url", self.dcap_url, "an https:// URL (2030.5 requires TLS)")
+
+
+@dataclass(frozen=True, slots=True)
+class SerialPort:
+    """An RS-485 serial line."""
+
+    port: str = "/dev/ttyAMA0"
+    baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+
+
+@dataclass(frozen=True, slots=True)
+class InverterConfig:
+    """The battery inverter and how to reach it."""
+
+    transport: Literal["rtu", "tcp", "sim"] = "sim"
+    serial: SerialPort = field(default_factory=SerialPort)
+    host: str = "127.0.0.1"
+    port: int = 502
+    unit_id: int = 1
+    #: "sunspec", or the path of a register-table profile (YAML)
+    profile: str = "sunspec"
+    timeout_s: float = 1.0
+    retries: int = 2
+    #: SunSpec 704 revert timer: the inverter drops our setpoint by itself if we stop refreshing it
+    revert_timeout_s: int = 300
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.unit_id <= 247:
+            raise _Invalid("unit_id", self.unit_id, "a Modbus device id between 1 and 247")
+
+
+@dataclass(frozen=True, slots=True)
+class PointConfig:
+    """One mirrored data point (per-utility reading of the ReadingType)."""
+
+    #: ReadingType dataQualifier; 0 = "not applicable", the usual reading of "default"
+    data_qualifier: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    """Sampling and reporting cadence."""
+
+    interval_s: int = 30
+    #: post rate used when the server's MirrorUsagePoint carries no postRate
+    default_post_rate_s: int = 300
+    status_interval_s: int = 60
+    #: how often ratings are re-read from the inverter to detect changes
+    ratings_interval_s: int = 3600
+    #: readings older than this are dropped from the outbox (counted and logged)
+    outbox_max_age_s: int = 7 * 24 * 3600
+    power: PointConfig = field(default_factory=PointConfig)
+    frequency: PointConfig = field(default_factory=PointConfig)
+
+    def __post_init__(self) -> None:
+        if self.interval_s <= 0 or (60 % self.interval_s and self.interval_s % 60):
+            raise _Invalid("interval_s", self.interval_s, "a divisor of 60 s or a whole number of minutes")
+
+
+@dataclass(frozen=True, slots=True)
+class ControlConfig:
+    """DER control behaviour and its fail-safe."""
+
+    #: after this long without reaching the server, fall back to the last DefaultDERControl
+    fail_safe_after_s: int = 3600
+    #: re-write the setpoint this often while a control is in force (keeps revert timers fed)
+    reassert_interval_s: int = 60
+    #: state-of-charge limits the battery is not driven beyond (percent)
+    min_soc_percent: float = 5.0
+    max_soc_percent: float = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class GpioConfig:
+    """Status LED and button pins (BCM numbering)."""
+
+    backend: Literal["rpi", "fake", "none"] = "fake"
+    led_red: int = 17
+    led_green: int = 27
+    led_blue: int | None = 22
+    button: int = 23
+    #: the button pulls the pin to ground when pressed
+    button_active_low: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StatusPageConfig:
+    """The installer's local status page."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: commissioning mode keeps the page reachable on all interfaces for this long
+    commissioning_s: int = 1800
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole gateway configuration."""
+
+    server: ServerConfig
+    inverter: InverterConfig = field(default_factory=InverterConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    status_page: StatusPageConfig = field(default_factory=StatusPageConfig)
+    state_dir: Path = Path("/var/lib/wattsmart-gateway")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate the YAML file at `path`; raise ConfigError naming what is wrong."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}:{where}: not valid YAML ({problem})") from None
+    try:
+        config = from_dict(Config, data, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return _resolve_paths(config, path.parent)
+
+
+def from_dict(cls: type[T], data: object, path: str) -> T:
+    """Build dataclass `cls` from plain YAML data, checking every key and type."""
+    where = path or "top level"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {_show(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        known = ", ".join(sorted(fields))
+        raise ConfigError(f"{_join(path, str(unknown[0]))}: unknown key (known keys here: {known})")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = _join(path, name)
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{key}: missing (required)")
+            continue
+        kwargs[name] = _convert(hints[name], data[name], key)
+    try:
+        return cls(**kwargs)
+    except _Invalid as exc:
+        raise ConfigError(
+            f"{_join(path, exc.key)}: got {_show(exc.value)}, expected {exc.expected}"
+        ) from None
+
+
+def _convert(tp: Any, value: object, key: str) -> Any:
+    """Check and convert one value to type `tp`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, key)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if isinstance(value, bool) or value not in choices:
+            shown = ", ".join(repr(c) for c in choices)
+            raise ConfigError(f"{key}: got {_show(value)}, expected one of {shown}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value if value is not None else {}, key)  # type: ignore[arg-type]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: got {_show(value)}, expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: got {_show(value)}, expected a whole number")
+        if value < 0:
+            raise ConfigError(f"{key}: got {_show(value)}, expected a number ≥ 0")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: got {_show(value)}, expected a number")
+        if value < 0:
+            raise ConfigError(f"{key}: got {_show(value)}, expected a number ≥ 0")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: got {_show(value)}, expected a non-empty string")
+        return value
+    if tp is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: got {_show(value)}, expected a file or folder path")
+        return Path(value)
+    raise TypeError(f"config type {tp!r} at {key} is not supported")  # a bug in this module
+
+
+def _resolve_paths(config: Config, base: Path) -> Config:
+    """Make relative paths relative to the config file's folder, as an installer expects."""
+
+    def fix(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p).resolve()
+
+    server = dataclasses.replace(
+        config.server,
+        ca_file=fix(config.server.ca_file),
+        cert_file=fix(config.server.cert_file),
+        key_file=fix(config.server.key_file),
+    )
+    return dataclasses.replace(config, server=server, state_dir=fix(config.state_dir))
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "nothing"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

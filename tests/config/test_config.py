@@ -1,0 +1,117 @@
+"""Configuration: the example validates; every bad input names its key, value and what was expected."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from app.config import Config, ConfigError, load_config
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "gateway.example.yaml"
+
+MINIMAL = """
+server:
+  dcap_url: https://127.0.0.1:8443/dcap
+  ca_file: ca.pem
+  cert_file: client.pem
+  key_file: client.key
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_validates_and_is_complete() -> None:
+    config = load_config(EXAMPLE)
+    assert isinstance(config, Config)
+    assert config.inverter.transport == "rtu"
+    assert config.inverter.serial.parity == "N"
+    assert config.telemetry.interval_s == 30
+    # The example documents every key there is: loading it without any defaults gives the same keys.
+    raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    for section in ("server", "inverter", "telemetry", "control", "gpio", "status_page"):
+        fields = set(getattr(config, section).__dataclass_fields__)
+        assert fields == set(raw[section]), section
+
+
+def test_minimal_config_gets_defaults_and_resolves_paths(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.server.ca_file == tmp_path / "ca.pem"
+    assert config.server.tls.check_hostname is True
+    assert config.telemetry.interval_s == 30
+    assert config.inverter.transport == "sim"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            MINIMAL + "inverter:\n  transport: usb\n",
+            "inverter.transport: got 'usb', expected one of 'rtu', 'tcp', 'sim'",
+        ),
+        (MINIMAL + "inverter:\n  port: fast\n", "inverter.port: got 'fast', expected a whole number"),
+        (
+            MINIMAL + "inverter:\n  unit_id: 300\n",
+            "inverter.unit_id: got 300, expected a Modbus device id between 1 and 247",
+        ),
+        (
+            MINIMAL + "inverter:\n  serial:\n    stopbits: 3\n",
+            "inverter.serial.stopbits: got 3, expected one of 1, 2",
+        ),
+        (
+            MINIMAL + "telemetry:\n  interval_s: 45\n",
+            "telemetry.interval_s: got 45, expected a divisor of 60 s",
+        ),
+        (MINIMAL + "telemetry:\n  intervall_s: 30\n", "telemetry.intervall_s: unknown key"),
+        (
+            MINIMAL + "gpio:\n  button_active_low: maybe\n",
+            "gpio.button_active_low: got 'maybe', expected true or false",
+        ),
+        (MINIMAL + "control: 5\n", "control: expected a mapping of keys, got 5"),
+        (
+            MINIMAL.replace("https://", "http://"),
+            "server.dcap_url: got 'http://127.0.0.1:8443/dcap', expected an https:// URL",
+        ),
+        (MINIMAL.replace("  key_file: client.key\n", ""), "server.key_file: missing (required)"),
+        ("inverter: {}\n", "server: missing (required)"),
+        ("- a\n- b\n", "top level: expected a mapping of keys, got ['a', 'b']"),
+        ("server: [unclosed\n", "not valid YAML"),
+        (MINIMAL + "state_dir: 12\n", "state_dir: got 12, expected a file or folder path"),
+        (
+            MINIMAL + "control:\n  min_soc_percent: -1\n",
+            "control.min_soc_percent: got -1, expected a number ≥ 0",
+        ),
+    ],
+)
+def test_bad_values_name_key_value_and_expectation(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert expected in str(err.value)
+    assert str(tmp_path / "gateway.yaml") in str(err.value)
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the configuration file"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_cli_prints_one_line_and_exits_nonzero(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "inverter:\n  transport: usb\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "inverter.transport" in lines[0] and "'usb'" in lines[0]
