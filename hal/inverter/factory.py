@@ -1,0 +1,65 @@
+"""The one entry point the app uses to get a `BatteryInverter` from settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from hal.clock import Clock, utc_now
+from hal.errors import HalError
+from hal.inverter.base import BatteryInverter
+from hal.inverter.settings import InverterSettings
+from hal.inverter.sim import SimInverter
+
+_LOGGER = logging.getLogger(__name__)
+
+
+async def connect_inverter(settings: InverterSettings, *, clock: Clock = utc_now) -> BatteryInverter:
+    """Build the inverter the settings describe; the caller must `close()` it.
+
+    Profiles are validated here (a broken file raises `ProfileError` at once); the device itself is
+    reached lazily, so an inverter that is still powering up does not fail start-up: its calls raise
+    `InverterUnreachable` until it answers.
+    """
+    if settings.transport == "sim":
+        return SimInverter(settings.sim, revert_timeout_s=settings.revert_timeout_s, clock=clock)
+    from hal.inverter.modbus_inverter import connect_modbus_inverter  # the sim needs no pymodbus
+
+    return await connect_modbus_inverter(settings, clock=clock)
+
+
+@contextlib.asynccontextmanager
+async def open_inverter(
+    settings: InverterSettings, *, clock: Clock = utc_now, auto_keepalive: bool = True
+) -> AsyncIterator[BatteryInverter]:
+    """`async with open_inverter(settings) as inverter:` — connects, refreshes the revert timer, closes.
+
+    With `auto_keepalive`, a task owned by this context calls `keepalive()` every
+    `settings.keepalive_interval` seconds. Leaving the context does not release the battery: call
+    `release()` first for a graceful hand-back; otherwise the device-side timer reverts it.
+    """
+    inverter = await connect_inverter(settings, clock=clock)
+    task: asyncio.Task[None] | None = None
+    if auto_keepalive:
+        loop = _keepalive_loop(inverter, settings.keepalive_interval)
+        task = asyncio.create_task(loop, name="inverter-keepalive")
+    try:
+        yield inverter
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await inverter.close()
+
+
+async def _keepalive_loop(inverter: BatteryInverter, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await inverter.keepalive()
+        except HalError as exc:
+            # The bus logs the down/up transitions; repeating them here every interval would be noise.
+            _LOGGER.debug("keepalive failed: %s", exc)
