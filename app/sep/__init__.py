@@ -1,0 +1,23 @@
+"""IEEE 2030.5-2018 resources: typed frozen models and the XML codec. Imports nothing of ours.
+
+Modules, one per function set: `types` (primitives, base resources, links, units), `event`,
+`dcap`, `tm` (Time), `edev`, `fsa`, `der`, `metering_mirror`, `response`, `error` (the 2030.5
+Error resource), `identity` (LFDI/SFDI), `codec`.
+
+Codec entry points (re-exported here):
+- `parse(cls, body, *, max_bytes=1_000_000, max_depth=32) -> cls`: untrusted bytes/str → model.
+  Refuses DTDs, entities, external references, oversized and over-deep bodies; ignores unknown
+  elements; anything else wrong raises `SepParseError(resource, field, detail)`.
+- `to_xml(obj) -> bytes`: model → UTF-8 XML, schema element order, default namespace
+  `urn:ieee:std:2030.5:ns`, root element named after the model class.
+
+Field names are the schema's names (`opModFixedW`, `DERControlBase`, `mRID`); TimeType fields are
+aware UTC datetimes; hex bitmaps are ints; mRIDs and LFDIs are hex strings; PerCent and
+SignedPerCent are ints in hundredths; `ActivePower.watts` gives plain watts.
+"""
+
+from app.sep.codec import MAX_BODY_BYTES, MAX_DEPTH, parse, to_xml
+from app.sep.exceptions import SepError, SepParseError
+from app.sep.types import NS
+
+__all__ = ["MAX_BODY_BYTES", "MAX_DEPTH", "NS", "SepError", "SepParseError", "parse", "to_xml"]
