@@ -194,7 +194,15 @@ def load_config(path: Path | str) -> Config:
         config = from_dict(Config, data, "")
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    return _resolve_paths(config, path.parent)
+    config = _resolve_paths(config, path.parent)
+    # The HAL checks what it alone knows (standard baud rates, ...); its reason names the setting.
+    from app.hardware import inverter_settings
+
+    try:
+        inverter_settings(config.inverter)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: inverter: {exc}") from None
+    return config
 
 
 def from_dict(cls: type[T], data: object, path: str) -> T:

@@ -84,6 +84,7 @@ def test_minimal_config_gets_defaults_and_resolves_paths(tmp_path: Path) -> None
         ("- a\n- b\n", "top level: expected a mapping of keys, got ['a', 'b']"),
         ("server: [unclosed\n", "not valid YAML"),
         (MINIMAL + "state_dir: 12\n", "state_dir: got 12, expected a file or folder path"),
+        (MINIMAL + "inverter:\n  transport: rtu\n  serial:\n    baudrate: 9601\n", "inverter: baudrate 9601"),
         (
             MINIMAL + "control:\n  min_soc_percent: -1\n",
             "control.min_soc_percent: got -1, expected a number ≥ 0",

@@ -1,0 +1,26 @@
+"""Turn the gateway's configuration into the HAL's own settings objects (the one place that maps them)."""
+
+from __future__ import annotations
+
+from app.config import InverterConfig
+from hal.inverter import InverterSettings
+from hal.modbus import BusSettings, SerialSettings, TcpSettings
+
+
+def inverter_settings(cfg: InverterConfig) -> InverterSettings:
+    """HAL settings for the configured inverter; raises ValueError with the HAL's reason."""
+    serial = tcp = None
+    if cfg.transport == "rtu":
+        s = cfg.serial
+        serial = SerialSettings(s.port, s.baudrate, s.parity, s.stopbits, s.bytesize)
+    elif cfg.transport == "tcp":
+        tcp = TcpSettings(cfg.host, cfg.port)
+    return InverterSettings(
+        transport=cfg.transport,
+        profile=cfg.profile,
+        device_id=cfg.unit_id,
+        serial=serial,
+        tcp=tcp,
+        bus=BusSettings(timeout_s=cfg.timeout_s, retries=cfg.retries),
+        revert_timeout_s=float(cfg.revert_timeout_s),
+    )
