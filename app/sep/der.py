@@ -160,9 +160,8 @@ class DERControl(RandomizableEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DERControlList(SubscribableList):
-    """A page of DERControls (also used for ActiveDERControlList)."""
+    """A page of DERControls (also ActiveDERControlList); sep.xsd gives it no pollRate of its own."""
 
-    pollRate: Annotated[UInt32, ATTR] | None = None
     DERControl: tuple[DERControl, ...] = ()
 
 
