@@ -1,0 +1,413 @@
+"""The pure DER event scheduler (2030.5-2018 §12.1.3): programs, records, now, rng -> a Plan.
+
+No I/O, no clock, no sleeping. Everything that must outlive one evaluation (random draws, the
+moment an event was first seen, the milestones it reached) is an `EventRecord`, returned when
+new or changed so the caller can persist it and hand it back next time, also after a restart.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Final
+
+from app.control.modes import POWER, PowerCommand, classify, default_command, default_grad, event_command
+from app.sep.der import DefaultDERControl, DERControl, DERProgram
+from app.sep.event import CurrentStatus
+from app.sep.response import ResponseRequired, ResponseStatus
+
+#: Internal milestone: the event's window passed while we were not running it (down, or late);
+#: recorded so it ends, never posted (claiming "completed" would be false).
+MISSED: Final = 0
+_RECEIVED = ResponseStatus.EVENT_RECEIVED
+_STARTED = ResponseStatus.EVENT_STARTED
+_COMPLETED = ResponseStatus.EVENT_COMPLETED
+_CANCELLED = ResponseStatus.EVENT_CANCELLED
+_SUPERSEDED = ResponseStatus.EVENT_SUPERSEDED
+_EXPIRED = ResponseStatus.REJECTED_EXPIRED
+_TERMINAL: Final = frozenset(
+    {
+        _COMPLETED,
+        _CANCELLED,
+        _SUPERSEDED,
+        ResponseStatus.REJECTED_NOT_APPLICABLE,
+        ResponseStatus.REJECTED_INVALID,
+        _EXPIRED,
+        MISSED,
+    }
+)
+# Events that really ran (or would have) still occupy their window for later arrivals.
+_OCCUPYING_TERMINAL: Final = frozenset({_COMPLETED, MISSED})
+
+
+class Phase(enum.Enum):
+    """An event's local state."""
+
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"
+    REJECTED = "rejected"
+
+
+_PHASE_OF_TERMINAL: Final = {
+    _COMPLETED: Phase.COMPLETED,
+    MISSED: Phase.MISSED,
+    _CANCELLED: Phase.CANCELLED,
+    _SUPERSEDED: Phase.SUPERSEDED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramControls:
+    """One DERProgram with its DERControls and its DefaultDERControl, as last read from the server."""
+
+    program: DERProgram
+    controls: tuple[DERControl, ...] = ()
+    default: DefaultDERControl | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """What must be remembered about one event (by mRID) across evaluations and restarts."""
+
+    mrid: str
+    first_seen: float
+    """Server time (epoch seconds) of the evaluation that first saw the event."""
+    start_offset: float
+    """The randomizeStart draw, seconds."""
+    duration_offset: float
+    """The randomizeDuration draw, seconds."""
+    reached: frozenset[int] = frozenset()
+    """Milestones (Response.status codes, or MISSED) already reached, hence already answered."""
+    stop_at: float | None = None
+    """Cancelled with randomization (currentStatus 3) while active: the drawn moment to stop."""
+
+    @property
+    def terminal(self) -> int | None:
+        """The final milestone, or None while the event is still open."""
+        for code in self.reached:
+            if code in _TERMINAL:
+                return code
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class EventState:
+    """One event's local state after an evaluation; times are effective (randomized) server times."""
+
+    mrid: str
+    program: str
+    phase: Phase
+    start: float
+    end: float
+    code: int | None = None
+    """The rejection status for REJECTED."""
+
+
+@dataclass(frozen=True, slots=True)
+class DueResponse:
+    """A Response now owed to the server: post `status` about `mrid` to `reply_to`."""
+
+    mrid: str
+    status: int
+    reply_to: str
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The outcome of one evaluation."""
+
+    now: float
+    power: PowerCommand | None
+    """What the battery must do now; None = release it to its own mode."""
+    in_force: Mapping[str, str]
+    """Supersession category -> mRID of the event in force for it."""
+    states: Mapping[str, EventState]
+    records: tuple[EventRecord, ...]
+    """Records created or changed by this evaluation (persist them)."""
+    responses: tuple[DueResponse, ...]
+    next_change: float | None
+    """The next server time at which an evaluation would give a different plan (None: never)."""
+    default: DefaultDERControl | None = None
+    """The DefaultDERControl of the highest-priority program that has one."""
+
+
+@dataclass(slots=True)
+class _Event:
+    control: DERControl
+    program: ProgramControls
+    record: EventRecord
+    start: float
+    end: float
+    categories: frozenset[str] = frozenset()
+    cancel_ends: bool = False
+    new: set[int] = field(default_factory=set)
+    phase: Phase = Phase.SCHEDULED
+
+
+class _Union:
+    """A union of half-open [start, end) windows as sorted disjoint intervals."""
+
+    __slots__ = ("ends", "starts")
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+
+    def overlaps(self, start: float, end: float) -> bool:
+        """True when [start, end) shares an instant with the union (back-to-back does not)."""
+        if start >= end:
+            return False
+        i = bisect.bisect_right(self.starts, start) - 1
+        if i >= 0 and self.ends[i] > start:
+            return True
+        return i + 1 < len(self.starts) and self.starts[i + 1] < end
+
+    def add(self, start: float, end: float) -> None:
+        """Add [start, end), merging with what it touches."""
+        if start >= end:
+            return
+        lo = bisect.bisect_left(self.ends, start)
+        hi = bisect.bisect_right(self.starts, end)
+        if lo < hi:
+            start = min(start, self.starts[lo])
+            end = max(end, self.ends[hi - 1])
+        self.starts[lo:hi] = [start]
+        self.ends[lo:hi] = [end]
+
+
+def evaluate(
+    programs: Sequence[ProgramControls],
+    records: Mapping[str, EventRecord],
+    now: datetime,
+    rng: random.Random,
+) -> Plan:
+    """Decide what is in force at `now` (server time), which events changed and which responses are due."""
+    t = now.timestamp()
+    events = _collect(programs, records, t, rng)
+    ordered = sorted(events, key=_priority)
+    _supersede(ordered)
+    in_force: dict[str, _Event] = {}
+    next_change: float | None = None
+    for ev in ordered:
+        phase = ev.phase = _advance(ev, t)
+        if phase is Phase.ACTIVE:
+            for category in ev.categories:
+                in_force.setdefault(category, ev)
+        if phase in (Phase.SCHEDULED, Phase.ACTIVE):
+            upcoming = ev.start if ev.start > t else ev.end
+            if next_change is None or upcoming < next_change:
+                next_change = upcoming
+    default = _default(programs)
+    grad = default_grad(default)
+    active = in_force.get(POWER)
+    if active is not None:
+        power: PowerCommand | None = event_command(active.record.mrid, active.control.DERControlBase, grad)
+    else:
+        power = default_command(default) if default is not None else None
+    return Plan(
+        now=t,
+        power=power,
+        in_force={c: ev.record.mrid for c, ev in in_force.items()},
+        states={ev.record.mrid: _state(ev) for ev in events},
+        records=tuple(
+            replace(ev.record, reached=ev.record.reached | ev.new)
+            for ev in events
+            if ev.new or ev.record is not records.get(ev.record.mrid)
+        ),
+        responses=tuple(_responses(events, t)),
+        next_change=next_change,
+        default=default,
+    )
+
+
+def effective_window(control: DERControl, record: EventRecord) -> tuple[float, float]:
+    """Effective start and end (§12.1.3: randomized start, then duration plus its own draw)."""
+    start = control.interval.start.timestamp() + record.start_offset
+    end = start + control.interval.duration + record.duration_offset
+    return start, max(start, end)
+
+
+def new_record(control: DERControl, now: float, rng: random.Random) -> EventRecord:
+    """First sight of an event: draw its offsets once (the sign of each bound gives the direction)."""
+    return EventRecord(
+        mrid=normal_mrid(control.mRID),
+        first_seen=now,
+        start_offset=_draw(rng, control.randomizeStart),
+        duration_offset=_draw(rng, control.randomizeDuration),
+    )
+
+
+def normal_mrid(mrid: str) -> str:
+    """mRIDs are hex; compare them case-insensitively."""
+    return mrid.upper()
+
+
+def to_datetime(t: float) -> datetime:
+    """Epoch seconds as an aware UTC datetime."""
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _draw(rng: random.Random, bound: int | None) -> float:
+    if not bound:
+        return 0.0
+    return rng.uniform(0.0, float(bound))
+
+
+def _collect(
+    programs: Sequence[ProgramControls], records: Mapping[str, EventRecord], t: float, rng: random.Random
+) -> list[_Event]:
+    events: list[_Event] = []
+    seen: set[str] = set()
+    for prog in programs:
+        for control in prog.controls:
+            mrid = normal_mrid(control.mRID)
+            if mrid in seen:
+                continue  # listed by two programs: the first one owns it
+            seen.add(mrid)
+            record = records.get(mrid)
+            ev_new: set[int] = set()
+            if record is None:
+                record = new_record(control, t, rng)
+                ev_new.add(_RECEIVED)
+            start, end = effective_window(control, record)
+            ev = _Event(control, prog, record, start, end, new=ev_new)
+            _screen(ev, t, rng)
+            events.append(ev)
+    return events
+
+
+def _screen(ev: _Event, t: float, rng: random.Random) -> None:
+    """Rejections, expiry and server-side status, before supersession is decided."""
+    control = ev.control
+    code, categories = classify(control.DERControlBase)
+    terminal = ev.record.terminal
+    if terminal is not None:
+        if terminal in _OCCUPYING_TERMINAL:
+            ev.categories = categories
+        return
+    if code is None and control.interval.duration <= 0:
+        code = ResponseStatus.REJECTED_INVALID  # an event with no time to run
+    if code is not None:
+        ev.new.add(code)
+        return
+    if ev.record.first_seen >= ev.end:
+        ev.new.add(_EXPIRED)  # it ended before it reached us: never applied
+        return
+    status = control.EventStatus.currentStatus
+    if status == CurrentStatus.CANCELLED:
+        ev.new.add(_CANCELLED)
+        return
+    if status == CurrentStatus.SUPERSEDED:
+        ev.new.add(_SUPERSEDED)
+        return
+    if status == CurrentStatus.CANCELLED_WITH_RANDOMIZATION:
+        if t < ev.start:
+            ev.new.add(_CANCELLED)  # not started: nothing to wind down
+            return
+        if ev.record.stop_at is None:
+            # §12.1.3: a running event cancelled with randomization stops within the larger bound.
+            bound = max(abs(control.randomizeStart or 0), abs(control.randomizeDuration or 0))
+            ev.record = replace(ev.record, stop_at=t + (rng.uniform(0.0, bound) if bound else 0.0))
+        assert ev.record.stop_at is not None
+        if ev.record.stop_at < ev.end:
+            ev.end = max(ev.start, ev.record.stop_at)
+            ev.cancel_ends = True
+    ev.categories = categories
+
+
+def _priority(ev: _Event) -> tuple[int, float, str]:
+    # §12.1.3.1: lower primacy wins; equal primacy, the newer creationTime wins; mRID breaks ties.
+    return (ev.program.program.primacy, -ev.control.creationTime.timestamp(), ev.record.mrid)
+
+
+def _live(ev: _Event) -> bool:
+    if ev.new & _TERMINAL:
+        return False
+    terminal = ev.record.terminal
+    return terminal is None or terminal in _OCCUPYING_TERMINAL
+
+
+def _supersede(ordered: list[_Event]) -> None:
+    """An event overlapped in every one of its modes by higher-priority events is superseded."""
+    taken: dict[str, _Union] = {}
+    for ev in ordered:
+        if not _live(ev):
+            continue
+        open_event = ev.record.terminal is None
+        if (
+            open_event
+            and ev.categories
+            and all(c in taken and taken[c].overlaps(ev.start, ev.end) for c in ev.categories)
+        ):
+            ev.new.add(_SUPERSEDED)
+            continue
+        for c in ev.categories:
+            taken.setdefault(c, _Union()).add(ev.start, ev.end)
+
+
+def _advance(ev: _Event, t: float) -> Phase:
+    """Phase of the event at t, adding the milestones reached on the way."""
+    reached = ev.record.reached | ev.new
+    terminal = next((c for c in reached if c in _TERMINAL), None)
+    if terminal is not None:
+        return _PHASE_OF_TERMINAL.get(terminal, Phase.REJECTED)
+    if t < ev.start:
+        return Phase.SCHEDULED
+    if t < ev.end:
+        if _STARTED not in reached:
+            ev.new.add(_STARTED)
+        return Phase.ACTIVE
+    if ev.cancel_ends:
+        ev.new.add(_CANCELLED)
+        return Phase.CANCELLED
+    if _STARTED in reached:
+        ev.new.add(_COMPLETED)
+        return Phase.COMPLETED
+    ev.new.add(MISSED)
+    return Phase.MISSED
+
+
+def _state(ev: _Event) -> EventState:
+    code = None
+    if ev.phase is Phase.REJECTED:
+        code = next(c for c in ev.record.reached | ev.new if c in _TERMINAL)
+    return EventState(ev.record.mrid, ev.program.program.mRID, ev.phase, ev.start, ev.end, code)
+
+
+def _responses(events: list[_Event], t: float) -> list[DueResponse]:
+    """New milestones the event's responseRequired asks us to report (bit 0: 1; bit 1: the rest)."""
+    out: list[DueResponse] = []
+    for ev in events:
+        reply_to = ev.control.replyTo
+        if not ev.new or not reply_to:
+            continue
+        wanted = ev.control.responseRequired
+        for code in sorted(ev.new, key=_response_order):
+            if code == MISSED:
+                continue
+            bit = ResponseRequired.RECEIVED if code == _RECEIVED else ResponseRequired.SPECIFIC
+            if wanted & bit:
+                out.append(DueResponse(ev.record.mrid, code, reply_to, t))
+    return out
+
+
+def _response_order(code: int) -> int:
+    # "Received" always goes first; a new event may reach several milestones in one evaluation.
+    return -1 if code == _RECEIVED else code
+
+
+def _default(programs: Sequence[ProgramControls]) -> DefaultDERControl | None:
+    best: ProgramControls | None = None
+    for prog in programs:
+        if prog.default is not None and (best is None or prog.program.primacy < best.program.primacy):
+            best = prog
+    return best.default if best is not None else None
