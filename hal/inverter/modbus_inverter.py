@@ -5,10 +5,20 @@ from __future__ import annotations
 from hal.clock import Clock, utc_now
 from hal.errors import ConfigurationError
 from hal.inverter.base import BatteryInverter
-from hal.inverter.settings import InverterSettings
+from hal.inverter.settings import SUNSPEC, InverterSettings
+from hal.modbus import BusPool, Link
+
+# One pool per process: every device on the same port or endpoint shares one connection.
+_POOL = BusPool()
 
 
 async def connect_modbus_inverter(settings: InverterSettings, *, clock: Clock = utc_now) -> BatteryInverter:
-    """Open the bus and build the profile's inverter (work in progress: SunSpec lands next)."""
-    _ = clock
-    raise ConfigurationError(f"transport {settings.transport!r} is not implemented yet")
+    """Validate the profile, take the shared bus for the link, and build the profile's inverter."""
+    link: Link | None = settings.serial if settings.transport == "rtu" else settings.tcp
+    assert link is not None  # InverterSettings guarantees it for rtu/tcp
+    if settings.profile == SUNSPEC:
+        from hal.inverter.sunspec import SunSpecInverter
+
+        bus = _POOL.acquire(link, settings.bus)
+        return SunSpecInverter(bus, settings, clock=clock, on_close=lambda: _POOL.release(bus))
+    raise ConfigurationError(f"register-table profiles are not implemented yet ({settings.profile!r})")
