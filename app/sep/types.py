@@ -195,6 +195,8 @@ class _Scaled:
     @classmethod
     def from_real(cls, amount: float) -> Self:
         """Fit a plain-unit amount into the value range with the smallest non-negative multiplier."""
+        if cls._LO == 0 and amount < 0:
+            raise ValueError(f"{amount} does not fit {cls.__name__} (unsigned)")
         for multiplier in range(0, 10):
             value = round(amount / 10**multiplier)
             if cls._LO <= value <= cls._HI:
