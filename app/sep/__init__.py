@@ -8,6 +8,8 @@ Codec entry points (re-exported here):
 - `parse(cls, body, *, max_bytes=1_000_000, max_depth=32) -> cls`: untrusted bytes/str → model.
   Refuses DTDs, entities, external references, oversized and over-deep bodies; ignores unknown
   elements; anything else wrong raises `SepParseError(resource, field, detail)`.
+- `parse_one_of(body, *classes) -> one of classes`: the same, dispatching on the root element
+  (e.g. a POST to /mup/{id} carrying a MirrorMeterReading or a MirrorMeterReadingList).
 - `to_xml(obj) -> bytes`: model → UTF-8 XML, schema element order, default namespace
   `urn:ieee:std:2030.5:ns`, root element named after the model class.
 
@@ -16,8 +18,17 @@ aware UTC datetimes; hex bitmaps are ints; mRIDs and LFDIs are hex strings; PerC
 SignedPerCent are ints in hundredths; `ActivePower.watts` gives plain watts.
 """
 
-from app.sep.codec import MAX_BODY_BYTES, MAX_DEPTH, parse, to_xml
+from app.sep.codec import MAX_BODY_BYTES, MAX_DEPTH, parse, parse_one_of, to_xml
 from app.sep.exceptions import SepError, SepParseError
 from app.sep.types import NS
 
-__all__ = ["MAX_BODY_BYTES", "MAX_DEPTH", "NS", "SepError", "SepParseError", "parse", "to_xml"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_DEPTH",
+    "NS",
+    "SepError",
+    "SepParseError",
+    "parse",
+    "parse_one_of",
+    "to_xml",
+]

@@ -356,11 +356,7 @@ def _read(cls: type[T], elem: Element) -> T:
     return cls(**values)
 
 
-def parse(
-    cls: type[T], body: bytes | str, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_DEPTH
-) -> T:
-    """Parse a 2030.5 XML document whose root element is `cls`; raise SepParseError on anything wrong."""
-    name = cls.__name__
+def _tree(name: str, body: bytes | str, max_bytes: int, max_depth: int) -> Element:
     if len(body) > max_bytes:
         raise SepParseError(name, "", f"body of {len(body)} bytes is over the {max_bytes}-byte limit")
     parser = _BoundedParser(max_depth)
@@ -374,6 +370,23 @@ def parse(
         raise SepParseError(name, "", detail) from None
     except ParseError as exc:
         raise SepParseError(name, "", f"not well-formed XML ({exc})") from None
+    return root
+
+
+def _model(cls: type[T], root: Element) -> T:
+    try:
+        return _read(cls, root)
+    except _Invalid as exc:
+        path = "/".join([cls.__name__, *reversed(exc.path)])
+        raise SepParseError(path, exc.field, exc.detail) from None
+
+
+def parse(
+    cls: type[T], body: bytes | str, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_DEPTH
+) -> T:
+    """Parse a 2030.5 XML document whose root element is `cls`; raise SepParseError on anything wrong."""
+    name = cls.__name__
+    root = _tree(name, body, max_bytes, max_depth)
     expected = _NS_PREFIX + name
     if root.tag != expected:
         local = root.tag.rpartition("}")[2]
@@ -382,11 +395,20 @@ def parse(
         else:
             detail = f"expected root element {expected!r}, got {root.tag!r}"
         raise SepParseError(name, "", detail)
-    try:
-        return _read(cls, root)
-    except _Invalid as exc:
-        path = "/".join([name, *reversed(exc.path)])
-        raise SepParseError(path, exc.field, exc.detail) from None
+    return _model(cls, root)
+
+
+def parse_one_of(
+    body: bytes | str, *classes: type[T], max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_DEPTH
+) -> T:
+    """Parse a document whose root may be any of `classes` (e.g. a Reading or a ReadingSet POST)."""
+    names = " | ".join(c.__name__ for c in classes)
+    root = _tree(names, body, max_bytes, max_depth)
+    for cls in classes:
+        if root.tag == _NS_PREFIX + cls.__name__:
+            return _model(cls, root)
+    expected = ", ".join(repr(_NS_PREFIX + c.__name__) for c in classes)
+    raise SepParseError(names, "", f"expected root element {expected}, got {root.tag!r}")
 
 
 # --- writing ------------------------------------------------------------------------------------

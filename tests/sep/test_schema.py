@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from app.sep import parse, to_xml
+from app.sep import SepParseError, parse, parse_one_of, to_xml
+from app.sep.metering_mirror import MirrorMeterReading, MirrorMeterReadingList
 from tests.sep import documents
 
 ALL_DOCUMENTS = {**documents.SERVER_DOCUMENTS, **documents.SENT_DOCUMENTS}
@@ -36,3 +37,13 @@ def test_fifty_control_list_is_valid_and_round_trips(assert_valid: Callable[[byt
     body = to_xml(model)
     assert_valid(body)
     assert parse(type(model), body) == model
+
+
+def test_parse_one_of_dispatches_on_root() -> None:
+    single = documents.mirror_meter_reading()
+    several = documents.mirror_meter_reading_list(3)
+    choices = (MirrorMeterReading, MirrorMeterReadingList)
+    assert parse_one_of(to_xml(single), *choices) == single
+    assert parse_one_of(to_xml(several), *choices) == several
+    with pytest.raises(SepParseError, match=r"expected root element .*MirrorMeterReading.*got .*DERStatus"):
+        parse_one_of(to_xml(documents.der_status()), *choices)
