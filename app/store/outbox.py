@@ -1,0 +1,76 @@
+"""The durable outbox of 30-s readings: staged with the tick, deleted once the server has taken them."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+
+
+class Outbox:
+    """Readings the server has not yet accepted, per data point, oldest first.
+
+    A row with a NULL value records a failed read: a gap that is kept, never filled in. Writes are
+    staged in an open transaction and committed together with the next delivery (or by `commit`),
+    so a 30-s cycle costs one commit: the fewest bytes on flash for the durability asked of it.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def _begin(self) -> None:
+        if not self._conn.in_transaction:
+            self._conn.execute("BEGIN")
+
+    def stage(self, tick: int, values: Mapping[str, int | None]) -> None:
+        """Add one sample (all points of one tick) to the open transaction; a tick seen before is kept."""
+        self._begin()
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO reading (tick, point, value) VALUES (?, ?, ?)",
+            [(tick, point, value) for point, value in values.items()],
+        )
+
+    def commit(self) -> None:
+        """Make everything staged durable."""
+        if self._conn.in_transaction:
+            self._conn.execute("COMMIT")
+
+    def pending(self, point: str, limit: int) -> list[tuple[int, int]]:
+        """Up to `limit` undelivered (tick, value) readings of `point`, oldest first; gaps skipped."""
+        rows = self._conn.execute(
+            "SELECT tick, value FROM reading WHERE point = ? AND value IS NOT NULL ORDER BY tick LIMIT ?",
+            (point, limit),
+        )
+        return [(int(tick), int(value)) for tick, value in rows]
+
+    def backlog(self, point: str) -> int:
+        """How many readings of `point` wait for the server."""
+        (count,) = self._conn.execute(
+            "SELECT count(*) FROM reading WHERE point = ? AND value IS NOT NULL", (point,)
+        ).fetchone()
+        return int(count)
+
+    def delivered(self, point: str, through: int) -> None:
+        """The server accepted every reading of `point` up to tick `through`: forget them, durably."""
+        self._begin()
+        self._conn.execute("DELETE FROM reading WHERE point = ? AND tick <= ?", (point, through))
+        self._conn.execute("COMMIT")
+
+    def drop_older_than(self, cutoff: int) -> dict[str, int]:
+        """Forget rows before tick `cutoff`; return how many undelivered readings fell off, per point."""
+        self._begin()
+        dropped = {
+            str(point): int(count)
+            for point, count in self._conn.execute(
+                "SELECT point, count(*) FROM reading WHERE tick < ? AND value IS NOT NULL GROUP BY point",
+                (cutoff,),
+            )
+        }
+        # A DELETE that matches nothing dirties no page, so the hourly call costs no write.
+        self._conn.execute("DELETE FROM reading WHERE tick < ?", (cutoff,))
+        self._conn.execute("COMMIT")
+        return dropped
+
+    def latest_tick(self) -> int | None:
+        """The newest tick recorded (delivered ticks are gone), or None when the outbox is empty."""
+        (tick,) = self._conn.execute("SELECT max(tick) FROM reading").fetchone()
+        return None if tick is None else int(tick)
