@@ -1,0 +1,230 @@
+"""Turns the PowerCommand in force into inverter writes: scaling, clamps, ramps and re-assertion."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final
+
+from app.config import ControlConfig
+from app.control.modes import PowerCommand
+from app.health import Health
+from hal.errors import HalError
+from hal.inverter.base import BatteryInverter, Ratings
+
+_LOGGER = logging.getLogger(__name__)
+
+PART: Final = "control"
+#: a failed inverter call is retried this soon (the device-side revert timer covers the gap)
+RETRY_S: Final = 2.0
+#: ratings are slow-changing settings; re-read this often in case an installer changed them
+RATINGS_MAX_AGE_S: Final = 3600.0
+#: at most this long between the writes of a ramp
+RAMP_STEP_S: Final = 1.0
+
+
+def first_known(*values: float | None) -> float | None:
+    """The first value that is not None."""
+    return next((v for v in values if v is not None), None)
+
+
+def fixed_w_reference(ratings: Ratings, discharge: bool) -> float | None:
+    """The watts 100 % of opModFixedW means: the battery inverter's own max discharge or charge rate."""
+    # 2030.5-2018 §10.10 / notes §3.5: + is a percentage of setMaxDischargeRateW (else setMaxW),
+    # − of setMaxChargeRateW (else setMaxW); nameplate ratings when the settings are unknown.
+    if discharge:
+        return first_known(
+            ratings.set_max_discharge_w, ratings.set_max_w, ratings.max_discharge_w, ratings.max_w
+        )
+    return first_known(ratings.set_max_charge_w, ratings.set_max_w, ratings.max_charge_w, ratings.max_w)
+
+
+def requested_watts(command: PowerCommand, ratings: Ratings) -> float | None:
+    """The command as signed watts (+ discharge, − charge) before clamps; None if ratings are unknown."""
+    if command.target_w is not None:
+        return command.target_w
+    if command.fixed_w is None:
+        return None
+    reference = fixed_w_reference(ratings, command.fixed_w >= 0)
+    if reference is None:
+        return None
+    return command.fixed_w / 10000.0 * reference
+
+
+def rating_clamp(watts: float, ratings: Ratings) -> float:
+    """Limit to the inverter's charge/discharge limits (unknown limits do not clamp)."""
+    upper = ratings.discharge_limit_w()
+    lower = ratings.charge_limit_w()
+    if upper is not None and watts > upper:
+        return upper
+    if lower is not None and watts < -lower:
+        return -lower
+    return watts
+
+
+def soc_clamp(watts: float, soc_pct: float | None, config: ControlConfig) -> float:
+    """No discharge at or below min SoC, no charge at or above max SoC (unknown SoC does not clamp)."""
+    if soc_pct is None:
+        return watts
+    if watts > 0 and soc_pct <= config.min_soc_percent:
+        return 0.0
+    if watts < 0 and soc_pct >= config.max_soc_percent:
+        return 0.0
+    return watts
+
+
+@dataclass(slots=True)
+class _Ramp:
+    start_w: float
+    start_t: float
+    duration_s: float
+
+    def value(self, target_w: float, now: float) -> float | None:
+        """The ramp's value at `now`, or None once it has reached the target."""
+        done = (now - self.start_t) / self.duration_s
+        if done >= 1.0:
+            return None
+        return self.start_w + (target_w - self.start_w) * max(0.0, done)
+
+
+class Executor:
+    """Owns the inverter's setpoint: call `command()` when the plan changes, `step()` when due."""
+
+    def __init__(self, inverter: BatteryInverter, config: ControlConfig, health: Health) -> None:
+        self._inverter = inverter
+        self._config = config
+        self._health = health
+        self._command: PowerCommand | None = None
+        self._changed = True
+        self._ratings: Ratings | None = None
+        self._ratings_at = 0.0
+        self._written: float | None = None
+        self._released = False
+        self._last_write = 0.0
+        self._ramp: _Ramp | None = None
+        self._clamps: set[tuple[str, str]] = set()
+        self._failing = False
+
+    @property
+    def written(self) -> float | None:
+        """The last setpoint written (W), or None while the battery is released."""
+        return self._written
+
+    def command(self, command: PowerCommand | None) -> None:
+        """Adopt what the plan says is in force; the next `step()` acts on it."""
+        if command != self._command:
+            self._command = command
+            self._changed = True
+
+    async def step(self, now: float) -> float | None:
+        """Write what is due at monotonic time `now`; return when the next step is due (None: idle)."""
+        try:
+            due = await self._step(now)
+        except HalError as exc:
+            self._failing = True
+            self._health.problem(PART, f"inverter: {exc}")
+            return now + RETRY_S
+        if self._failing:
+            self._failing = False
+            self._health.ok(PART)
+        return due
+
+    async def release(self) -> None:
+        """Hand the battery back to its own mode now (fail-safe, shutdown)."""
+        self._command = None
+        self._changed = False
+        await self._release()
+
+    async def _release(self) -> None:
+        self._ramp = None
+        await self._inverter.release()
+        if not self._released:
+            _LOGGER.info("battery released to its own mode")
+        self._released = True
+        self._written = None
+
+    async def _step(self, now: float) -> float | None:
+        command = self._command
+        if command is None:
+            if not self._released:
+                await self._release()
+            return None
+        ratings = await self._ratings_at_most(RATINGS_MAX_AGE_S, now)
+        asked = requested_watts(command, ratings)
+        if asked is None:
+            # Never keep forcing an old setpoint when the new one cannot be computed.
+            await self._release()
+            self._ratings = None
+            raise _RatingsUnknown("the inverter does not report the ratings opModFixedW refers to")
+        target = rating_clamp(asked, ratings)
+        self._note_clamp(command, "rating", asked, target)
+        if self._changed:
+            self._changed = False
+            await self._start_ramp(command, target, ratings, now)
+        value = target
+        if self._ramp is not None:
+            ramped = self._ramp.value(target, now)
+            if ramped is None:
+                self._ramp = None
+            else:
+                value = ramped
+        soc = await self._soc()
+        limited = soc_clamp(value, soc, self._config)
+        self._note_clamp(command, "state of charge", value, limited)
+        limited = round(limited, 1)
+        reassert = float(self._config.reassert_interval_s)
+        if limited != self._written or now - self._last_write >= reassert or self._released:
+            held = await self._inverter.set_active_power(limited)
+            if limited != self._written:
+                _LOGGER.info("setpoint %.0f W for %s (inverter holds %.0f W)", limited, command.source, held)
+            self._written = limited
+            self._released = False
+            self._last_write = now
+        due = self._last_write + reassert
+        if self._ramp is not None:
+            due = min(due, now + RAMP_STEP_S)
+        return due
+
+    async def _ratings_at_most(self, max_age_s: float, now: float) -> Ratings:
+        if self._ratings is None or now - self._ratings_at > max_age_s:
+            self._ratings = await self._inverter.read_ratings()
+            self._ratings_at = now
+        return self._ratings
+
+    async def _soc(self) -> float | None:
+        try:
+            return (await self._inverter.read_telemetry()).soc_pct
+        except HalError as exc:
+            _LOGGER.debug("state of charge unknown: %s", exc)
+            return None
+
+    async def _start_ramp(self, command: PowerCommand, target: float, ratings: Ratings, now: float) -> None:
+        self._ramp = None
+        start = self._written
+        if start is None:
+            try:
+                start = (await self._inverter.read_telemetry()).w
+            except HalError:
+                start = None
+        if start is None or start == target:
+            return
+        duration = command.ramp_s or 0.0
+        if not duration and command.grad_pct_per_s:
+            # setGradW: hundredths of a percent of setMaxW per second (2030.5 DefaultDERControl).
+            max_w = first_known(ratings.set_max_w, ratings.max_w)
+            if max_w:
+                duration = abs(target - start) / (command.grad_pct_per_s / 100.0 * max_w)
+        if duration > 0:
+            self._ramp = _Ramp(start, now, duration)
+
+    def _note_clamp(self, command: PowerCommand, kind: str, asked: float, got: float) -> None:
+        key = (command.source, kind)
+        if asked != got and key not in self._clamps:
+            self._clamps.add(key)
+            _LOGGER.warning("%s asks %.0f W; limited to %.0f W by the %s", command.source, asked, got, kind)
+        elif asked == got:
+            self._clamps.discard(key)
+
+
+class _RatingsUnknown(HalError):
+    """The ratings a percentage refers to are unknown: nothing safe can be written."""

@@ -1,0 +1,101 @@
+"""Posts owed DERControlResponses from the ledger, oldest first, retrying with backoff until taken."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from typing import Final, Protocol
+
+from app.control.ledger import Ledger, OwedResponse
+from app.control.schedule import to_datetime
+from app.health import Health
+from app.sep.response import DERControlResponse
+
+_LOGGER = logging.getLogger(__name__)
+
+PART: Final = "control-responses"
+_FIRST_RETRY_S: Final = 1.0
+
+
+class Poster(Protocol):
+    """What the responder needs from the session: POST a model to an href, raise when not taken."""
+
+    async def post(self, href: str, obj: object) -> object:
+        """POST `obj` (a 2030.5 model) to `href` on the server."""
+
+
+class Responder:
+    """Delivers owed responses in order; a failure waits a jittered, doubling delay, then retries."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        poster: Poster,
+        lfdi: str,
+        health: Health,
+        *,
+        rng: random.Random,
+        max_backoff_s: float = 300.0,
+    ) -> None:
+        self._ledger = ledger
+        self._poster = poster
+        self._lfdi = lfdi
+        self._health = health
+        self._rng = rng
+        self._max_backoff_s = max_backoff_s
+        self._wake = asyncio.Event()
+        self._failures = 0
+
+    def notify(self) -> None:
+        """New responses were recorded: send them now (unless backing off)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Send until cancelled."""
+        while True:
+            self._wake.clear()
+            owed = self._ledger.owed()
+            if not owed:
+                await self._wake.wait()
+                continue
+            for response in owed:
+                if not await self._send(response):
+                    await asyncio.sleep(self._delay())
+                    break
+
+    async def _send(self, response: OwedResponse) -> bool:
+        body = DERControlResponse(
+            createdDateTime=to_datetime(response.created).replace(microsecond=0),
+            endDeviceLFDI=self._lfdi,
+            status=response.status,
+            subject=response.mrid,
+        )
+        try:
+            await self._poster.post(response.reply_to, body)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # whatever the reason, the response stays owed and is retried
+            self._failures += 1
+            self._health.problem(PART, f"cannot post responses ({exc})")
+            return False
+        self._ledger.delivered(response)
+        _LOGGER.info("response %d for %s posted to %s", response.status, response.mrid, response.reply_to)
+        if self._failures:
+            self._failures = 0
+            self._health.ok(PART)
+        return True
+
+    def _delay(self) -> float:
+        ceiling = min(self._max_backoff_s, _FIRST_RETRY_S * 2.0 ** min(self._failures - 1, 30))
+        # Full jitter above half the ceiling: spreads retries without ever hammering the server.
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Try once more to deliver what is owed (at shutdown), within `timeout_s`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                for response in self._ledger.owed():
+                    if not await self._send(response):
+                        return

@@ -1,0 +1,211 @@
+"""The executor against the HAL's simulated battery: scaling by the inverter's own ratings, clamps, ramps."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import pytest
+
+from app.config import ControlConfig
+from app.control.executor import Executor, fixed_w_reference, requested_watts
+from app.control.modes import PowerCommand
+from app.health import Health
+from hal.inverter.base import Ratings
+from hal.inverter.battery import BatterySpec
+from tests.control.builders import T0
+from tests.control.fakes import RecordingInverter
+
+SPEC = BatterySpec(max_w=5000, max_charge_w=4000, max_discharge_w=3000, initial_soc_pct=50)
+
+
+class FakeTime:
+    """A settable clock for the simulated battery (the executor itself is handed literal times)."""
+
+    def __init__(self) -> None:
+        self.now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, seconds: float) -> float:
+        self.now = T0 + timedelta(seconds=seconds)
+        return seconds
+
+
+def make(spec: BatterySpec = SPEC, **control: float) -> tuple[Executor, RecordingInverter, FakeTime, Health]:
+    clock = FakeTime()
+    inverter = RecordingInverter(spec, clock=clock)
+    health = Health(clock=lambda: 0.0)
+    return Executor(inverter, ControlConfig(**control), health), inverter, clock, health  # type: ignore[arg-type]
+
+
+def fixed(hundredths: int, **kw: float) -> PowerCommand:
+    return PowerCommand("E1", fixed_w=hundredths, **kw)  # type: ignore[arg-type]
+
+
+def target(watts: float, **kw: float) -> PowerCommand:
+    return PowerCommand("E1", target_w=watts, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("ratings", "hundredths", "watts"),
+    [
+        # + is a share of setMaxDischargeRateW, − of setMaxChargeRateW: the battery inverter's own.
+        (Ratings(5000, 4000, 3000, 10000, 5000, 4000, 3000), 5000, 1500.0),
+        (Ratings(5000, 4000, 3000, 10000, 5000, 4000, 3000), -5000, -2000.0),
+        (Ratings(5000, 4000, 3000, 10000, 5000, 4000, 3000), 10000, 3000.0),
+        (Ratings(5000, 4000, 3000, 10000, 5000, 4000, 3000), -1, -0.4),
+        # setMaxW when the rate settings are unknown, then the nameplate ratings.
+        (Ratings(6000, None, None, None, 4500, None, None), 5000, 2250.0),
+        (Ratings(6000, None, None, None, 4500, None, None), -5000, -2250.0),
+        (Ratings(6000, 3000, 2000, None, None, None, None), 5000, 1000.0),
+        (Ratings(6000, 3000, 2000, None, None, None, None), -5000, -1500.0),
+        (Ratings(None, None, None, None), 5000, None),
+    ],
+)
+def test_fixed_w_scales_by_the_inverter_ratings(
+    ratings: Ratings, hundredths: int, watts: float | None
+) -> None:
+    expected = pytest.approx(watts) if watts is not None else None
+    assert requested_watts(fixed(hundredths), ratings) == expected
+
+
+def test_fixed_w_reference_prefers_settings() -> None:
+    ratings = Ratings(5000, 4000, 3000, None, 4800, 3500, 2500)
+    assert fixed_w_reference(ratings, True) == 2500
+    assert fixed_w_reference(ratings, False) == 3500
+
+
+@pytest.mark.parametrize(
+    ("command", "written"),
+    [
+        (fixed(5000), 1500.0),
+        (fixed(-5000), -2000.0),
+        (fixed(-10000), -4000.0),
+        (target(-2000.0), -2000.0),
+        (target(1.5), 1.5),
+        (target(2500.0), 2500.0),
+        (target(3e9), 3000.0),  # clamped to the discharge rating
+        (target(-7000.0), -4000.0),  # clamped to the charge rating
+    ],
+)
+async def test_setpoint_written(command: PowerCommand, written: float) -> None:
+    executor, inverter, _, _ = make()
+    executor.command(command)
+    await executor.step(0.0)
+    assert inverter.watts == [written]
+
+
+def test_target_w_multipliers() -> None:
+    from app.sep.types import ActivePower
+
+    cases = [((-2, 3), -2000.0), ((15, -1), 1.5), ((-20000, -1), -2000.0), ((3, 9), 3e9), ((7, -9), 7e-9)]
+    for (value, multiplier), watts in cases:
+        assert ActivePower(value=value, multiplier=multiplier).watts == pytest.approx(watts)
+
+
+async def test_clamp_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    executor, inverter, clock, _ = make(reassert_interval_s=1)
+    executor.command(target(9000.0))
+    with caplog.at_level(logging.WARNING, logger="app.control.executor"):
+        for t in range(5):
+            await executor.step(clock.set(t))
+    assert inverter.watts == [3000.0] * 5
+    assert len([r for r in caplog.records if "limited" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize(
+    ("soc", "command", "written"),
+    [
+        (4.0, target(1000.0), 0.0),  # at/below min SoC: no discharge
+        (4.0, target(-1000.0), -1000.0),  # charging is fine
+        (100.0, target(-1000.0), 0.0),  # full: no charge
+        (100.0, target(1000.0), 1000.0),
+    ],
+)
+async def test_state_of_charge_limits(soc: float, command: PowerCommand, written: float) -> None:
+    spec = BatterySpec(max_w=5000, max_charge_w=4000, max_discharge_w=3000, initial_soc_pct=soc)
+    executor, inverter, _, _ = make(spec, min_soc_percent=5.0, max_soc_percent=100.0)
+    executor.command(command)
+    await executor.step(0.0)
+    assert inverter.watts == [written]
+
+
+async def test_ramp_tms_is_a_ramp_not_a_jump() -> None:
+    executor, inverter, clock, _ = make()
+    executor.command(target(2000.0, ramp_s=10.0))
+    due = await executor.step(clock.set(0))
+    assert inverter.watts == [0.0] and due == 1.0
+    for t in range(1, 11):
+        due = await executor.step(clock.set(t))
+    assert inverter.watts == [pytest.approx(200.0 * t) for t in range(11)]
+    assert due == 10.0 + 60  # ramp done: next is the re-assertion
+
+
+async def test_ramp_from_the_last_setpoint_to_a_new_one() -> None:
+    executor, inverter, clock, _ = make()
+    executor.command(target(1000.0))
+    await executor.step(clock.set(0))
+    executor.command(target(-1000.0, ramp_s=4.0))
+    for t in range(1, 6):
+        await executor.step(clock.set(t))
+    assert inverter.watts == [1000.0, 500.0, 0.0, -500.0, -1000.0]
+
+
+async def test_default_set_grad_w_limits_the_rate() -> None:
+    executor, inverter, clock, _ = make()
+    # setGradW 1000 = 10 %/s of setMaxW (5000 W) = 500 W/s: 0 -> 2000 W takes 4 s.
+    executor.command(target(2000.0, grad_pct_per_s=10.0))
+    for t in range(6):
+        await executor.step(clock.set(t))
+    assert inverter.watts == [0.0, 500.0, 1000.0, 1500.0, 2000.0]
+
+
+async def test_reasserted_every_interval_while_in_force() -> None:
+    executor, inverter, clock, _ = make(reassert_interval_s=60)
+    executor.command(fixed(5000))
+    assert await executor.step(clock.set(0)) == 60.0
+    assert await executor.step(clock.set(30)) == 60.0  # woken early (new plan, same command): no write
+    assert await executor.step(clock.set(60)) == 120.0
+    assert [t for t, _ in inverter.writes] == [T0, T0 + timedelta(seconds=60)]
+
+
+async def test_no_command_releases_once() -> None:
+    executor, inverter, clock, _ = make()
+    executor.command(fixed(5000))
+    await executor.step(clock.set(0))
+    executor.command(None)
+    assert await executor.step(clock.set(1)) is None
+    assert await executor.step(clock.set(2)) is None
+    assert len(inverter.releases) == 1
+    assert inverter.model.target_w is None
+    assert executor.written is None
+
+
+async def test_unreachable_inverter_is_a_problem_then_recovers() -> None:
+    executor, inverter, clock, health = make()
+    inverter.offline = True
+    executor.command(fixed(5000))
+    assert await executor.step(clock.set(0)) == 2.0
+    assert "control" in health.problems()
+    inverter.offline = False
+    await executor.step(clock.set(2))
+    assert health.problems() == {}
+    assert inverter.watts == [1500.0]
+
+
+async def test_unknown_ratings_release_instead_of_keeping_an_old_setpoint() -> None:
+    class NoRatings(RecordingInverter):
+        async def read_ratings(self) -> Ratings:
+            return Ratings(None, None, None, None)
+
+    inverter = NoRatings(SPEC)
+    health = Health(clock=lambda: 0.0)
+    executor = Executor(inverter, ControlConfig(), health)
+    executor.command(target(1000.0))
+    await executor.step(0.0)
+    executor.command(fixed(5000))
+    await executor.step(1.0)
+    assert inverter.model.target_w is None
+    assert "control" in health.problems()
