@@ -505,6 +505,10 @@ SERVER_DOCUMENTS = {
     "DERList": der_list,
     "MirrorUsagePointList": mirror_usage_point_list,
     "Error": error_resource,
+    "DERProgram": lambda: der_program_list().DERProgram[0],
+    "FunctionSetAssignments": lambda: fsa_list().FunctionSetAssignments[0],
+    "DER": lambda: der_list().DER[0],
+    "MirrorUsagePoint(server copy)": lambda: mirror_usage_point_list().MirrorUsagePoint[0],
 }
 
 SENT_DOCUMENTS = {
@@ -520,4 +524,6 @@ SENT_DOCUMENTS = {
     "DERCapability": der_capability,
     "DERSettings": der_settings,
     "DERAvailability": der_availability,
+    "Reading": lambda: mirror_meter_reading().Reading,
+    "ReadingType": lambda: mirror_meter_reading_with_set().ReadingType,
 }

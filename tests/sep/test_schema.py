@@ -47,3 +47,28 @@ def test_parse_one_of_dispatches_on_root() -> None:
     assert parse_one_of(to_xml(several), *choices) == several
     with pytest.raises(SepParseError, match=r"expected root element .*MirrorMeterReading.*got .*DERStatus"):
         parse_one_of(to_xml(documents.der_status()), *choices)
+
+
+def test_every_model_compiles() -> None:
+    """Every resource model in app.sep has resolvable annotations and a codec table."""
+    import dataclasses
+    import importlib
+    import pkgutil
+
+    import app.sep
+    from app.sep.codec import _spec
+
+    not_models = {"codec", "exceptions", "identity"}
+    models = [
+        value
+        for info in pkgutil.iter_modules(app.sep.__path__)
+        if info.name not in not_models
+        for value in vars(importlib.import_module(f"app.sep.{info.name}")).values()
+        if isinstance(value, type)
+        and dataclasses.is_dataclass(value)
+        and value.__module__ == f"app.sep.{info.name}"
+        and value.__name__ not in {"Attr", "Range", "Hex", "HexStr"}
+    ]
+    assert len(models) > 50
+    for model in models:
+        assert _spec(model).cls is model
