@@ -172,6 +172,11 @@ class _Spec:
     by_tag: dict[str, _Field]
     required: frozenset[str]
     repeated: tuple[str, ...]
+    # Hot-path views of the same data: plain tuples unpack faster than attribute lookups.
+    attr_readers: tuple[tuple[str, Callable[[str], Any]], ...] = ()
+    dispatch: dict[str, tuple[str, type | None, Callable[[str], Any], bool]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 _SPECS: dict[type, _Spec] = {}
@@ -245,7 +250,16 @@ def _compile(cls: type) -> _Spec:
             f.name, _NS_PREFIX + f.name, is_repeated, sub, read, write, default, f"<{f.name}>", f"</{f.name}>"
         )
         (attrs if is_attr else elements).append(field)
-    spec = _Spec(cls, attrs, elements, {e.tag: e for e in elements}, frozenset(required), tuple(repeated))
+    spec = _Spec(
+        cls,
+        attrs,
+        elements,
+        {e.tag: e for e in elements},
+        frozenset(required),
+        tuple(repeated),
+        tuple((a.name, a.read) for a in attrs),
+        {e.tag: (e.name, e.sub, e.read, e.repeated) for e in elements},
+    )
     _SPECS[cls] = spec
     return spec
 
@@ -310,32 +324,32 @@ def _read(cls: type[T], elem: Element) -> T:
     values: dict[str, Any] = {}
     attrib = elem.attrib
     if attrib:
-        for a in spec.attrs:
-            raw = attrib.get(a.name)
+        for name, read in spec.attr_readers:
+            raw = attrib.get(name)
             if raw is not None:
                 try:
-                    values[a.name] = a.read(raw)
+                    values[name] = read(raw)
                 except ValueError as exc:
-                    raise _Invalid(a.name, str(exc)) from None
-    by_tag = spec.by_tag
+                    raise _Invalid(name, str(exc)) from None
+    dispatch = spec.dispatch
+    value: Any
     for child in elem:
-        f = by_tag.get(child.tag)
-        if f is None:
+        entry = dispatch.get(child.tag)
+        if entry is None:
             continue  # unknown or foreign-namespace element: ignored for forward compatibility
-        name = f.name
-        value: Any
-        if f.sub is not None:
+        name, sub, read, repeated = entry
+        if sub is not None:
             try:
-                value = _read(f.sub, child)
+                value = _read(sub, child)
             except _Invalid as exc:
-                exc.path.append(f"{name}[{len(values.get(name, ()))}]" if f.repeated else name)
+                exc.path.append(f"{name}[{len(values.get(name, ()))}]" if repeated else name)
                 raise
         else:
             try:
-                value = f.read(child.text or "")
+                value = read(child.text or "")
             except ValueError as exc:
                 raise _Invalid(name, str(exc)) from None
-        if f.repeated:
+        if repeated:
             items = values.get(name)
             if items is None:
                 values[name] = [value]
