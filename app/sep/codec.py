@@ -169,23 +169,20 @@ class _Spec:
     cls: type
     attrs: list[_Field]
     elements: list[_Field]
-    by_tag: dict[str, _Field]
     required: frozenset[str]
     repeated: tuple[str, ...]
-    # Hot-path views of the same data: plain tuples unpack faster than attribute lookups.
-    attr_readers: tuple[tuple[str, Callable[[str], Any]], ...] = ()
-    dispatch: dict[str, tuple[str, type | None, Callable[[str], Any], bool]] = dataclasses.field(
-        default_factory=dict
-    )
+    # Parse hot path: plain tuples unpack faster than _Field attribute lookups.
+    attr_readers: tuple[tuple[str, Callable[[str], Any]], ...]
+    dispatch: dict[str, tuple[str, type | None, Callable[[str], Any], bool]]
 
 
 _SPECS: dict[type, _Spec] = {}
 
 
-def _unwrap(hint: Any) -> tuple[Any, list[object], bool, bool]:
-    """Strip Optional, tuple[...] and Annotated; return (base type, markers, optional, repeated)."""
+def _unwrap(hint: Any) -> tuple[Any, list[object], bool]:
+    """Strip Optional, tuple[...] and Annotated; return (base type, markers, repeated)."""
     markers: list[object] = []
-    optional = repeated = False
+    repeated = False
     while True:
         origin = typing.get_origin(hint)
         if origin is typing.Annotated:
@@ -196,13 +193,12 @@ def _unwrap(hint: Any) -> tuple[Any, list[object], bool, bool]:
             members = [a for a in typing.get_args(hint) if a is not type(None)]
             if len(members) != 1:
                 raise TypeError(f"unsupported union {hint!r}")
-            optional = True
             hint = members[0]
         elif origin is tuple:
             repeated = True
             hint = typing.get_args(hint)[0]
         else:
-            return hint, markers, optional, repeated
+            return hint, markers, repeated
 
 
 def _converters(base: Any, markers: list[object]) -> tuple[Callable[[str], Any], Callable[[Any], str]]:
@@ -231,7 +227,7 @@ def _compile(cls: type) -> _Spec:
     required: set[str] = set()
     repeated: list[str] = []
     for f in dataclasses.fields(cls):
-        base, markers, _optional, is_repeated = _unwrap(hints[f.name])
+        base, markers, is_repeated = _unwrap(hints[f.name])
         is_attr = any(isinstance(m, Attr) for m in markers)
         sub: type | None = base if isinstance(base, type) and dataclasses.is_dataclass(base) else None
         if sub is not None:
@@ -254,7 +250,6 @@ def _compile(cls: type) -> _Spec:
         cls,
         attrs,
         elements,
-        {e.tag: e for e in elements},
         frozenset(required),
         tuple(repeated),
         tuple((a.name, a.read) for a in attrs),
