@@ -5,8 +5,10 @@ Why this wrapper exists rather than using pymodbus directly:
 * pymodbus' defaults (`timeout=3, retries=3`) block for 12 s on a dead device; here timeouts are
   explicit and a whole call is also bounded by our own deadline.
 * RTU frames carry no transaction id: a reply that arrives after its request timed out would be
-  taken as the reply to the next request (pymodbus PR #2636). After any timeout the bus stays quiet
-  for `quiet_after_timeout_s`, so a late reply arrives while nothing is outstanding and is dropped.
+  taken as the reply to the next request (pymodbus PR #2636). Retries are therefore ours (pymodbus
+  gets `retries=0`), and after any timeout the bus stays quiet for `quiet_after_timeout_s`, so a
+  reply up to that late arrives while nothing is outstanding and pymodbus drops it. Replies later
+  still are caught only by the reply-length check and by read-back; size the timeout to the device.
 * Cheap RS-485 devices need silence between frames; pymodbus' async transport enforces none, so
   requests are paced by `inter_frame_gap_s`.
 * pymodbus' own reconnect loop is disabled (`reconnect_delay=0`): reconnects happen here, with
@@ -122,8 +124,9 @@ class BusSettings:
             raise ValueError("failures_before_reconnect must be >= 1")
 
     def call_budget_s(self) -> float:
-        """Longest one request may take, retries included."""
-        return self.timeout_s * (self.retries + 1)
+        """Longest one request may take on a silent device: every try plus the quiet time between tries."""
+        quiet = self.timeout_s if self.quiet_after_timeout_s is None else self.quiet_after_timeout_s
+        return self.timeout_s * (self.retries + 1) + quiet * self.retries
 
 
 Link = SerialSettings | TcpSettings
@@ -221,34 +224,52 @@ class ModbusBus:
 
     async def _call(self, address: int, device_id: int, req_pdu: int, resp_pdu: int, op: _Op) -> ModbusPDU:
         async with self._lock:
-            if self._closed:
-                raise InverterUnreachable(f"bus {link_name(self.link)} is closed")
-            client = await self._ensure_client()
-            loop = asyncio.get_running_loop()
-            wait = self._ready_at - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self.stats.requests += 1
-            self.stats.tx_bytes += frame_bytes(self.link, req_pdu)
-            try:
-                async with asyncio.timeout(self.settings.call_budget_s() + 0.5):
-                    response = await op(client)
-            except (ModbusException, TimeoutError, OSError) as exc:
-                self._on_no_reply(device_id, exc)
-                raise InverterUnreachable(
-                    f"device {device_id} at {link_name(self.link)} did not answer: {exc}"
-                ) from exc
-            finally:
-                self._ready_at = loop.time() + self.gap_s
-                self.stats.gap_s += self.gap_s
-            return self._check_reply(response, address, device_id, resp_pdu)
+            last_exc: BaseException | None = None
+            # Retries are ours, not pymodbus': between two tries the bus stays quiet, so the late reply
+            # to the first try cannot be taken for the reply to the second (or to the next request).
+            for _ in range(self.settings.retries + 1):
+                if self._closed:
+                    raise InverterUnreachable(f"bus {link_name(self.link)} is closed")
+                client = await self._ensure_client()
+                await self._wait_ready()
+                self.stats.requests += 1
+                self.stats.tx_bytes += frame_bytes(self.link, req_pdu)
+                try:
+                    async with asyncio.timeout(self.settings.timeout_s + 0.25):
+                        response = await op(client)
+                except (ModbusException, TimeoutError, OSError) as exc:
+                    last_exc = exc
+                    self._after_silence()
+                    continue
+                self._set_ready(self.gap_s)
+                return self._check_reply(response, address, device_id, resp_pdu)
+            self._on_no_reply(device_id, last_exc)
+            raise InverterUnreachable(
+                f"device {device_id} at {link_name(self.link)} did not answer: {last_exc}"
+            ) from last_exc
+
+    async def _wait_ready(self) -> None:
+        wait = self._ready_at - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def _set_ready(self, delay_s: float) -> None:
+        self._ready_at = asyncio.get_running_loop().time() + delay_s
+        self.stats.gap_s += delay_s
+
+    def _after_silence(self) -> None:
+        # Stay quiet long enough for a late reply to arrive while nothing is outstanding (module doc).
+        quiet = self.settings.quiet_after_timeout_s
+        self._set_ready(max(self.gap_s, self.settings.timeout_s if quiet is None else quiet))
+        if self._client is not None and not self._client.connected:
+            self._drop_client()
 
     def _check_reply(self, response: ModbusPDU, address: int, device_id: int, resp_pdu: int) -> ModbusPDU:
         if isinstance(response, ExceptionResponse) or response.isError():
             code = int(getattr(response, "exception_code", 0))
             self.stats.rx_bytes += frame_bytes(self.link, 2)
             if code in _GATEWAY_CODES:
-                self._on_no_reply(device_id, None)
+                self._on_no_reply(device_id, ModbusExceptionReply(code, address))
                 raise InverterUnreachable(f"device {device_id}: gateway reports no response (code {code})")
             self._on_reply(device_id)
             if code in _BUSY_CODES:
@@ -309,10 +330,10 @@ class ModbusBus:
                 handle_local_echo=self.link.handle_local_echo,
                 reconnect_delay=0,
                 timeout=s.timeout_s,
-                retries=s.retries,
+                retries=0,
             )
         return AsyncModbusTcpClient(
-            self.link.host, port=self.link.port, reconnect_delay=0, timeout=s.timeout_s, retries=s.retries
+            self.link.host, port=self.link.port, reconnect_delay=0, timeout=s.timeout_s, retries=0
         )
 
     def _drop_client(self) -> None:
@@ -324,10 +345,6 @@ class ModbusBus:
         self.stats.failures += 1
         self.stats.per_device_failures[device_id] = self.stats.per_device_failures.get(device_id, 0) + 1
         self._consecutive_failures += 1
-        # Stay quiet long enough for a late reply to arrive while nothing is outstanding (see module doc).
-        quiet = self.settings.quiet_after_timeout_s
-        quiet_s = self.settings.timeout_s if quiet is None else quiet
-        self._ready_at = asyncio.get_running_loop().time() + quiet_s
         if device_id not in self._down_devices:
             self._down_devices.add(device_id)
             _LOGGER.error("Modbus device %d on %s is silent: %s", device_id, link_name(self.link), exc)
@@ -336,8 +353,6 @@ class ModbusBus:
         if not self._is_serial and self._consecutive_failures >= self.settings.failures_before_reconnect:
             self._drop_client()
             self._consecutive_failures = 0
-        elif self._client is not None and not self._client.connected:
-            self._drop_client()
 
     def _on_reply(self, device_id: int) -> None:
         self._consecutive_failures = 0

@@ -57,6 +57,7 @@ class SunSpecDevice:
     device_id: int = 1
     start: float = 0.0
     faults: Faults = field(default_factory=Faults)
+    end_marker: bool = True
 
     def __post_init__(self) -> None:
         self.battery = BatteryModel(self.spec, self.start)
@@ -65,7 +66,8 @@ class SunSpecDevice:
         for model_id in self.models:
             self.layout[model_id] = self.base + len(self.regs)
             self.regs += [model_id, LENGTHS[model_id]] + [0] * LENGTHS[model_id]
-        self.regs += [END_MODEL_ID, 0]
+        if self.end_marker:
+            self.regs += [END_MODEL_ID, 0]
         self.writes: list[WriteRecord] = []
         self._timer_running = False
         self._w_sf = _sf_for(max(self.spec.max_w, self.spec.max_charge_w, self.spec.max_discharge_w))

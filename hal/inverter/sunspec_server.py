@@ -50,13 +50,22 @@ class SunSpecServer:
         device_id: int = 1,
         models: Sequence[int] = DER_MODELS,
         clock: Callable[[], float] = time.monotonic,
+        base: int = 40000,
+        end_marker: bool = True,
         extra_devices: Sequence[SunSpecDevice] = (),
     ) -> None:
         self.host = host
         self.port = port
         self.framing = framing
         self.clock = clock
-        self.device = SunSpecDevice(spec or BatterySpec(), tuple(models), device_id=device_id, start=clock())
+        self.device = SunSpecDevice(
+            spec or BatterySpec(),
+            tuple(models),
+            base=base,
+            device_id=device_id,
+            start=clock(),
+            end_marker=end_marker,
+        )
         self.devices = {d.device_id: d for d in (self.device, *extra_devices)}
         self._server: ModbusTcpServer | None = None
 

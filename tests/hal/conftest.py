@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hal.inverter import BatterySpec, InverterSettings
+from hal.inverter.sunspec_device import LEGACY_MODELS
 from hal.inverter.sunspec_server import SunSpecServer
 from hal.modbus import BusSettings, SerialSettings, TcpSettings
 
@@ -42,8 +43,7 @@ def tcp_settings(server: SunSpecServer, **kw: object) -> InverterSettings:
     return InverterSettings(
         transport="tcp",
         tcp=TcpSettings("127.0.0.1", server.port),
-        bus=FAST_BUS,
-        **kw,  # type: ignore[arg-type]
+        **{"bus": FAST_BUS, **kw},  # type: ignore[arg-type]
     )
 
 
@@ -52,8 +52,7 @@ def rtu_settings(server: SunSpecServer, **kw: object) -> InverterSettings:
     return InverterSettings(
         transport="rtu",
         serial=SerialSettings(server.serial_url, baudrate=9600),
-        bus=FAST_BUS,
-        **kw,  # type: ignore[arg-type]
+        **{"bus": FAST_BUS, **kw},  # type: ignore[arg-type]
     )
 
 
@@ -77,3 +76,11 @@ async def any_server(request: pytest.FixtureRequest, sim_clock: Monotonic) -> As
 def settings_for(server: SunSpecServer, **kw: object) -> InverterSettings:
     """TCP or RTU settings, whichever framing the server speaks."""
     return rtu_settings(server, **kw) if server.framing == "rtu" else tcp_settings(server, **kw)
+
+
+@pytest.fixture(params=["tcp", "rtu"])
+async def any_server_legacy(
+    request: pytest.FixtureRequest, sim_clock: Monotonic
+) -> AsyncIterator[SunSpecServer]:
+    async with SunSpecServer(SPEC, clock=sim_clock, framing=request.param, models=LEGACY_MODELS) as server:
+        yield server
