@@ -11,6 +11,7 @@ from pathlib import Path
 
 from app import __version__
 from app.config import ConfigError, load_config
+from app.identity import cli as identity_cli
 
 DEFAULT_CONFIG = Path("/etc/wattsmart-gateway/gateway.yaml")
 
@@ -29,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     ident = sub.add_parser("id", help="print the LFDI and SFDI the utility registers for this box")
     ident.add_argument("--cert", type=Path, help="client certificate (PEM or DER)")
     ident.add_argument("--config", type=Path, help="take the certificate from this configuration")
+    ident.add_argument("--qr", action="store_true", help="also print SFDI/LFDI as a QR code for a phone")
+
+    identity_cli.add_parser(sub, DEFAULT_CONFIG)
 
     validate = sub.add_parser("validate", help="check a configuration file and exit")
     validate.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration file (YAML)")
@@ -47,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "identity":
+            return identity_cli.run(args)
     except ConfigError as exc:
         print(f"wattsmart-gateway: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -74,6 +80,10 @@ def _cmd_id(args: argparse.Namespace) -> int:
     print(f"subject: {ident.subject}")
     print(f"issuer: {ident.issuer}")
     print(f"valid until: {ident.not_after.isoformat()}")
+    if args.qr:
+        from app.identity.qr import qr_payload, qr_text
+
+        print(qr_text(qr_payload(ident)), end="")
     return 0
 
 

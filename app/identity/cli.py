@@ -1,0 +1,128 @@
+"""`wattsmart-gateway identity ...`: prepare a key and CSR, install the signed certificate, show the state."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.config import load_config
+from app.identity.csr import DEFAULT_SUBJECT, CsrProfile
+from app.identity.errors import IdentityStoreError
+from app.identity.expiry import watch_store
+from app.identity.status import identity_status
+from app.identity.store import CERT, CURRENT, KEY, IdentityStore
+
+_PROG = "wattsmart-gateway identity"
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], default_config: Path) -> None:
+    """Add the `identity` command group to the top-level parser's subcommands."""
+    group = sub.add_parser("identity", help="the box's key and 2030.5 certificate: init, install, status")
+    cmds = group.add_subparsers(dest="identity_command", required=True, metavar="ACTION")
+
+    def config_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, default=default_config, help="configuration file (YAML)")
+
+    init = cmds.add_parser("init", help="create a key on the box and a CSR for the 2030.5 CA")
+    config_arg(init)
+    init.add_argument("--subject", default=DEFAULT_SUBJECT, help='RFC 4514 subject ("" for none)')
+    init.add_argument(
+        "--hardware-module", metavar="OID:SERIAL", help="ask for a hardwareModuleName subjectAltName"
+    )
+    init.add_argument("--policy", action="append", default=[], metavar="OID", help="certificate policy")
+    init.add_argument("--client-auth", action="store_true", help="ask for extendedKeyUsage clientAuth")
+    init.add_argument("--force", action="store_true", help="replace a prepared key still without certificate")
+
+    install = cmds.add_parser("install", help="check and install the certificate the CA signed")
+    config_arg(install)
+    install.add_argument("cert", type=Path, help="the signed certificate (PEM or DER)")
+    install.add_argument("chain", type=Path, nargs="?", help="the CA's intermediate certificates (PEM)")
+
+    status = cmds.add_parser("status", help="show the identity in force, rotation and expiry")
+    config_arg(status)
+
+    back = cmds.add_parser("fall-back", help="return to the previous identity while a new one is on trial")
+    config_arg(back)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one `identity` action; returns the exit status (ConfigError is the caller's)."""
+    store = IdentityStore.from_config(load_config(args.config))
+    action: str = args.identity_command
+    try:
+        if action == "init":
+            return _init(store, args)
+        if action == "install":
+            return _install(store, args)
+        if action == "status":
+            return _status(store)
+        if action == "fall-back":
+            return _fall_back(store)
+    except IdentityStoreError as exc:
+        print(f"{_PROG} {action}: {exc}", file=sys.stderr)
+        return 1
+    raise AssertionError(action)  # argparse only lets known actions through
+
+
+def _init(store: IdentityStore, args: argparse.Namespace) -> int:
+    hw = None
+    if args.hardware_module:
+        oid, sep, serial = args.hardware_module.partition(":")
+        hw = (oid, serial) if sep else (oid, "")
+    try:
+        profile = CsrProfile(args.subject, hw, tuple(args.policy), args.client_auth)
+    except ValueError as exc:
+        print(f"{_PROG} init: {exc}", file=sys.stderr)
+        return 2
+    pending = store.prepare(profile, replace_pending=args.force)
+    print(f"key: {pending.key} (mode 0600, stays on this box)")
+    print(f"CSR: {pending.csr}")
+    print("send the CSR to the 2030.5 CA, then run `wattsmart-gateway identity install CERT [CHAIN]`")
+    print(pending.csr.read_text(), end="")
+    return 0
+
+
+def _install(store: IdentityStore, args: argparse.Namespace) -> int:
+    try:
+        cert = args.cert.read_bytes()
+        chain = args.chain.read_bytes() if args.chain is not None else b""
+    except OSError as exc:
+        print(f"{_PROG} install: refused: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
+        files = store.install(cert, chain)
+    except IdentityStoreError as exc:
+        print(f"{_PROG} install: refused: {exc}; the identity in force is unchanged", file=sys.stderr)
+        return 1
+    ident = files.identity
+    print(f"LFDI: {ident.lfdi}")
+    print(f"SFDI: {ident.sfdi}")
+    print(f"subject: {ident.subject}")
+    print(f"issuer: {ident.issuer}")
+    print(f"valid until: {ident.not_after.isoformat()}")
+    if store.on_trial():
+        print("the gateway switches on its next connection; the previous identity is kept until it works")
+    if not store.managed:
+        where = store.root / CURRENT
+        print(
+            f"note: the configuration uses other files; set server.cert_file: {where / CERT} "
+            f"and server.key_file: {where / KEY}"
+        )
+    return 0
+
+
+def _status(store: IdentityStore) -> int:
+    watch = watch_store(store)
+    watch.check()
+    for key, value in identity_status(store, watch).items():
+        print(f"{key}: {value}")
+    return 1 if watch.error else 0
+
+
+def _fall_back(store: IdentityStore) -> int:
+    if not store.fall_back():
+        print(f"{_PROG} fall-back: no previous identity to return to", file=sys.stderr)
+        return 1
+    print(f"back on {store.current().identity.lfdi}; the new key stays prepared")
+    return 0
