@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import datetime
 
 from hal.clock import Clock, utc_now
@@ -30,3 +32,12 @@ class RecordingInverter(SimInverter):
     def watts(self) -> list[float]:
         """The commanded watts, in order."""
         return [w for _, w in self.writes]
+
+
+async def wait_until(predicate: Callable[[], bool], timeout_s: float = 3.0) -> None:
+    """Wait (polling briefly) until `predicate()` holds; TimeoutError after `timeout_s`."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if predicate():
+                return
+            await asyncio.sleep(0.01)

@@ -1,0 +1,194 @@
+"""The engine without a server: fail-safe, unknown state after a restart, shutdown, response retries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from app.config import Config, ControlConfig, ServerConfig
+from app.control.engine import FAILSAFE_PART, ControlEngine
+from app.control.ledger import Ledger
+from app.health import Health
+from app.sep.der import DefaultDERControl, DERControlBase
+from app.sep.response import DERControlResponse
+from hal.clock import utc_now
+from hal.inverter.battery import BatterySpec
+from tests.control.builders import T0, control, program
+from tests.control.fakes import RecordingInverter, wait_until
+
+SPEC = BatterySpec(max_w=5000, max_charge_w=5000, max_discharge_w=5000)
+LFDI = "3e4f45ab31edfe5b67e343e5e4562e31984e23e5"
+
+
+class FakePoster:
+    """The session's POST, in-process: records what it took, refuses the first `failures` posts."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.posted: list[tuple[str, DERControlResponse]] = []
+
+    async def post(self, href: str, obj: object) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("server unreachable")
+        assert isinstance(obj, DERControlResponse)
+        self.posted.append((href, obj))
+
+
+def make_config(tmp_path: Path, **control: int) -> Config:
+    server = ServerConfig(
+        dcap_url="https://127.0.0.1:1/dcap",
+        ca_file=tmp_path / "ca.pem",
+        cert_file=tmp_path / "c.pem",
+        key_file=tmp_path / "k.pem",
+        max_backoff_s=0.1,
+    )
+    return Config(server=server, state_dir=tmp_path / "state", control=ControlConfig(**control))  # type: ignore[arg-type]
+
+
+def now_s(ahead: float = 0.0) -> float:
+    """Seconds after the builders' T0 of the real time now + `ahead`."""
+    return (utc_now() - T0).total_seconds() + ahead
+
+
+@contextlib.asynccontextmanager
+async def running(engine: ControlEngine) -> AsyncIterator[None]:
+    task = asyncio.create_task(engine.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def engine_for(
+    config: Config, poster: FakePoster | None = None, health: Health | None = None
+) -> tuple[ControlEngine, RecordingInverter]:
+    inverter = RecordingInverter(SPEC)
+    engine = ControlEngine(
+        config, inverter, poster or FakePoster(), LFDI, rng=random.Random(1), health=health or Health()
+    )
+    return engine, inverter
+
+
+async def test_unknown_state_after_restart_uses_the_saved_default(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    ledger = Ledger(config.state_dir)
+    ledger.save_default(DefaultDERControl(mRID="D1", DERControlBase=DERControlBase(opModFixedW=1000)))
+    ledger.close()
+    engine, inverter = engine_for(config)
+    async with running(engine):
+        await wait_until(lambda: inverter.watts == [500.0])
+
+
+async def test_unknown_state_without_a_default_releases(tmp_path: Path) -> None:
+    engine, inverter = engine_for(make_config(tmp_path))
+    async with running(engine):
+        await wait_until(lambda: len(inverter.releases) == 1)
+    assert inverter.writes == []
+
+
+async def test_fail_safe_after_silence_then_recovery(tmp_path: Path) -> None:
+    health = Health()
+    engine, _ = engine_for(make_config(tmp_path, fail_safe_after_s=1), health=health)
+    event = control("E1", now_s(-1), 3600, fixed=5000)
+    programs = [program(1, event, default=DERControlBase(opModFixedW=1000))]
+    async with running(engine):
+        engine.update(programs)
+        await wait_until(lambda: engine.setpoint == 2500.0)
+        await wait_until(lambda: engine.setpoint == 500.0, timeout_s=2)  # no word for 1 s: the default
+        assert FAILSAFE_PART in health.problems()
+        engine.update(programs)
+        await wait_until(lambda: engine.setpoint == 2500.0)
+        assert FAILSAFE_PART not in health.problems()
+
+
+async def test_fail_safe_without_a_default_releases(tmp_path: Path) -> None:
+    engine, inverter = engine_for(make_config(tmp_path, fail_safe_after_s=1))
+    async with running(engine):
+        engine.update([program(1, control("E1", now_s(-1), 3600, fixed=5000))])
+        await wait_until(lambda: engine.setpoint == 2500.0)
+        await wait_until(lambda: engine.setpoint is None, timeout_s=2)
+    assert inverter.model.target_w is None
+
+
+async def test_stop_releases_the_battery(tmp_path: Path) -> None:
+    engine, inverter = engine_for(make_config(tmp_path))
+    async with running(engine):
+        engine.update([program(1, control("E1", now_s(-1), 3600, target=(-3, 3)))])
+        await wait_until(lambda: engine.setpoint == -3000.0)
+    await engine.stop()
+    assert inverter.model.target_w is None and engine.setpoint is None
+
+
+async def test_wakes_at_the_effective_start(tmp_path: Path) -> None:
+    engine, inverter = engine_for(make_config(tmp_path))
+    start = now_s(0.3)
+    async with running(engine):
+        engine.update([program(1, control("E1", start, 1, fixed=2000))])
+        await wait_until(lambda: bool(inverter.writes))
+    latency = (inverter.writes[0][0] - T0).total_seconds() - start
+    assert 0 <= latency < 0.1
+
+
+async def test_responses_are_retried_until_taken_and_sent_once(tmp_path: Path) -> None:
+    poster = FakePoster(failures=2)
+    health = Health()
+    config = make_config(tmp_path)
+    engine, _ = engine_for(config, poster, health)
+    async with running(engine):
+        engine.update([program(1, control("E1", now_s(-1), 3600, fixed=5000))])
+        await wait_until(lambda: len(poster.posted) == 2)
+        assert "control-responses" not in health.problems()
+    assert [(href, r.status, r.subject, r.endDeviceLFDI) for href, r in poster.posted] == [
+        ("/rsps/1/rsp", 1, "E1", LFDI),
+        ("/rsps/1/rsp", 2, "E1", LFDI),
+    ]
+    ledger = Ledger(config.state_dir)
+    assert ledger.owed() == []
+    ledger.close()
+    # A restart with the same ledger owes nothing and posts nothing again.
+    engine2, _ = engine_for(config, poster)
+    async with running(engine2):
+        engine2.update([program(1, control("E1", now_s(-1), 3600, fixed=5000))])
+        await wait_until(lambda: engine2.setpoint == 2500.0)
+        await asyncio.sleep(0.05)
+    assert len(poster.posted) == 2
+
+
+async def test_undelivered_responses_survive_a_restart(tmp_path: Path) -> None:
+    poster = FakePoster(failures=1000)
+    config = make_config(tmp_path)
+    engine, _ = engine_for(config, poster)
+    async with running(engine):
+        engine.update([program(1, control("E1", now_s(-1), 3600, fixed=5000))])
+        await wait_until(lambda: engine.setpoint == 2500.0)
+    poster.failures = 0
+    engine2, _ = engine_for(config, poster)
+    async with running(engine2):
+        await wait_until(lambda: len(poster.posted) == 2)
+    assert [r.status for _, r in poster.posted] == [1, 2]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_the_random_draw_survives_a_restart(tmp_path: Path, seed: int) -> None:
+    config = make_config(tmp_path)
+    ev = control("E1", now_s(600), 60, fixed=1, rand_start=300, rand_duration=-30)
+    engine, _ = engine_for(config)
+    async with running(engine):
+        engine.update([program(1, ev)])
+        await wait_until(lambda: engine.plan is not None)
+    assert engine.plan is not None
+    first = engine.plan.states["E1"]
+    other = ControlEngine(config, RecordingInverter(SPEC), FakePoster(), LFDI, rng=random.Random(seed + 10))
+    async with running(other):
+        other.update([program(1, ev)])
+        await wait_until(lambda: other.plan is not None)
+    assert other.plan is not None
+    assert (other.plan.states["E1"].start, other.plan.states["E1"].end) == (first.start, first.end)
