@@ -1,0 +1,60 @@
+"""The server's clock: our clock plus the offset learned from the 2030.5 Time resource.
+
+Every schedule decision downstream uses server time (2030.5 §10.1: devices SHALL synchronise to
+the server's Time). TimeType has one-second resolution, so the offset is only that good.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+_LOGGER = logging.getLogger(__name__)
+
+#: an offset change smaller than this is rounding noise (TimeType is whole seconds), not news
+_LOG_THRESHOLD = timedelta(seconds=2)
+
+
+def utc_now() -> datetime:
+    """Our own clock, aware UTC: the one seam where wall time enters."""
+    return datetime.now(UTC)
+
+
+class ServerClock:
+    """`now()` is the server's current time; `update()` re-learns the offset from a Time read."""
+
+    def __init__(self, base: Callable[[], datetime] = utc_now) -> None:
+        self._base = base
+        self._offset = timedelta(0)
+        self._synced = False
+
+    @property
+    def offset(self) -> timedelta:
+        """Server time minus our time."""
+        return self._offset
+
+    @property
+    def synced(self) -> bool:
+        """True once a Time resource has been read."""
+        return self._synced
+
+    def local_now(self) -> datetime:
+        """Our own clock (aware UTC)."""
+        return self._base()
+
+    def now(self) -> datetime:
+        """The server's time now (aware UTC)."""
+        return self._base() + self._offset
+
+    def update(self, server_time: datetime, sent: datetime, received: datetime) -> None:
+        """Learn the offset from a Time.currentTime read between local `sent` and `received`."""
+        if server_time.tzinfo is None:
+            raise ValueError("server_time must be timezone-aware")
+        # the server stamped its answer somewhere inside the round trip: take the middle
+        local = sent + (received - sent) / 2
+        offset = server_time - local
+        if not self._synced or abs(offset - self._offset) >= _LOG_THRESHOLD:
+            _LOGGER.info("server clock offset %+.1f s", offset.total_seconds())
+        self._offset = offset
+        self._synced = True
