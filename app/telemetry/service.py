@@ -1,0 +1,302 @@
+"""The telemetry service: one loop on the 30-s grid that samples, stores, and reports to the server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+from app.client.backoff import Backoff
+from app.client.errors import Rediscover, Rejected, RetryLater, SepError
+from app.config import Config
+from app.health import Health
+from app.store import Store, open_store
+from app.telemetry.der import der_status
+from app.telemetry.grid import crossed, tick_at_or_after, tick_time
+from app.telemetry.metering_mirror import readings_post
+from app.telemetry.mirrors import Mirrors
+from app.telemetry.points import POINTS, DataPoint
+from app.telemetry.reports import NameplateReporter
+from app.telemetry.timebase import Timebase
+from app.telemetry.uplink import TelemetryLinks, Uplink
+from hal.errors import HalError
+from hal.inverter import BatteryInverter, Ratings, Telemetry
+
+_LOGGER = logging.getLogger(__name__)
+
+PART: Final = "telemetry"
+INVERTER_PART: Final = "telemetry.inverter"
+SERVER_PART: Final = "telemetry.server"
+
+#: an inverter read (Modbus retries included) that takes longer is a failed read: a gap
+READ_TIMEOUT_S: Final = 10.0
+#: the reporting of one tick stops this long before the next tick, so sampling stays on the grid
+CYCLE_MARGIN_S: Final = 3.0
+#: readings per POST while catching up (one hour of 30-s readings)
+MAX_READINGS_PER_POST: Final = 120
+#: pause between the POSTs that deliver a backlog, so a server that just came back is not flooded
+BACKLOG_PACE_S: Final = 1.0
+#: how often readings past outbox_max_age_s are dropped
+PRUNE_EVERY_S: Final = 3600
+#: a longer stall is not filled with gap rows (a suspended process, a clock jump)
+_MAX_GAP_FILL: Final = 2880
+
+
+@dataclass(slots=True)
+class _PointState:
+    last_post: int | None = None
+    catching_up: bool = False
+
+
+class TelemetryService:
+    """Samples W, Hz and SoC on the grid and keeps the server's mirrors and DER reports current.
+
+    `run()` until cancelled; `flush()` commits what is staged (call it on shutdown).
+    """
+
+    #: tasks of this service that wait on the timebase (a simulated clock waits for all of them)
+    LOOPS: Final = 1
+
+    def __init__(
+        self,
+        config: Config,
+        inverter: BatteryInverter,
+        uplink: Uplink,
+        links: TelemetryLinks,
+        clock: Timebase,
+        health: Health,
+        lfdi: str,
+        *,
+        overrides: Ratings | None = None,
+        set_grad_w: int = 0,
+        max_readings_per_post: int = MAX_READINGS_PER_POST,
+        backlog_pace_s: float = BACKLOG_PACE_S,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._tc = config.telemetry
+        self._inverter = inverter
+        self._uplink = uplink
+        self._links = links
+        self._clock = clock
+        self._health = health
+        self._lfdi = lfdi
+        self._max_batch = max_readings_per_post
+        self._pace = backlog_pace_s
+        self._nameplate = NameplateReporter(uplink, links, overrides, set_grad_w)
+        self._backoff = Backoff(cap_s=config.server.max_backoff_s, rng=rng or random.Random(), base_s=30.0)
+        self._store: Store | None = None
+        self._mirrors: Mirrors | None = None
+        self._points = {p.key: _PointState() for p in POINTS}
+        self._last_tick: int | None = None
+        self._last_status: int | None = None
+        self._last_ratings: int | None = None
+        self._last_mup_poll: int | None = None
+        self._last_prune: int | None = None
+        self._inverter_down = False
+        self._retry_at = 0.0
+        self.dropped = 0
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Sample and report on the grid until cancelled; the outbox is committed and closed on exit."""
+        self._store = open_store(self._config.state_dir)
+        qualifiers = {"W": self._tc.power.data_qualifier, "Hz": self._tc.frequency.data_qualifier}
+        self._mirrors = Mirrors(
+            self._uplink, self._store.state, self._links.mirror_usage_points, self._lfdi, qualifiers
+        )
+        backlog = {p.key: self._store.outbox.backlog(p.key) for p in POINTS}
+        if any(backlog.values()):
+            _LOGGER.info("Outbox holds readings from before the restart: %s", backlog)
+        try:
+            while True:
+                tick = tick_at_or_after(self._clock.now(), self._tc.interval_s)
+                if self._last_tick is not None:
+                    tick = max(tick, self._last_tick + self._tc.interval_s)  # never the same tick twice
+                await self._clock.sleep_until(tick_time(tick))
+                if self._clock.now() < tick_time(tick):
+                    continue  # woke early (the server clock moved); wait again
+                await self._cycle(tick)
+                self._health.beat(PART)
+        finally:
+            store, self._store = self._store, None
+            store.close()
+
+    async def flush(self) -> None:
+        """Make every staged reading durable now."""
+        if self._store is not None:
+            self._store.outbox.commit()
+
+    def set_grad_w(self, value: int) -> None:
+        """A DefaultDERControl's setGradW (hundredths of a percent per second) updates DERSettings."""
+        self._nameplate.set_grad_w(value, self._clock.now())
+
+    # --- one tick --------------------------------------------------------------------------------
+
+    async def _cycle(self, tick: int) -> None:
+        assert self._store is not None
+        outbox = self._store.outbox
+        sample = await self._read()
+        self._record_skipped(tick)
+        outbox.stage(tick, {p.key: self._wire(p, sample) for p in POINTS})
+        deadline = tick + self._tc.interval_s - CYCLE_MARGIN_S
+        try:
+            if self._clock.now().timestamp() >= self._retry_at:
+                async with asyncio.timeout(max(deadline - self._clock.now().timestamp(), 0.1)):
+                    await self._report(tick, sample, deadline)
+                self._backoff.reset()
+                self._health.ok(SERVER_PART)
+        except TimeoutError:
+            self._server_failed("the server did not answer within the 30-s cycle", None)
+        except SepError as exc:
+            self._server_failed(str(exc), exc.retry_after if isinstance(exc, RetryLater) else None)
+        finally:
+            outbox.commit()
+        if crossed(tick, self._last_prune, PRUNE_EVERY_S):
+            self._last_prune = tick
+            self._prune(tick)
+
+    async def _read(self) -> Telemetry | None:
+        try:
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                sample = await self._inverter.read_telemetry()
+        except (HalError, TimeoutError) as exc:
+            self._health.problem(
+                INVERTER_PART, f"inverter read failed, readings recorded as missing ({exc!r})"
+            )
+            self._inverter_down = True
+            return None
+        if self._inverter_down:
+            self._inverter_down = False
+            self._last_ratings = None  # re-read the ratings after a reconnect
+        self._health.ok(INVERTER_PART)
+        return sample
+
+    def _wire(self, point: DataPoint, sample: Telemetry | None) -> int | None:
+        value = None if sample is None else point.value_of(sample)
+        return None if value is None else point.to_wire(value)
+
+    def _record_skipped(self, tick: int) -> None:
+        """Ticks this run slept through (an overrun, a stalled loop) are recorded as gaps too."""
+        assert self._store is not None
+        last, self._last_tick = self._last_tick, tick
+        if last is None:
+            return
+        skipped = range(last + self._tc.interval_s, tick, self._tc.interval_s)
+        if skipped:
+            _LOGGER.warning(
+                "%d sample(s) skipped before %s; recorded as missing", len(skipped), tick_time(tick)
+            )
+            for missed in list(skipped)[-_MAX_GAP_FILL:]:
+                self._store.outbox.stage(missed, dict.fromkeys((p.key for p in POINTS), None))
+
+    # --- reporting -------------------------------------------------------------------------------
+
+    async def _report(self, tick: int, sample: Telemetry | None, deadline: float) -> None:
+        if crossed(tick, self._last_status, self._tc.status_interval_s):
+            await self._send_status(tick, sample)
+        if crossed(tick, self._last_ratings, self._tc.ratings_interval_s):
+            await self._read_ratings(tick)
+        await self._nameplate.send()
+        mirrors = self._mirrors
+        assert mirrors is not None
+        poll_s = mirrors.pollRate or self._config.server.default_poll_rate_s
+        poll_due = crossed(tick, self._last_mup_poll, poll_s)
+        for point in POINTS:
+            if mirrors.href(point) is None:
+                await mirrors.ensure(point)
+            elif poll_due:
+                await mirrors.refresh(point)
+        if poll_due:
+            self._last_mup_poll = tick
+        for point in POINTS:
+            await self._deliver(point, tick, deadline)
+
+    async def _send_status(self, tick: int, sample: Telemetry | None) -> None:
+        href = self._links.der_status
+        if href is None or sample is None:
+            return  # without a reading there is no status to tell; the next minute will have one
+        try:
+            await self._uplink.put(href, der_status(sample, tick_time(tick)))
+        except Rejected as exc:
+            _LOGGER.error("Server refused DERStatus: %s", exc)
+        self._last_status = tick
+
+    async def _read_ratings(self, tick: int) -> None:
+        try:
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                ratings = await self._inverter.read_ratings()
+        except (HalError, TimeoutError) as exc:
+            _LOGGER.debug("Ratings not read (%r); trying again next cycle", exc)
+            return
+        self._last_ratings = tick
+        self._nameplate.update(ratings, tick_time(tick))
+
+    async def _deliver(self, point: DataPoint, tick: int, deadline: float) -> None:
+        """POST what waits for `point` when its postRate says so; a backlog goes in paced batches."""
+        assert self._store is not None and self._mirrors is not None
+        state = self._points[point.key]
+        rate = self._mirrors.post_rate(point) or self._tc.default_post_rate_s
+        if not (state.catching_up or crossed(tick, state.last_post, rate)):
+            return
+        outbox = self._store.outbox
+        first = True
+        while batch := outbox.pending(point.key, self._max_batch):
+            if not first:
+                if self._clock.now().timestamp() + self._pace >= deadline:
+                    state.catching_up = True
+                    return  # the rest goes after the next sample
+                await self._clock.sleep_until(self._clock.now() + timedelta(seconds=self._pace))
+            await self._post(point, batch)
+            state.last_post = tick
+            first = False
+            if len(batch) < self._max_batch:
+                break
+        state.catching_up = False
+
+    async def _post(self, point: DataPoint, batch: list[tuple[int, int]]) -> None:
+        assert self._store is not None and self._mirrors is not None
+        href = self._mirrors.href(point)
+        if href is None or not batch:
+            return
+        document = readings_post(point, self._lfdi, batch, self._tc.interval_s)
+        try:
+            await self._uplink.post(href, document)
+        except Rediscover:
+            self._mirrors.forget(point)
+            raise
+        except Rejected as exc:
+            # A batch the server will never take must not block every later reading behind it.
+            _LOGGER.error(
+                "Server refused %d %s reading(s) from %s: %s; dropped",
+                len(batch),
+                point.key,
+                tick_time(batch[0][0]),
+                exc,
+            )
+            self.dropped += len(batch)
+        # The server has them: forget them in the same commit that makes the newest sample durable.
+        self._store.outbox.delivered(point.key, batch[-1][0])
+
+    def _server_failed(self, reason: str, retry_after: float | None) -> None:
+        delay = self._backoff.next_delay(retry_after)
+        self._retry_at = self._clock.now().timestamp() + delay
+        self._health.problem(SERVER_PART, f"reporting failed, readings kept in the outbox ({reason})")
+        _LOGGER.debug("next report attempt in %.0f s", delay)
+
+    def _prune(self, tick: int) -> None:
+        assert self._store is not None
+        dropped = self._store.outbox.drop_older_than(tick - self._tc.outbox_max_age_s)
+        if dropped:
+            count = sum(dropped.values())
+            self.dropped += count
+            _LOGGER.warning(
+                "Dropped %d reading(s) older than %d s that the server never took: %s",
+                count,
+                self._tc.outbox_max_age_s,
+                dropped,
+            )

@@ -1,0 +1,125 @@
+"""A simulated hour against the lab server over TLS: mirrors, readings, postRate, DER reports."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable
+from datetime import timedelta
+
+from app.client.http import HttpClient
+from app.config import Config
+from app.health import Health
+from app.lab.server import LabServer
+from app.sep import parse
+from app.sep.der import DERCapability, DERSettings, DERStatus
+from app.sep.metering_mirror import MirrorUsagePoint
+from app.store import open_store
+from app.telemetry import TelemetryService
+from hal.inverter.sim import SimInverter
+from tests.telemetry.conftest import START, Device
+from tests.telemetry.helpers import received_ticks, running, times
+from tests.telemetry.simclock import SimClock
+
+HOUR = timedelta(hours=1)
+
+
+def service_for(
+    config: Config, inverter: SimInverter, http: HttpClient, device: Device, clock: SimClock, **kw: object
+) -> TelemetryService:
+    return TelemetryService(config, inverter, http, device.links, clock, Health(), device.lfdi, **kw)  # type: ignore[arg-type]
+
+
+async def test_a_simulated_hour(
+    lab: LabServer,
+    http: HttpClient,
+    device: Device,
+    clock: SimClock,
+    inverter: SimInverter,
+    make_config: Callable[..., Config],
+    assert_valid: Callable[[bytes], None],
+) -> None:
+    config = make_config(ratings_interval_s=600)
+    service = service_for(config, inverter, http, device, clock)
+    async with running(service) as stop:
+        await clock.run_until(START + timedelta(minutes=30, seconds=5))
+        # the utility asks for posts every 2 minutes from now on
+        for n, mup in list(lab.tree.mups.items()):
+            lab.tree.mups[n] = dataclasses.replace(mup, postRate=120)
+        await clock.run_until(START + timedelta(minutes=40, seconds=5))
+        inverter.model.spec = dataclasses.replace(inverter.model.spec, max_w=4000.0, max_discharge_w=4000.0)
+        await clock.run_until(START + HOUR)
+        await stop()
+
+    # every document sent is valid 2030.5
+    for request in lab.requests:
+        if request.method in ("POST", "PUT"):
+            assert_valid(request.body)
+
+    # exactly one MUP per point, carrying our ReadingTypes
+    assert lab.count("POST", "/mup") == 2
+    mups = list(lab.tree.mups.values())
+    assert sorted(m.MirrorMeterReading[0].ReadingType.uom for m in mups) == [33, 38]  # type: ignore[union-attr]
+
+    # readings: the 30-s grid from 10:00:00, no gaps, no duplicates; the rest waits in the outbox
+    first = int((START + timedelta(seconds=10)).timestamp())
+    last = int((START + HOUR).timestamp()) // 30 * 30
+    grid = list(range(first, last + 1, 30))
+    with open_store(config.state_dir) as store:
+        waiting = {p: [t for t, _ in store.outbox.pending(p, 1000)] for p in ("W", "Hz")}
+    for n, counts in received_ticks(lab).items():
+        assert set(counts.values()) == {1}, "a reading arrived twice"
+        key = "W" if lab.tree.mups[n].MirrorMeterReading[0].ReadingType.uom == 38 else "Hz"  # type: ignore[union-attr]
+        assert sorted(counts) + waiting[key] == grid
+
+    # posts at the server's postRate: every 5 min, then every 2 min once the MUP was re-read
+    for n in lab.tree.mups:
+        posted = [int(t.timestamp()) for t in times(lab, "POST", f"/mup/{n}")]
+        gaps = [b - a for a, b in itertools.pairwise(posted)]
+        change = int((START + timedelta(minutes=30, seconds=5)).timestamp())
+        before = [g for a, g in zip(posted, gaps, strict=False) if a < change]
+        after = [g for a, g in zip(posted, gaps, strict=False) if a > change + 300]
+        assert set(before) == {300}
+        assert set(after) == {120}
+        assert all(t % 300 == 0 for t in posted if t < change)
+
+    # DERStatus every 60 s, on the minute, with the state of charge
+    der = f"/edev/{device.index}/der/0"
+    status_times = [int(t.timestamp()) for t in times(lab, "PUT", f"{der}/ders")]
+    assert [b - a for a, b in itertools.pairwise(status_times)] == [60] * 59
+    status = lab.tree.stored[f"{der}/ders"]
+    assert isinstance(status, DERStatus) and status.stateOfChargeStatus is not None
+
+    # DERCapability/DERSettings at start-up and again after the ratings changed
+    caps = [
+        parse(DERCapability, r.body) for r in lab.requests if r.method == "PUT" and r.path.endswith("dercap")
+    ]
+    sets = [parse(DERSettings, r.body) for r in lab.requests if r.method == "PUT" and r.path.endswith("derg")]
+    assert [c.rtgMaxW.watts for c in caps] == [5000, 4000]
+    assert [s.setMaxW.watts for s in sets] == [5000, 4000]
+    assert sets[1].updatedTime > sets[0].updatedTime
+
+
+async def test_restart_reuses_the_mirrors(
+    lab: LabServer,
+    http: HttpClient,
+    device: Device,
+    clock: SimClock,
+    inverter: SimInverter,
+    make_config: Callable[..., Config],
+) -> None:
+    config = make_config()
+    for _ in range(2):
+        async with running(service_for(config, inverter, http, device, clock)) as stop:
+            await clock.run_for(120)
+            await stop()
+    assert lab.count("POST", "/mup") == 2
+    # with the state directory lost, the mirrors are found again by mRID in the list
+    for path in config.state_dir.iterdir():
+        path.unlink()
+    async with running(service_for(config, inverter, http, device, clock)) as stop:
+        await clock.run_for(120)
+        await stop()
+    assert lab.count("POST", "/mup") == 2
+    assert all(isinstance(m, MirrorUsagePoint) for m in lab.tree.mups.values())
+    assert len(lab.tree.mups) == 2
