@@ -54,7 +54,13 @@ class CertExpiry:
     subject: str
     not_after: dt.datetime
     level: ExpiryLevel
-    message: str
+    #: what to say after the name, e.g. "expires on ... (in 29 days); renew it"
+    detail: str
+
+    @property
+    def message(self) -> str:
+        """The whole sentence, for logs and the error state."""
+        return f"{self.name} {self.detail}"
 
 
 def judge(
@@ -65,13 +71,13 @@ def judge(
     level = expiry_level(end, now, warn_before)
     when = f"{end:%Y-%m-%d %H:%M} UTC"
     if level is ExpiryLevel.EXPIRED:
-        message = f"{name} expired on {when}; the server will refuse the connection until it is renewed"
+        detail = f"expired on {when}; the server will refuse the connection until it is renewed"
     elif level is ExpiryLevel.WARNING:
         days = (end - now).days
-        message = f"{name} expires on {when} (in {days} day{'' if days == 1 else 's'}); renew it"
+        detail = f"expires on {when} (in {days} day{'' if days == 1 else 's'}); renew it"
     else:
-        message = f"{name} valid until {when}"
-    return CertExpiry(name, cert.subject.rfc4514_string(), end, level, message)
+        detail = f"valid until {when}"
+    return CertExpiry(name, cert.subject.rfc4514_string(), end, level, detail)
 
 
 class ExpiryWatch:
@@ -136,7 +142,7 @@ class ExpiryWatch:
 
     def status(self) -> dict[str, str]:
         """One line per certificate for the status page and `check`."""
-        return {name: r.message for name, r in self.results.items()}
+        return {name: r.detail for name, r in self.results.items()}
 
     def _log(self, verdict: CertExpiry) -> None:
         before = self._levels.get(verdict.name, ExpiryLevel.OK)

@@ -231,6 +231,8 @@ class IdentityStore:
 
         Returns False when there is nothing to fall back to (the first identity ever installed).
         """
+        if files.target(self.root / PREVIOUS) is None:
+            return False
         owner = self._owner()
         with files.locked(self.root, owner=owner):
             old = files.target(self.root / PREVIOUS)

@@ -83,13 +83,36 @@ def verify_chain(
     try:
         verified = verifier.verify(cert, list(intermediates))
     except verification.VerificationError as exc:
-        detail = str(exc).removeprefix("validation failed: ").split(" (encountered")[0]
-        if "candidates exhausted" in detail and not intermediates:
-            detail += "; was the CA's intermediate chain given as the CHAIN argument?"
+        detail = _missing_link(cert, intermediates, roots) or str(exc).removeprefix(
+            "validation failed: "
+        ).split(" (encountered")[0].removeprefix("candidates exhausted: ")
         raise CertificateRefused(
             f"the certificate chain does not verify to the configured 2030.5 root: {detail}"
         ) from None
     return list(verified.chain)
+
+
+def _missing_link(
+    cert: x509.Certificate, intermediates: Sequence[x509.Certificate], roots: Sequence[x509.Certificate]
+) -> str | None:
+    """Say where the chain stops short of the roots (by names), or None when the names do link up."""
+    root_names = {r.subject for r in roots}
+    top, rest = cert, list(intermediates)
+    while top.issuer not in root_names:
+        parent = next((c for c in rest if c.subject == top.issuer), None)
+        if parent is None or parent.subject == parent.issuer:
+            break
+        rest.remove(parent)
+        top = parent
+    if top.issuer in root_names:
+        return None
+    trusted = "; ".join(n.rfc4514_string() for n in root_names)
+    issuer = top.issuer.rfc4514_string()
+    if any(c.subject == top.issuer and c.subject == c.issuer for c in intermediates):
+        return f'it leads to the root "{issuer}", not the configured one ({trusted})'
+    if not intermediates:
+        return f'its issuer "{issuer}" is not the configured root; give the CA\'s intermediates as CHAIN'
+    return f'no certificate for "{issuer}" was given, and it is not the configured root ({trusted})'
 
 
 _ANY = verification.Criticality.AGNOSTIC
