@@ -194,11 +194,14 @@ class ModbusBus:
         """Whether the underlying client holds an open connection."""
         return self._client is not None and self._client.connected
 
-    async def read(self, address: int, count: int, device_id: int) -> list[int]:
-        """Read `count` holding registers (FC3) starting at PDU address `address`."""
+    async def read(
+        self, address: int, count: int, device_id: int, *, input_registers: bool = False
+    ) -> list[int]:
+        """Read `count` holding (FC3) or input (FC4) registers starting at PDU address `address`."""
         if not 1 <= count <= MAX_READ_REGISTERS:
             raise ValueError(f"count must be within 1..{MAX_READ_REGISTERS}, got {count}")
-        response = await self._call(address, device_id, 5, 3 + 2 * count, _read_op(address, count, device_id))
+        op = _read_op(address, count, device_id, input_registers)
+        response = await self._call(address, device_id, 5, 3 + 2 * count, op)
         registers: list[int] = list(getattr(response, "registers", []))
         # A reply of the wrong length is a reply to some other request (RTU late reply) or a broken device.
         if len(registers) != count:
@@ -361,8 +364,10 @@ class ModbusBus:
             _LOGGER.info("Modbus device %d on %s answers again", device_id, link_name(self.link))
 
 
-def _read_op(address: int, count: int, device_id: int) -> _Op:
+def _read_op(address: int, count: int, device_id: int, input_registers: bool) -> _Op:
     async def op(client: _Client) -> ModbusPDU:
+        if input_registers:
+            return await client.read_input_registers(address, count=count, device_id=device_id)
         return await client.read_holding_registers(address, count=count, device_id=device_id)
 
     return op

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from hal.clock import Clock, utc_now
-from hal.errors import ConfigurationError
 from hal.inverter.base import BatteryInverter
 from hal.inverter.settings import SUNSPEC, InverterSettings
 from hal.modbus import BusPool, Link
@@ -21,4 +20,8 @@ async def connect_modbus_inverter(settings: InverterSettings, *, clock: Clock = 
 
         bus = _POOL.acquire(link, settings.bus)
         return SunSpecInverter(bus, settings, clock=clock, on_close=lambda: _POOL.release(bus))
-    raise ConfigurationError(f"register-table profiles are not implemented yet ({settings.profile!r})")
+    from hal.inverter.table import TableInverter, load_profile
+
+    profile = load_profile(settings.profile)  # raises ProfileError before any I/O
+    bus = _POOL.acquire(link, settings.bus)
+    return TableInverter(bus, settings, profile, clock=clock, on_close=lambda: _POOL.release(bus))
