@@ -143,6 +143,7 @@ class Plan:
 @dataclass(slots=True)
 class _Event:
     control: DERControl
+    static: _Static
     program: ProgramControls
     record: EventRecord
     start: float
@@ -269,7 +270,8 @@ def _collect(
     seen: set[str] = set()
     for prog in programs:
         for control in prog.controls:
-            mrid = normal_mrid(control.mRID)
+            static = _digest(control)
+            mrid = static.mrid
             if mrid in seen:
                 continue  # listed by two programs: the first one owns it
             seen.add(mrid)
@@ -278,24 +280,62 @@ def _collect(
             if record is None:
                 record = new_record(control, t, rng)
                 ev_new.add(_RECEIVED)
-            start, end = effective_window(control, record)
-            ev = _Event(control, prog, record, start, end, new=ev_new)
+            start = static.start + record.start_offset
+            end = max(start, start + static.duration + record.duration_offset)
+            ev = _Event(control, static, prog, record, start, end, new=ev_new)
             _screen(ev, t, rng)
             events.append(ev)
     return events
 
 
+@dataclass(frozen=True, slots=True)
+class _Static:
+    """What an evaluation needs from a DERControl that does not depend on time or records."""
+
+    mrid: str
+    start: float
+    duration: float
+    creation: float
+    code: ResponseStatus | None
+    categories: frozenset[str]
+
+
+# Snapshots are immutable and reused between polls, so each control object is digested once.
+# The cache holds the object itself, so its id cannot be reused while the entry lives.
+_DIGESTED: dict[int, tuple[DERControl, _Static]] = {}
+_DIGESTED_MAX: Final = 50_000
+
+
+def _digest(control: DERControl) -> _Static:
+    hit = _DIGESTED.get(id(control))
+    if hit is not None and hit[0] is control:
+        return hit[1]
+    if len(_DIGESTED) >= _DIGESTED_MAX:
+        _DIGESTED.clear()
+    code, categories = classify(control.DERControlBase)
+    if code is None and control.interval.duration <= 0:
+        code = ResponseStatus.REJECTED_INVALID  # an event with no time to run
+    static = _Static(
+        normal_mrid(control.mRID),
+        control.interval.start.timestamp(),
+        float(control.interval.duration),
+        control.creationTime.timestamp(),
+        code,
+        categories,
+    )
+    _DIGESTED[id(control)] = (control, static)
+    return static
+
+
 def _screen(ev: _Event, t: float, rng: random.Random) -> None:
     """Rejections, expiry and server-side status, before supersession is decided."""
     control = ev.control
-    code, categories = classify(control.DERControlBase)
+    code, categories = ev.static.code, ev.static.categories
     terminal = ev.record.terminal
     if terminal is not None:
         if terminal in _OCCUPYING_TERMINAL:
             ev.categories = categories
         return
-    if code is None and control.interval.duration <= 0:
-        code = ResponseStatus.REJECTED_INVALID  # an event with no time to run
     if code is not None:
         ev.new.add(code)
         return
@@ -326,7 +366,7 @@ def _screen(ev: _Event, t: float, rng: random.Random) -> None:
 
 def _priority(ev: _Event) -> tuple[int, float, str]:
     # §12.1.3.1: lower primacy wins; equal primacy, the newer creationTime wins; mRID breaks ties.
-    return (ev.program.program.primacy, -ev.control.creationTime.timestamp(), ev.record.mrid)
+    return (ev.program.program.primacy, -ev.static.creation, ev.static.mrid)
 
 
 def _live(ev: _Event) -> bool:
