@@ -123,3 +123,34 @@ async def test_restart_reuses_the_mirrors(
     assert lab.count("POST", "/mup") == 2
     assert all(isinstance(m, MirrorUsagePoint) for m in lab.tree.mups.values())
     assert len(lab.tree.mups) == 2
+
+
+async def test_failed_reads_are_gaps_never_invented(
+    lab: LabServer,
+    http: HttpClient,
+    device: Device,
+    clock: SimClock,
+    inverter: SimInverter,
+    make_config: Callable[..., Config],
+) -> None:
+    config = make_config()
+    health = Health()
+    service = TelemetryService(config, inverter, http, device.links, clock, health, device.lfdi)
+    async with running(service) as stop:
+        await clock.run_for(100)  # ticks :00 :30 :60 :90
+        inverter.offline = True
+        await clock.run_for(60)  # two failed reads
+        assert "telemetry.inverter" in health.problems()
+        inverter.offline = False
+        await clock.run_for(600)
+        assert health.problems() == {}
+        await stop()
+    first = int((START + timedelta(seconds=10)).timestamp())
+    lost = {first + 120, first + 150}
+    for counts in received_ticks(lab).values():
+        assert set(counts.values()) == {1}
+        assert lost.isdisjoint(counts)
+        assert set(range(first, first + 600, 30)) - set(counts) == lost
+    # the gaps are on record in the outbox until delivery passes them, never as values
+    with open_store(config.state_dir) as store:
+        assert all(t > first + 600 for t, _ in store.outbox.pending("W", 100))
