@@ -1,0 +1,158 @@
+"""`wattsmart-gateway update …` and `python -m app.ota …`: install, status, commit, rollback, poll."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from app.ota.errors import BundleRejected, NothingToDo, OtaError, UpdateBusy
+from app.ota.machine import UpdateState, to_json
+from app.ota.settings import OtaSettings
+from app.ota.updater import Updater
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the update subcommands to `sub`."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="gateway configuration (its `ota:` section, if any)")
+    common.add_argument("--root", type=Path, help="release root (default /opt/wattsmart-gateway)")
+    common.add_argument("--state-dir", type=Path, help="update state folder")
+    common.add_argument("--trust-store", type=Path, help="trusted fleet keys (JSON)")
+    common.add_argument("--service", help="the gateway's systemd unit")
+    common.add_argument("--systemctl", help="systemctl program (a fake one in the lab)")
+
+    install = sub.add_parser("install", parents=[common], help="verify and install a bundle")
+    install.add_argument("bundle", type=Path)
+    install.add_argument("--force", action="store_true", help="allow a downgrade")
+    install.add_argument("--no-wait", action="store_true", help="switch and return; the updater commits")
+    sub.add_parser("status", parents=[common], help="show the update state as JSON")
+    sub.add_parser("commit", parents=[common], help="commit the release on trial now")
+    rollback = sub.add_parser("rollback", parents=[common], help="roll the release on trial back")
+    rollback.add_argument("--reason", default="rollback requested by an operator")
+    rollback.add_argument(
+        "--crash-loop", action="store_true", help="called by systemd OnFailure= (the rollback unit)"
+    )
+    sub.add_parser("recover", parents=[common], help="at start-up: finish or undo an interrupted update")
+    poll = sub.add_parser("poll", parents=[common], help="poll the fleet manifest (the updater service)")
+    poll.add_argument("--lfdi", help="this box's LFDI (default: from the configured client certificate)")
+    poll.add_argument("--once", action="store_true", help="poll once and exit")
+
+
+def settings_from_args(args: argparse.Namespace) -> OtaSettings:
+    """Defaults, then the config file's `ota:` section when it has one, then command-line options."""
+    settings = OtaSettings()
+    if args.config is not None:
+        from app.config import load_config
+
+        config = load_config(args.config)
+        found = getattr(config, "ota", None)
+        settings = found if isinstance(found, OtaSettings) else settings
+    changes = {
+        "root": args.root,
+        "state_dir": args.state_dir,
+        "trust_store": args.trust_store,
+        "service": args.service,
+        "systemctl": args.systemctl,
+    }
+    return dataclasses.replace(settings, **{k: v for k, v in changes.items() if v is not None})
+
+
+def run(args: argparse.Namespace, updater_factory: Callable[[OtaSettings], Updater] | None = None) -> int:
+    """Run one update subcommand; returns the exit status (0 done, 1 failed or rolled back, 2 refused)."""
+    settings = settings_from_args(args)
+    factory = updater_factory or (lambda s: Updater(s, control_in_force=lambda: s.control_flag.exists()))
+    updater = factory(settings)
+    try:
+        return _dispatch(args, updater)
+    except NothingToDo as exc:
+        print(f"wattsmart-gateway update: {exc}")
+        return 0
+    except (BundleRejected, UpdateBusy) as exc:
+        print(f"wattsmart-gateway update: refused: {exc}", file=sys.stderr)
+        return 2
+    except OtaError as exc:
+        print(f"wattsmart-gateway update: failed: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, updater: Updater) -> int:
+    command = args.update_command
+    if command == "install":
+        if updater.control_in_force():
+            print("a grid-control event is in force: the update waits until it ends")
+        state = updater.install(args.bundle, force=args.force, watch=not args.no_wait)
+        return _report(state)
+    if command == "status":
+        status = {**to_json(updater.state), "running": updater.running_version()}
+        status["previous"] = updater.releases.linked(updater.releases.previous)
+        status["updating"] = updater.updating
+        print(json.dumps(status, indent=1, sort_keys=True))
+        return 0
+    if command == "commit":
+        return _report(updater.commit())
+    if command == "rollback":
+        state = updater.rollback(args.reason, crash_loop=args.crash_loop)
+        _report(state)
+        return 0  # the rollback itself succeeded (the unit must not show as failed)
+    if command == "recover":
+        return _report(updater.recover())
+    if command == "poll":
+        return _poll(args, updater)
+    raise AssertionError(command)
+
+
+def _report(state: UpdateState) -> int:
+    last = state.last
+    if state.updating:
+        print(f"update to {state.target}: {state.phase}")
+        return 0
+    if last is None:
+        print("no update has run on this box")
+        return 0
+    print(f"update to {last.version}: {last.result} ({last.reason})")
+    return 0 if last.result == "committed" else 1
+
+
+def _poll(args: argparse.Namespace, updater: Updater) -> int:
+    from app.ota.poller import Poller
+
+    lfdi = args.lfdi or _lfdi_from_config(args.config)
+    if lfdi is None:
+        print(
+            "wattsmart-gateway update poll: give --lfdi, or --config with a client certificate",
+            file=sys.stderr,
+        )
+        return 2
+    poller = Poller(updater, lfdi)
+    if args.once:
+        print(asyncio.run(poller.poll_once()))
+        return 0
+    asyncio.run(poller.run_forever())
+    return 0
+
+
+def _lfdi_from_config(config: Path | None) -> str | None:
+    if config is None:
+        return None
+    from app.config import load_config
+    from app.sep.identity import load_cert_identity  # type: ignore[import-not-found,unused-ignore]
+
+    lfdi: str = load_cert_identity(load_config(config).server.cert_file).lfdi
+    return lfdi
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m app.ota`: the same commands without the gateway's CLI (used by the systemd units)."""
+    parser = argparse.ArgumentParser(prog="python -m app.ota", description="Gateway updates.")
+    add_commands(parser.add_subparsers(dest="update_command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run(args)

@@ -1,0 +1,121 @@
+"""Ed25519 fleet keys and the box's trust store.
+
+Trust store (JSON):
+`{"serial": 3, "keys": {"fleet-2026": "<base64 raw public key>"}, "revoked": ["fleet-2025"]}`.
+Several keys may be trusted at once, so a new key can be introduced before the old one is retired.
+Rotation: a bundle signed with a currently trusted key may carry a new trust store; it replaces the
+box's one only when the update is committed and only if its serial is higher (so an old statement
+cannot be replayed to bring back a revoked key).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from app.ota.errors import OtaError, SignatureError, UnknownKeyError
+from app.ota.jsonfile import write_json
+
+
+class TrustStoreError(OtaError):
+    """The trust store file is missing or malformed: reinstall it (no update can be verified without it)."""
+
+
+def generate_key() -> Ed25519PrivateKey:
+    """A new fleet signing key."""
+    return Ed25519PrivateKey.generate()
+
+
+def private_key_pem(key: Ed25519PrivateKey) -> bytes:
+    """The private key as unencrypted PKCS#8 PEM (keep it offline or in an HSM-backed store)."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    """Read a PKCS#8 PEM Ed25519 private key."""
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path}: not an Ed25519 private key")
+    return key
+
+
+def public_key_b64(key: Ed25519PublicKey) -> str:
+    """The raw 32-byte public key, base64: the form kept in the trust store."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def sign(key: Ed25519PrivateKey, data: bytes) -> str:
+    """Sign `data`; the signature as base64."""
+    return base64.b64encode(key.sign(data)).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class TrustStore:
+    """The fleet keys this box accepts, by key id."""
+
+    serial: int = 0
+    keys: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
+    revoked: frozenset[str] = frozenset()
+
+    def verify(self, key_id: str, signature_b64: str, data: bytes) -> None:
+        """Raise UnknownKeyError or SignatureError unless `signature_b64` is `key_id`'s signature."""
+        if key_id in self.revoked:
+            raise UnknownKeyError(f"signed with revoked key {key_id!r}")
+        key = self.keys.get(key_id)
+        if key is None:
+            known = ", ".join(sorted(self.keys)) or "none"
+            raise UnknownKeyError(f"signed with unknown key {key_id!r} (trusted: {known})")
+        try:
+            key.verify(base64.b64decode(signature_b64, validate=True), data)
+        except (InvalidSignature, binascii.Error, ValueError):
+            raise SignatureError(f"signature does not verify with key {key_id!r}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {
+            "serial": self.serial,
+            "keys": {kid: public_key_b64(k) for kid, k in sorted(self.keys.items())},
+            "revoked": sorted(self.revoked),
+        }
+
+    def save(self, path: Path) -> None:
+        """Write atomically."""
+        write_json(path, self.to_json())
+
+
+def parse_trust_store(data: bytes, where: str = "trust store") -> TrustStore:
+    """Parse and check the JSON form."""
+    try:
+        raw = json.loads(data)
+        keys = {
+            str(kid): Ed25519PublicKey.from_public_bytes(base64.b64decode(b64, validate=True))
+            for kid, b64 in raw["keys"].items()
+        }
+        revoked = frozenset(str(k) for k in raw.get("revoked", []))
+        serial = raw.get("serial", 0)
+        if not isinstance(serial, int):
+            raise TypeError("serial must be a whole number")
+    except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as exc:
+        raise TrustStoreError(f"{where}: malformed ({exc!r})") from None
+    return TrustStore(serial, {k: v for k, v in keys.items() if k not in revoked}, revoked)
+
+
+def load_trust_store(path: Path) -> TrustStore:
+    """Read the box's trust store."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TrustStoreError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return parse_trust_store(data, str(path))

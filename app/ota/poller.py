@@ -1,0 +1,138 @@
+"""The fleet loop: poll the signed manifest with jitter, install what this box's cohort is offered, report."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from app import __version__
+from app.ota import machine
+from app.ota.errors import BundleRejected, DownloadError, OtaError, UpdateBusy
+from app.ota.fleet import ManifestError, choose, cohort, next_poll_delay, parse_manifest
+from app.ota.machine import Phase
+from app.ota.transfer import download, fetch_bytes, post_report
+from app.ota.updater import Updater
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Poller:
+    """Polls `settings.manifest_url` and drives the updater; one per box."""
+
+    def __init__(
+        self,
+        updater: Updater,
+        lfdi: str,
+        *,
+        rng: random.Random | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.updater, self.settings = updater, updater.settings
+        self.lfdi, self.cohort = lfdi, cohort(lfdi)
+        self._rng = rng or random.Random()
+        self._now = now
+
+    def _session(self) -> aiohttp.ClientSession:
+        ctx = ssl.create_default_context(cafile=self.settings.ca_file)
+        timeout = aiohttp.ClientTimeout(total=self.settings.download_timeout_s, sock_connect=30)
+        return aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(ssl=ctx))
+
+    async def poll_once(self) -> str:
+        """One poll; returns what happened (for logs and tests): a word such as `committed` or `deferred`."""
+        async with self._session() as session:
+            await self._report_pending(session)
+            if self.settings.manifest_url is None:
+                return "disabled"
+            try:
+                result = await self._poll(session)
+            except (DownloadError, ManifestError) as exc:
+                _LOGGER.warning("update poll: %s", exc)
+                return "error"
+            await self._report_pending(session)
+            return result
+
+    async def _poll(self, session: aiohttp.ClientSession) -> str:
+        url = self.settings.manifest_url
+        assert url is not None
+        state = self.updater.state
+        if state.phase is not Phase.IDLE:
+            try:  # a trial whose `update install` went away (ssh dropped): watch it to the end
+                state = await asyncio.to_thread(self.updater.resume)
+            except UpdateBusy:
+                return "busy"
+            return state.last.result if state.last is not None else str(state.phase)
+        manifest = parse_manifest(await fetch_bytes(session, url), self.updater.trust(), url)
+        if manifest.serial < state.manifest_serial:
+            raise ManifestError(f"manifest serial {manifest.serial} is older than {state.manifest_serial}")
+        self.updater.apply(machine.ManifestSeen(manifest.serial))
+        running = self.updater.running_version()
+        release = choose(manifest, running, self.cohort, self._now(), state.failed)
+        if release is None:
+            return "up-to-date"
+        if self.updater.control_in_force():
+            _LOGGER.info("update to %s deferred: a grid-control event is in force", release.version)
+            return "deferred"
+        _LOGGER.info("cohort %d: updating %s -> %s", self.cohort, running, release.version)
+        folder = self.settings.state_dir / "downloads"
+        bundle = folder / f"{release.sha256}.bundle"
+        try:
+            await download(session, release.url, bundle, release.size, release.sha256)
+        except BundleRejected as exc:  # a corrupted download; it is deleted and fetched again next poll
+            _LOGGER.error("download of %s refused: %s", release.version, exc)
+            return "corrupt"
+        try:
+            state = await asyncio.to_thread(self.updater.install, bundle)
+        except BundleRejected as exc:
+            self.updater.apply(machine.Rejected(str(release.version), str(exc)))
+            return "rejected"
+        except OtaError as exc:
+            _LOGGER.error("update to %s failed: %s", release.version, exc)
+            return "failed"
+        finally:
+            await asyncio.to_thread(_remove_downloads, folder)
+        return state.last.result if state.last is not None else str(state.phase)
+
+    async def _report_pending(self, session: aiohttp.ClientSession) -> None:
+        """Tell the fleet how the last update ended, once (retried at every poll until it lands)."""
+        last = self.updater.state.last
+        if self.settings.report_url is None or last is None or last.reported:
+            return
+        report: dict[str, Any] = {
+            "lfdi": self.lfdi,
+            "cohort": self.cohort,
+            "version": last.version,
+            "from_version": last.from_version,
+            "result": last.result,
+            "reason": last.reason,
+            "at": datetime.fromtimestamp(last.at, UTC).isoformat(timespec="seconds"),
+            "running": self.updater.running_version(),
+            "updater": __version__,
+        }
+        if await post_report(session, self.settings.report_url, report):
+            self.updater.mark_reported()
+
+    async def run_forever(self) -> None:
+        """Recover, finish any trial, then poll at the configured interval with jitter."""
+        state = await asyncio.to_thread(self.updater.recover)
+        if state.phase is Phase.TRIAL:
+            await asyncio.to_thread(self.updater.resume)
+        while True:
+            result = await self.poll_once()
+            delay = next_poll_delay(self.settings.poll_interval_s, self.settings.poll_jitter, self._rng)
+            if result == "deferred":
+                delay = min(delay, self.settings.control_retry_s)
+            _LOGGER.debug("update poll: %s; next in %.0f s", result, delay)
+            await asyncio.sleep(delay)
+
+
+def _remove_downloads(folder: Path) -> None:
+    for path in folder.glob("*.bundle"):
+        path.unlink(missing_ok=True)

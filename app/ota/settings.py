@@ -1,0 +1,50 @@
+"""Update settings with the defaults a production box uses (to become the `ota:` config section)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class OtaSettings:
+    """Where releases live, whom to trust, how long a new release must prove itself, where to poll."""
+
+    #: holds releases/<version>/, the `current` and `previous` links (deploy/install.sh uses the same)
+    root: Path = Path("/opt/wattsmart-gateway")
+    #: state.json, the lock and partial downloads; readable by the gateway for the "updating" LED
+    state_dir: Path = Path("/var/lib/wattsmart-gateway/ota")
+    #: trusted fleet public keys (JSON, see keys.py); rewritten only by a signed key rotation
+    trust_store: Path = Path("/etc/wattsmart-gateway/ota-trust.json")
+    #: the gateway's systemd unit, restarted on a switch
+    service: str = "wattsmart-gateway.service"
+    systemctl: str = "systemctl"
+    #: the new release must reach READY (systemd: active) within this many seconds of the switch...
+    ready_timeout_s: float = 300.0
+    #: ...and then stay active without a restart this long before the update is committed
+    healthy_for_s: float = 600.0
+    probe_interval_s: float = 5.0
+    #: power cuts during a trial beyond this count roll back (a release that reboots the box)
+    max_trial_boots: int = 2
+    #: the gateway keeps this file while a grid-control event is in force; updates wait for it to go
+    control_flag: Path = Path("/run/wattsmart-gateway/control-in-force")
+    #: how often to look again while a grid-control event is in force
+    control_retry_s: float = 60.0
+    #: releases kept on disk besides the current one (the previous one is the rollback target)
+    keep_releases: int = 1
+    #: the fleet's signed manifest (https://); no polling when unset
+    manifest_url: str | None = None
+    #: optional fleet endpoint receiving a JSON POST per update outcome
+    report_url: str | None = None
+    poll_interval_s: float = 6 * 3600.0
+    #: each poll is delayed by ±this fraction of the interval, so a fleet does not poll in step
+    poll_jitter: float = 0.25
+    #: CA bundle for the fleet host; None uses the system's trust store
+    ca_file: Path | None = None
+    download_timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.manifest_url is not None and not self.manifest_url.startswith(("https://", "http://127.")):
+            raise ValueError(f"ota.manifest_url: got {self.manifest_url!r}, expected an https:// URL")
+        if not 0 <= self.poll_jitter < 1:
+            raise ValueError(f"ota.poll_jitter: got {self.poll_jitter!r}, expected a fraction in [0, 1)")

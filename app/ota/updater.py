@@ -1,0 +1,334 @@
+"""The I/O shell around the state machine: install a bundle, watch the trial, commit or roll back, recover.
+
+Every step first records in the state file what it is about to do, so `recover()` at start-up can
+finish or undo it after a power cut at any point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from app.ota import machine
+from app.ota.bundle import BundleManifest, extract_bundle, read_manifest_json, verify_bundle
+from app.ota.errors import InstallFailed, NothingToDo, OtaError, UpdateBusy, VersionRefused
+from app.ota.keys import TrustStore, load_trust_store, parse_trust_store
+from app.ota.machine import Phase, UpdateState
+from app.ota.releases import Releases, create_venv, write_marker
+from app.ota.runner import CommandRunner, Service, ServiceStatus, SubprocessRunner
+from app.ota.settings import OtaSettings
+from app.ota.state import StateFile, update_lock
+from app.ota.version import Version
+
+_LOGGER = logging.getLogger(__name__)
+
+Step = tuple[str, Callable[[], None]]
+#: how long the crash-loop rollback entry waits for a running updater (which then handles it itself)
+ROLLBACK_LOCK_WAIT_S = 10.0
+
+
+class Updater:
+    """Installs, watches, commits and rolls back releases under `settings.root`."""
+
+    def __init__(
+        self,
+        settings: OtaSettings,
+        runner: CommandRunner | None = None,
+        *,
+        control_in_force: Callable[[], bool] = lambda: False,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.runner = runner or SubprocessRunner()
+        self.releases = Releases(settings.root)
+        self.service = Service(self.runner, settings.service, settings.systemctl)
+        self.state_file = StateFile(settings.state_dir)
+        self.control_in_force = control_in_force
+        self._clock, self._sleep = clock, sleep
+
+    # --- state ----------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> UpdateState:
+        """The saved update state."""
+        return self.state_file.load()
+
+    @property
+    def updating(self) -> bool:
+        """Whether an update is under way (drives the "updating — do not power off" LED)."""
+        return self.state.updating
+
+    def apply(self, event: machine.Event) -> UpdateState:
+        """Feed one event to the state machine at the current time and save the result."""
+        old = self.state
+        new = machine.step(old, event, self._clock(), self.settings)
+        if new != old:
+            self.state_file.save(new)
+        if new.phase is not old.phase:
+            _LOGGER.info("update %s: %s -> %s", new.target or old.target, old.phase, new.phase)
+            if new.phase is Phase.IDLE and new.last is not None:
+                log = _LOGGER.info if new.last.result == "committed" else _LOGGER.error
+                log("update to %s %s: %s", new.last.version, new.last.result, new.last.reason)
+        return new
+
+    def running_version(self) -> str | None:
+        """The version `current` points at (falls back to the state file)."""
+        return self.releases.linked() or self.state.known_good
+
+    # --- verification ---------------------------------------------------------------------------
+
+    def trust(self) -> TrustStore:
+        """The box's trust store."""
+        return load_trust_store(self.settings.trust_store)
+
+    def verify(self, bundle: Path, force: bool = False) -> BundleManifest:
+        """Check signature and version rules; raise BundleRejected (or a subclass) when refused."""
+        manifest = verify_bundle(bundle, self.trust())
+        version, running = manifest.version, self.running_version()
+        if running is not None:
+            current = Version(running)
+            if manifest.min_version is not None and current < manifest.min_version:
+                needs = manifest.min_version
+                raise VersionRefused(f"{version} needs at least {needs}; this box runs {current}")
+            if version == current:
+                raise VersionRefused(f"{version} is already the running release")
+            if version < current and not force:
+                raise VersionRefused(f"{version} is older than the running {current}; --force downgrades")
+        return manifest
+
+    # --- install --------------------------------------------------------------------------------
+
+    def install(self, bundle: Path, force: bool = False, watch: bool = True) -> UpdateState:
+        """Verify, unpack, switch and restart; with `watch`, also wait for the commit or rollback."""
+        with update_lock(self.settings.state_dir):
+            if self.state.phase is not Phase.IDLE:
+                raise UpdateBusy(f"an update is {self.state.phase} (run recover, or wait for it)")
+            manifest = self.verify(bundle, force)
+            for _name, run in self.steps(bundle, manifest):
+                run()
+            if watch:
+                return self.watch()
+            return self.state
+
+    def steps(self, bundle: Path, manifest: BundleManifest) -> list[Step]:
+        """The install steps in order; a power cut between any two is recovered by `recover()`."""
+        version = str(manifest.version)
+
+        def begin() -> None:
+            self._wait_for_control("unpacking")
+            self.apply(machine.Begin(version, self.releases.linked()))
+
+        def unpack() -> None:
+            try:
+                self._stage(bundle, manifest)
+            except OtaError as exc:
+                self.apply(machine.StageFailed(str(exc)))
+                self._discard(version)
+                raise
+
+        def staged() -> None:
+            self.apply(machine.Staged())
+
+        def link_previous() -> None:
+            # the known-good release becomes `previous`: what the OnFailure rollback unit runs from
+            known_good = self.state.known_good or self.releases.linked()
+            if known_good is not None and known_good != version:
+                self.releases.point(self.releases.previous, known_good)
+
+        def link_current() -> None:
+            self._wait_for_control("switching")
+            self.releases.point(self.releases.current, version)
+
+        def switched() -> None:
+            self.apply(machine.Switched())
+
+        def restart() -> None:
+            self.service.restart()
+
+        return [
+            ("begin", begin),
+            ("unpack", unpack),
+            ("staged", staged),
+            ("link_previous", link_previous),
+            ("link_current", link_current),
+            ("switched", switched),
+            ("restart", restart),
+        ]
+
+    def _stage(self, bundle: Path, manifest: BundleManifest) -> None:
+        version = str(manifest.version)
+        folder = self.releases.path(version)
+        if folder.exists():
+            if self.releases.linked(self.releases.previous) == version:
+                self.releases.previous.unlink()
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        extract_bundle(bundle, manifest, folder / "bundle")
+        _LOGGER.info("installing %s into %s", version, folder)
+        create_venv(self.runner, folder / "venv", folder / "bundle" / "wheels", manifest.requirement)
+        self._preflight(version)
+        # the wheels are installed; keeping them would double the space each release takes
+        shutil.rmtree(folder / "bundle" / "wheels")
+        write_marker(folder, read_manifest_json(manifest))
+
+    def _preflight(self, version: str) -> None:
+        """Run the new release's command once before anything switches: catches a broken install early."""
+        command = self.releases.path(version) / "venv" / "bin" / "wattsmart-gateway"
+        result = self.runner.run([str(command), "--version"], timeout_s=120)
+        if not result.ok:
+            raise InstallFailed(f"the new release does not start: {(result.stderr or result.stdout).strip()}")
+
+    def _discard(self, version: str) -> None:
+        if version not in (self.releases.linked(), self.releases.linked(self.releases.previous)):
+            shutil.rmtree(self.releases.path(version), ignore_errors=True)
+
+    def _wait_for_control(self, what: str) -> None:
+        """Updates never restart the gateway while a grid-control event is in force."""
+        logged = False
+        while self.control_in_force():
+            if not logged:
+                _LOGGER.info("grid-control event in force: %s waits", what)
+                logged = True
+            self._sleep(self.settings.control_retry_s)
+        if logged:
+            _LOGGER.info("grid-control event over: %s goes ahead", what)
+
+    # --- trial ----------------------------------------------------------------------------------
+
+    def watch(self) -> UpdateState:
+        """Probe the service until the trial ends in a commit or a rollback."""
+        base: int | None = None
+        state = self.state
+        while state.phase in (Phase.TRIAL, Phase.ROLLING_BACK):
+            if state.phase is Phase.ROLLING_BACK:
+                return self._roll_back()
+            status = self.service.status()
+            base = status.n_restarts if base is None else base
+            state = self.apply(_observation(status, base))
+            if state.phase is Phase.IDLE and state.last is not None and state.last.result == "committed":
+                self._after_commit()
+            elif state.phase is Phase.TRIAL:
+                self._sleep(self.settings.probe_interval_s)
+        return state
+
+    def _roll_back(self) -> UpdateState:
+        state = self.state
+        known_good = state.known_good
+        if known_good is not None and self.releases.complete(known_good):
+            self.releases.point(self.releases.current, known_good)
+            self.service.restart()
+        else:
+            _LOGGER.critical("no complete release to roll back to (known good: %s)", known_good)
+        state = self.apply(machine.RolledBack())
+        if state.last is not None:
+            self._discard(state.last.version)
+        return state
+
+    def _after_commit(self) -> None:
+        state = self.state
+        from_version = state.last.from_version if state.last is not None else None
+        if from_version is not None and self.releases.complete(from_version):
+            self.releases.point(self.releases.previous, from_version)
+        self._rotate_keys(state.known_good)
+        self.releases.prune(self.settings.keep_releases)
+
+    def _rotate_keys(self, version: str | None) -> None:
+        """Adopt the committed release's trust statement if it is newer than ours."""
+        if version is None:
+            return
+        statement = self.releases.path(version) / "bundle" / "trust.json"
+        if not statement.is_file():
+            return
+        new = parse_trust_store(statement.read_bytes(), str(statement))
+        old = self.trust()
+        if new.serial <= old.serial:
+            _LOGGER.info("trust statement serial %d is not newer than ours (%d)", new.serial, old.serial)
+            return
+        new.save(self.settings.trust_store)
+        _LOGGER.warning(
+            "fleet keys rotated to serial %d: trusted %s, revoked %s",
+            new.serial,
+            ", ".join(sorted(new.keys)) or "none",
+            ", ".join(sorted(new.revoked)) or "none",
+        )
+
+    # --- operator and systemd entries ---------------------------------------------------------
+
+    def recover(self) -> UpdateState:
+        """At start-up: finish or undo whatever a power cut interrupted; returns the state afterwards."""
+        with update_lock(self.settings.state_dir, wait_s=ROLLBACK_LOCK_WAIT_S):
+            return self._recover()
+
+    def _recover(self) -> UpdateState:
+        self.releases.clean_temporaries()
+        link = self.releases.linked()
+        state = self.state
+        if link is None or not self.releases.complete(link):
+            link = self._repair_current(state)
+        state = self.apply(machine.Boot(link))
+        if state.phase is Phase.ROLLING_BACK:
+            state = self._roll_back()
+        elif state.phase is Phase.IDLE and state.last is not None and state.last.result == "failed":
+            self._discard(state.last.version)
+        self.releases.prune(self.settings.keep_releases)
+        return state
+
+    def _repair_current(self, state: UpdateState) -> str | None:
+        """`current` is missing, dangling or incomplete: point it at the best complete release."""
+        candidates = [state.known_good] if state.known_good else []
+        candidates += reversed(self.releases.installed())
+        for version in candidates:
+            if version is not None and self.releases.complete(version):
+                _LOGGER.error("current link is broken; pointing it at %s", version)
+                self.releases.point(self.releases.current, version)
+                return version
+        return None
+
+    def rollback(self, reason: str, crash_loop: bool = False) -> UpdateState:
+        """Roll the trial release back (the OnFailure entry, or an operator)."""
+        wait = ROLLBACK_LOCK_WAIT_S if crash_loop else 0.0
+        with update_lock(self.settings.state_dir, wait_s=wait):
+            event = machine.CrashLoop(reason) if crash_loop else machine.RollbackRequested(reason)
+            state = self.apply(event)
+            if state.phase is not Phase.ROLLING_BACK:
+                raise NothingToDo(f"nothing to roll back: no update is on trial (phase {state.phase})")
+            return self._roll_back()
+
+    def commit(self) -> UpdateState:
+        """Commit the trial release now (an operator has checked it)."""
+        with update_lock(self.settings.state_dir):
+            state = self.apply(machine.CommitRequested())
+            if state.last is None or state.last.result != "committed" or state.phase is not Phase.IDLE:
+                raise NothingToDo("nothing to commit: no update is on trial")
+            self._after_commit()
+            return state
+
+    def resume(self) -> UpdateState:
+        """Take over an update left by an updater that went away (e.g. an interrupted `update install`)."""
+        with update_lock(self.settings.state_dir):
+            if self.state.phase in (Phase.STAGING, Phase.SWITCHING):
+                self._recover()
+            return self.watch()
+
+    def mark_reported(self) -> None:
+        """The fleet has been told about the last outcome."""
+        state = self.state
+        if state.last is not None and not state.last.reported:
+            last = dataclasses.replace(state.last, reported=True)
+            self.state_file.save(dataclasses.replace(state, last=last))
+
+
+def _observation(status: ServiceStatus, base_restarts: int) -> machine.Observed:
+    """Interpret systemd's view: active = READY sent (Type=notify); any restart since the switch = failed."""
+    failed = (
+        status.active_state == "failed"
+        or status.sub_state == "auto-restart"
+        or status.n_restarts > base_restarts
+    )
+    ready = status.active_state == "active" and status.sub_state == "running"
+    return machine.Observed(ready=ready and not failed, failed=failed, detail=status.describe())
