@@ -46,6 +46,8 @@ class Recorded:
     at: datetime
     lfdi: str | None
     status: int = 0
+    #: the negotiated TLS cipher suite (OpenSSL name)
+    cipher: str | None = None
 
 
 @dataclass(slots=True)
@@ -249,7 +251,11 @@ class LabServer:
             fault.count -= 1
             self.faults = [f for f in self.faults if f.count > 0]
         response = await self._respond(request, body, query, lfdi, fault)
-        self.requests.append(Recorded(request.method, request.path, query, body, at, lfdi, response.status))
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+        cipher = ssl_object.cipher()[0] if ssl_object is not None else None
+        self.requests.append(
+            Recorded(request.method, request.path, query, body, at, lfdi, response.status, cipher)
+        )
         return response
 
     async def _respond(

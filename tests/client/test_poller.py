@@ -1,0 +1,187 @@
+"""Polling on simulated time: pollRate inheritance, never faster, re-discovery, backoff, outages."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
+
+import pytest
+
+from app.client.schedule import PHASE_MAX_S
+from app.lab.server import LabServer
+from tests.client.conftest import FakeTime, Rig
+
+MakeRig = Callable[..., AbstractAsyncContextManager[Rig]]
+HOUR = 3600.0
+
+
+def _assert_paced(times: list[float], rate: float, horizon: float) -> None:
+    """Gaps are never shorter than `rate` and the count is what that rate allows (phase ≤ 10 %)."""
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(g >= rate - 1e-6 for g in gaps), (rate, gaps)
+    assert len(times) <= math.floor(horizon / rate) + 1
+    slowest = rate + min(rate * 0.1, PHASE_MAX_S)
+    assert len(times) >= math.floor(horizon / slowest), (rate, times)
+
+
+async def test_simulated_hour_honours_every_poll_rate(sim_server: LabServer, make_rig: MakeRig) -> None:
+    rates = sim_server.tree.poll_rates
+    rates.dcap, rates.tm, rates.edev, rates.fsa, rates.derp, rates.der, rates.mup = (
+        900,  # DeviceCapability: its own
+        300,  # Time: its own, faster than its parent
+        None,  # EndDeviceList: inherits DeviceCapability's 900
+        600,  # FunctionSetAssignmentsList: its own
+        60,  # DERProgramList: its own; DERControlList/ActiveDERControlList inherit 60
+        None,  # DERList: inherits EndDeviceList's (900)
+        None,  # MirrorUsagePointList: inherits DeviceCapability's 900
+    )
+    async with make_rig(sim_server) as rig:
+        await rig.run_until(HOUR)
+    expected = {
+        "/dcap": 900,
+        "/tm": 300,
+        "/edev": 900,
+        "/edev/3/fsa": 600,
+        "/fsa/0/derp": 60,
+        "/derp/1/derc": 60,
+        "/derp/1/actderc": 60,
+        "/edev/3/der": 900,
+        "/mup": 900,
+    }
+    for path, rate in expected.items():
+        _assert_paced(rig.gets(path), rate, HOUR)
+    assert rig.discovery.schedule.rate("/edev") == 900
+    assert rig.discovery.schedule.rate("/derp/2/derc") == 60
+    total = len(sim_server.requests)
+    # 4 at 900 s, 1 at 600 s, 1 at 300 s and 8 lists at 60 s (2 DERProgramLists, 3 × 2 control
+    # lists), the 60 s ones stretched by their phase (≤ 6 s): 16 + 6 + 12 + 8 × 55..60 ≈ 474..514
+    assert 470 <= total <= 520, total
+
+
+async def test_default_poll_rate_when_nobody_says(sim_server: LabServer, make_rig: MakeRig) -> None:
+    rates = sim_server.tree.poll_rates
+    rates.dcap = rates.tm = rates.edev = rates.fsa = rates.derp = rates.der = rates.mup = None
+    async with make_rig(sim_server, default_poll_rate_s=900) as rig:
+        await rig.run_until(HOUR)
+    for path in ("/dcap", "/tm", "/edev", "/derp/0/derc", "/mup"):
+        _assert_paced(rig.gets(path), 900, HOUR)
+
+
+async def test_href_change_is_followed(sim_server: LabServer, make_rig: MakeRig) -> None:
+    sim_server.tree.poll_rates.derp = 60
+    async with make_rig(sim_server) as rig:
+        await rig.run_until(100)
+        sim_server.tree.rename("/derp/1", "/derp/one")
+        sim_server.clear_requests()
+        await rig.run_until(300)
+        tree = rig.poller.tree
+    assert tree is not None
+    assert "/derp/one" in [p.program.href for p in tree.programs]
+    # the program list was re-read at its pollRate, and the new branch read right after it
+    list_read = rig.gets("/fsa/0/derp")[0]
+    assert list_read <= 100 + 60 + 6
+    assert rig.gets("/derp/one/derc")[0] - list_read < 1.0
+    # only a 404 (if the old href came due first) was ever asked of the old branch
+    assert all(r.status == 404 for r in sim_server.requests if r.path.startswith("/derp/1/"))
+
+
+async def test_404_rediscovers_the_branch(sim_server: LabServer, make_rig: MakeRig) -> None:
+    rates = sim_server.tree.poll_rates
+    rates.dcap, rates.tm = 900, 60  # Time is read long before its parent is due again
+    async with make_rig(sim_server) as rig:
+        await rig.run_until(100)
+        sim_server.tree.rename("/tm", "/time")
+        sim_server.clear_requests()
+        await rig.run_until(200)
+        tree = rig.poller.tree
+    seq = [(r.path, r.status) for r in sim_server.requests if r.path in ("/tm", "/dcap", "/time")]
+    assert seq[:3] == [("/tm", 404), ("/dcap", 200), ("/time", 200)]
+    assert tree is not None and tree.device_capability.TimeLink is not None
+    assert tree.device_capability.TimeLink.href == "/time"
+
+
+async def test_linked_but_404_is_not_a_storm(sim_server: LabServer, make_rig: MakeRig) -> None:
+    sim_server.tree.poll_rates.derp = 60
+    sim_server.tree.remove("/derp/1/actderc")
+    async with make_rig(sim_server) as rig:
+        await rig.run_until(HOUR)
+    # each poll: one 404, one re-read of the parent list, then it is left alone until due again
+    assert len(rig.gets("/derp/1/actderc")) <= 2 * (HOUR / 60) + 2
+    assert rig.poller.failures == 0
+
+
+async def test_500_storm_backs_off(
+    sim_server: LabServer, make_rig: MakeRig, fake_time: FakeTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.health")
+    async with make_rig(sim_server, max_backoff_s=300.0) as rig:
+        await rig.run_until(10)
+        sim_server.clear_requests()
+        sim_server.fail(count=10_000, status=500)
+        await rig.run_until(10 + 1800)
+        storm = len(sim_server.requests)
+        sim_server.clear_faults()
+        await rig.run_until(10 + 1800 + 301)
+        recovered = rig.poller.tree
+    # full jitter doubling to a 300 s cap: ~8 tries to reach the cap, then ~1 per 150 s on average
+    assert 8 <= storm <= 30, storm
+    assert recovered is not None
+    health = [r for r in caplog.records if r.name == "app.health"]
+    assert [r.levelno for r in health] == [logging.ERROR, logging.INFO]
+    assert rig.health.problems() == {}
+
+
+async def test_retry_after_is_honoured(sim_server: LabServer, make_rig: MakeRig) -> None:
+    async with make_rig(sim_server) as rig:
+        sim_server.fail(count=3, status=503, retry_after="120")
+        await rig.run_until(500)
+    times = rig.gets("/dcap")
+    assert len(times) >= 4
+    assert all(b - a >= 120 for a, b in itertools.pairwise(times[:4])), times
+
+
+async def test_server_down_then_up(sim_server: LabServer, make_rig: MakeRig) -> None:
+    async with make_rig(sim_server) as rig:
+        await rig.run_until(10)
+        await sim_server.down()
+        rig.discovery.schedule.make_due("/dcap")
+        await rig.run_until(200)
+        assert "2030.5 server" in rig.health.problems()
+        assert "ConnectionFailed" in rig.health.problems()["2030.5 server"]
+        await sim_server.up()
+        await rig.run_until(600)
+    assert rig.health.problems() == {}
+
+
+async def test_malformed_body_keeps_previous_copy(sim_server: LabServer, make_rig: MakeRig) -> None:
+    sim_server.tree.poll_rates.derp = 60
+    now = sim_server.tree.now()
+    control = sim_server.tree.add_control(1, start=now + timedelta(hours=2), duration=60, fixed_w=100)
+    async with make_rig(sim_server) as rig:
+        await rig.run_until(10)
+        sim_server.garbage(count=1, path="/derp/1/derc")
+        await rig.run_until(200)
+        tree = rig.poller.tree
+    assert tree is not None
+    branch = next(p for p in tree.programs if p.primacy == 1)
+    assert [c.mRID for c in branch.controls] == [control.mRID]
+    assert rig.poller.failures == 0
+
+
+async def test_new_control_is_published(
+    sim_server: LabServer, make_rig: MakeRig, fake_time: FakeTime
+) -> None:
+    sim_server.tree.poll_rates.derp = 60
+    async with make_rig(sim_server) as rig:
+        await rig.run_until(5)
+        first = rig.poller.tree
+        assert first is not None
+        sim_server.tree.add_control(1, start=sim_server.tree.now(), duration=600, fixed_w=5000)
+        await rig.run_until(80)
+        second = rig.poller.tree
+    assert second is not None and second != first
+    assert len(next(p for p in second.programs if p.primacy == 1).controls) == 1
