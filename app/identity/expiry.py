@@ -11,7 +11,7 @@ import asyncio
 import datetime as dt
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -123,9 +123,25 @@ class ExpiryWatch:
         self.results = results
         return results
 
-    async def run(self, interval_s: float = DAY_S) -> None:
-        """Check now and then every `interval_s` until cancelled (the supervisor owns the task)."""
+    async def run(
+        self,
+        interval_s: float = DAY_S,
+        fetch_server: Callable[[], Awaitable[bytes | None]] | None = None,
+    ) -> None:
+        """Check now and then every `interval_s` until cancelled (the supervisor owns the task).
+
+        `fetch_server` (see `app.identity.peer.server_cert_fetch`) reads the server's certificate
+        each round; when the server cannot be reached the session reports that, not this watch.
+        """
         while True:
+            if fetch_server is not None:
+                try:
+                    der = await fetch_server()
+                except Exception as exc:  # a failed probe must never end the daily watch
+                    _LOGGER.debug("cannot read the server's certificate for the expiry check: %s", exc)
+                else:
+                    if der:
+                        self.saw_server_certificate(der)
             self.check()
             await asyncio.sleep(interval_s)
 

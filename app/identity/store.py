@@ -116,7 +116,13 @@ class IdentityStore:
                 f"no certificate installed in {self.root}: run `identity init`, have the CSR "
                 "signed, then `identity install`"
             )
-        return self._files(name)
+        try:
+            return self._files(name)
+        except NoIdentity:
+            # another process switched and retired `name` between our two reads: read again
+            if files.target(self.root / CURRENT) in (name, None):
+                raise
+            return self.current()
 
     def changed(self, since: IdentityFiles | None) -> bool:
         """Whether the identity in force is no longer `since` (a readlink or two stats: cheap to poll)."""

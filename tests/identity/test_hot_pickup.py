@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 from cryptography import x509
@@ -16,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from app.client.errors import NotAuthorized, TlsHandshakeError
 from app.client.http import HttpClient
 from app.config import ServerConfig
-from app.identity import CsrProfile, IdentityFiles, IdentityStore
+from app.identity import CsrProfile, ExpiryLevel, ExpiryWatch, IdentityFiles, IdentityStore, watch_store
+from app.identity.peer import server_cert_fetch
 from app.lab.pki import CertFiles, Pki
 from app.lab.server import LabServer
 from app.sep.dcap import DeviceCapability
@@ -139,3 +142,27 @@ async def test_certificate_the_server_refuses_falls_back_to_the_old_one(
         assert session.opened == 3  # old, new (refused), old again
     finally:
         await session.close()
+
+
+async def test_server_certificate_expiry_is_watched(lab_server: LabServer, pki: Pki, tmp_path: Path) -> None:
+    store = _store(tmp_path, pki)
+    first = store.prepare(CsrProfile())
+    store.install(_sign(first.csr, pki.ca))
+    server_cert = x509.load_pem_x509_certificate(pki.server.cert.read_bytes())
+    fetch = server_cert_fetch(store, lab_server.client_config(request_timeout_s=2.0))
+    assert await fetch() == server_cert.public_bytes(serialization.Encoding.DER)
+
+    late = server_cert.not_valid_after_utc - 29 * DAY
+    watch = watch_store(store, ExpiryWatch(clock=lambda: late))
+    task = asyncio.create_task(watch.run(interval_s=3600, fetch_server=fetch))
+    try:
+        for _ in range(200):
+            if "server certificate" in watch.results:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert watch.results["server certificate"].level is ExpiryLevel.WARNING
+    assert watch.attention
