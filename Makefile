@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest run bench clean
+.PHONY: install test lint typecheck pytest run bench clean test-systemd verify-units
 
 install: $(STAMP)
 
@@ -19,12 +19,23 @@ test: lint typecheck pytest
 lint: $(STAMP)
 	$(BIN)/ruff check app hal tests bench
 	$(BIN)/ruff format --check app hal tests bench
+	@if command -v shellcheck >/dev/null; then shellcheck deploy/*.sh; \
+	else echo "lint: shellcheck is not installed (apt-get install shellcheck); deploy/*.sh not checked"; fi
 
 typecheck: $(STAMP)
 	$(BIN)/mypy app hal
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"
+
+# The deploy units under a real systemd: debootstrap (cached in /var/cache/wattsmart-gateway-test),
+# systemd-nspawn boot, READY / watchdog restart / clean stop. Needs root, debootstrap, systemd-container.
+test-systemd: $(STAMP)
+	$(BIN)/pytest -q -rP -m slow tests/deploy
+
+# The fast unit-file checks alone (systemd-analyze verify and security, sysusers, tmpfiles, udev).
+verify-units: $(STAMP)
+	$(BIN)/pytest -q tests/deploy/test_units.py
 
 run: $(STAMP)
 	$(BIN)/python -m app.lab.demo

@@ -1,0 +1,330 @@
+"""The deploy units under a real systemd: a debootstrapped Debian tree booted with systemd-nspawn.
+
+Slow (a cold run builds the tree with debootstrap); run with `make test-systemd`. Shows, with the
+gateway installed by deploy/install.sh from a wheel of this checkout:
+
+- it reaches `active` through READY=1 (Type=notify) as its own unprivileged user, while the 2030.5
+  server is unreachable, and keeps the watchdog fed;
+- a SIGSTOPped gateway is killed by the systemd watchdog and restarted;
+- `systemctl stop` makes it release the battery (the SunSpec simulator's 704 WSetEna goes to 0) and
+  exit 0 within 10 s.
+
+The battery is hal.inverter.sunspec_server on 127.0.0.1:5020, a second unit in the container.
+Set WSG_KEEP_TREE=1 to keep the container tree for inspection (`systemd-nspawn -D <tree> -b`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.deploy import nspawn
+
+pytestmark = pytest.mark.slow
+
+DEPLOY = nspawn.REPO / "deploy"
+UNIT = "wattsmart-gateway.service"
+SIM_UNIT = "wattsmart-battery-sim.service"
+USER = "wattsmart-gateway"
+SIM_PORT = 5020
+#: short enough to keep the test quick, long enough for a loaded CI machine to start Python
+WATCHDOG_S = 5
+PYTHON = "/opt/wattsmart-gateway/current/bin/python"
+
+GATEWAY_YAML = f"""\
+# Test configuration inside the nspawn container. Nothing listens at dcap_url: READY must not wait
+# for the utility.
+server:
+  dcap_url: https://127.0.0.1:8443/dcap
+  ca_file: /var/lib/wattsmart-gateway/identity/ca.pem
+  cert_file: /var/lib/wattsmart-gateway/identity/client.pem
+  key_file: /var/lib/wattsmart-gateway/identity/client.key
+  tls:
+    check_hostname: false
+inverter:
+  transport: tcp
+  host: 127.0.0.1
+  port: {SIM_PORT}
+  unit_id: 1
+gpio:
+  backend: fake
+status_page:
+  enabled: true
+  host: 127.0.0.1
+  port: 8080
+state_dir: /var/lib/wattsmart-gateway
+log_level: INFO
+"""
+
+SIM_SERVICE = f"""\
+[Unit]
+Description=Simulated SunSpec battery inverter (test)
+
+[Service]
+ExecStart={PYTHON} -m hal.inverter.sunspec_server --host 127.0.0.1 --port {SIM_PORT}
+DynamicUser=yes
+Restart=on-failure
+"""
+
+GATEWAY_TEST_DROPIN = f"""\
+# Test only: the battery simulator next to the gateway, and a short watchdog so the test is quick.
+[Unit]
+Wants={SIM_UNIT}
+After={SIM_UNIT}
+
+[Service]
+WatchdogSec={WATCHDOG_S}s
+RestartSec=1s
+"""
+
+
+@dataclass
+class Box:
+    """The booted container and what the tests learnt about it."""
+
+    container: nspawn.Container
+    root: Path
+    uid: int
+    gid: int
+    groups: dict[str, int]
+    figures: dict[str, float] = field(default_factory=dict)
+
+    def state(self) -> dict[str, str]:
+        return self.container.show(
+            UNIT,
+            "ActiveState",
+            "SubState",
+            "Result",
+            "MainPID",
+            "NRestarts",
+            "StatusText",
+            "ExecMainCode",
+            "ExecMainStatus",
+        )
+
+    def explain(self) -> str:
+        return f"--- journal of {UNIT} ---\n{self.container.journal(UNIT)}"
+
+    def battery(self, *args: str) -> dict[str, float]:
+        out = self.container.sh(PYTHON, "/mnt/test/battery_probe.py", *args, "--port", str(SIM_PORT))
+        result: dict[str, float] = json.loads(out.stdout)
+        return result
+
+    def wait_active(self, timeout: float = 60) -> float:
+        def active() -> bool:
+            state = self.state()
+            if state["ActiveState"] == "failed":
+                raise AssertionError(f"{UNIT} failed: {state}\n{self.explain()}")
+            return state["ActiveState"] == "active"
+
+        return nspawn.wait_until(active, timeout, f"{UNIT} to be active", self.explain)
+
+
+def _write_identity(folder: Path, uid: int, gid: int) -> None:
+    """A throwaway CA and client certificate (ECDSA P-256, as 2030.5 uses)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def cert(
+        subject: str,
+        key: ec.EllipticCurvePrivateKey,
+        issuer: x509.Name | None,
+        signer: ec.EllipticCurvePrivateKey,
+    ) -> x509.Certificate:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer or name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
+        )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = cert("wattsmart test CA", ca_key, None, ca_key)
+    key = ec.generate_private_key(ec.SECP256R1())
+    client = cert("wattsmart-test-gateway", key, ca.subject, ca_key)
+    pem = serialization.Encoding.PEM
+    files = {
+        "ca.pem": ca.public_bytes(pem),
+        "client.pem": client.public_bytes(pem),
+        "client.key": key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        path = folder / name
+        path.write_bytes(data)
+        path.chmod(0o600)
+        os.chown(path, uid, gid)
+
+
+@pytest.fixture(scope="module")
+def box() -> Iterator[Box]:
+    nspawn.require_tools()
+    figures: dict[str, float] = {}
+    work = nspawn.new_run_dir()
+
+    started = time.monotonic()
+    base = nspawn.base_tree()
+    figures["base tree (s)"] = time.monotonic() - started
+    started = time.monotonic()
+    root = nspawn.copy_tree(base, work / "root")
+    figures["copy tree (s)"] = time.monotonic() - started
+
+    started = time.monotonic()
+    wheel = nspawn.build_wheelhouse(work / "wheels")
+    figures["wheelhouse (s)"] = time.monotonic() - started
+
+    files = work / "files"
+    files.mkdir()
+    (files / "gateway.yaml").write_text(GATEWAY_YAML)
+    shutil.copy(Path(__file__).with_name("battery_probe.py"), files / "battery_probe.py")
+
+    started = time.monotonic()
+    install = nspawn.run_in_tree(
+        root,
+        [
+            "/bin/sh",
+            "/mnt/deploy/install.sh",
+            "--wheelhouse",
+            "/mnt/wheels",
+            "--config",
+            "/mnt/test/gateway.yaml",
+            f"/mnt/wheels/{wheel.name}",
+        ],
+        {DEPLOY: "/mnt/deploy", work / "wheels": "/mnt/wheels", files: "/mnt/test"},
+    )
+    figures["install.sh (s)"] = time.monotonic() - started
+    assert install.returncode == 0, f"install.sh failed:\n{install.stdout}\n{install.stderr}"
+
+    uid, gid = nspawn.passwd_ids(root, USER)
+    groups = {g: nspawn.group_id(root, g) for g in ("dialout", "gpio")}
+    _write_identity(root / "var/lib/wattsmart-gateway/identity", uid, gid)
+    system = root / "etc/systemd/system"
+    (system / SIM_UNIT).write_text(SIM_SERVICE)
+    (system / f"{UNIT}.d").mkdir(exist_ok=True)
+    (system / f"{UNIT}.d" / "50-test.conf").write_text(GATEWAY_TEST_DROPIN)
+
+    container = nspawn.Container(root, work / "console.log", binds={files: "/mnt/test"})
+    try:
+        figures["boot (s)"] = container.boot()
+        yield Box(container, root, uid, gid, groups, figures)
+    finally:
+        if container.leader:
+            (work / "journal.txt").write_text(container.journal(lines=5000))
+        container.poweroff()
+        print(f"\nnspawn figures: {json.dumps({k: round(v, 1) for k, v in figures.items()})}")
+        print(f"journal and console log of the container: {work}")
+        if not os.environ.get("WSG_KEEP_TREE"):
+            shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(work / "wheels", ignore_errors=True)
+            shutil.rmtree(work / "source", ignore_errors=True)
+
+
+def test_reaches_active_through_ready_as_its_own_user(box: Box) -> None:
+    box.wait_active()
+    c = box.container
+    props = c.show(
+        UNIT,
+        "Type",
+        "NRestarts",
+        "MainPID",
+        "StatusText",
+        "WatchdogUSec",
+        "ExecMainStartTimestampMonotonic",
+        "ActiveEnterTimestampMonotonic",
+    )
+    # Type=notify: systemd moves the unit from "activating" to "active" only on READY=1.
+    assert props["Type"] == "notify"
+    assert props["NRestarts"] == "0", box.explain()
+    assert props["WatchdogUSec"] == f"{WATCHDOG_S}s"
+    ready_s = (
+        int(props["ActiveEnterTimestampMonotonic"]) - int(props["ExecMainStartTimestampMonotonic"])
+    ) / 1e6
+    box.figures["start -> READY (s)"] = ready_s
+    assert "Started" in c.journal(UNIT)
+
+    pid = props["MainPID"]
+    status = c.sh("cat", f"/proc/{pid}/status").stdout
+    fields = dict(re.findall(r"^(\w+):\s*(.*)$", status, re.M))
+    assert fields["Uid"].split() == [str(box.uid)] * 4, status
+    assert fields["Gid"].split() == [str(box.gid)] * 4, status
+    assert {str(box.groups["dialout"]), str(box.groups["gpio"])} <= set(fields["Groups"].split())
+    assert int(fields["CapEff"], 16) == 0 and int(fields["CapBnd"], 16) == 0
+    assert fields["NoNewPrivs"] == "1" and fields["Seccomp"] == "2"
+
+    # The watchdog is fed: alive, same process, no restart, over two watchdog periods.
+    before = c.show(UNIT, "WatchdogTimestampMonotonic")["WatchdogTimestampMonotonic"]
+    time.sleep(2 * WATCHDOG_S)
+    after = c.show(UNIT, "ActiveState", "MainPID", "NRestarts", "WatchdogTimestampMonotonic")
+    assert (after["ActiveState"], after["MainPID"], after["NRestarts"]) == ("active", pid, "0"), box.explain()
+    assert int(after["WatchdogTimestampMonotonic"]) > int(before), "no WATCHDOG=1 pings seen"
+    print(f"start -> READY {ready_s:.2f} s; status: {props['StatusText']!r}")
+
+
+def test_watchdog_kills_a_stopped_gateway_and_restarts_it(box: Box) -> None:
+    box.wait_active()
+    c = box.container
+    before = box.state()
+    pid, restarts = before["MainPID"], int(before["NRestarts"])
+    c.sh("kill", "-STOP", pid)
+    stopped_at = time.monotonic()
+
+    def restarted() -> bool:
+        now = box.state()
+        return (
+            int(now["NRestarts"]) == restarts + 1
+            and now["ActiveState"] == "active"
+            and now["MainPID"] not in ("0", pid)
+        )
+
+    took = nspawn.wait_until(restarted, 6 * WATCHDOG_S + 30, "the watchdog restart", box.explain)
+    box.figures["SIGSTOP -> active again (s)"] = took
+    log = c.journal(UNIT, lines=200)
+    assert re.search(rf"Watchdog timeout \(limit {WATCHDOG_S}s\)", log), log
+    assert "Failed with result 'watchdog'" in log, log
+    assert time.monotonic() - stopped_at >= WATCHDOG_S * 0.9  # not restarted for some other reason
+
+
+def test_stop_releases_the_battery_and_exits_cleanly(box: Box) -> None:
+    box.wait_active()
+    c = box.container
+    # A setpoint in force, as a 2030.5 control would leave it (no device-side revert timer, so only
+    # the gateway's release can clear it).
+    held = box.battery("hold", "-2000")
+    assert held["WSetEna"] == 1 and held["WSet_W"] == -2000, held
+    time.sleep(2)
+    assert box.battery("read")["WSetEna"] == 1, "the setpoint was cleared before the stop"
+
+    started = time.monotonic()
+    c.sh("systemctl", "stop", UNIT, timeout=60)
+    took = time.monotonic() - started
+    box.figures["systemctl stop (s)"] = took
+
+    after = box.state()
+    assert after["ActiveState"] == "inactive", after
+    assert after["Result"] == "success", f"{after}\n{box.explain()}"
+    # code=exited status=0: the gateway exited on its own, it was not killed by a signal.
+    assert (after["ExecMainCode"], after["ExecMainStatus"]) == ("1", "0"), f"{after}\n{box.explain()}"
+    assert took < 10, f"stop took {took:.1f} s\n{box.explain()}"
+    battery = box.battery("read")
+    assert battery["WSetEna"] == 0, f"battery still held after stop: {battery}\n{box.explain()}"
+    log = c.journal(UNIT, lines=200)
+    assert "SIGKILL" not in log and "timed out" not in log, log
