@@ -20,9 +20,21 @@ used as they are (no rotation).
 
 Lifecycle: `identity init` prepares a pending key and CSR (beside the identity in force, if any);
 `identity install` checks the signed certificate (our key, in date, chain to `server.ca_file`)
-and makes it current while keeping the previous one; the session calls `confirm_working()` after
-its first successful exchange (the previous identity is then deleted) or `fall_back()` when the
-server refuses the new certificate (the previous one returns, the new key stays pending).
+and makes it current while keeping the previous one as the fallback.
+
+Wiring in the gateway (what the composition root does):
+
+- build the TLS context/HTTP client from `files = store.current()` via
+  `files.server_config(config.server)`; before each request cycle, if `store.changed(files)`,
+  close the client and build it again (a reconnect picks up an install, no restart);
+- after a successful exchange call `store.confirm_working(files)` (cheap when nothing is on
+  trial; the previous identity is then deleted); when the server refuses the certificate
+  (`TlsHandshakeError` or `NotAuthorized`) and `store.on_trial()`, call `store.fall_back(files)`
+  and rebuild: the previous identity returns and the refused key stays pending;
+- `watch_store(store)` gives an `ExpiryWatch`; run `watch.run(fetch_server=server_cert_fetch(...))`
+  as a supervised task (start-up and daily), call `watch.check()` after a switch, show
+  `identity_status(store, watch)` on the status page, drive the LED's attention pattern from
+  `watch.attention` and the error state from `watch.error`.
 """
 
 from app.identity.csr import CsrProfile

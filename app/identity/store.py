@@ -187,6 +187,10 @@ class IdentityStore:
         )
         owner = self._owner()
         with files.locked(self._ensure_root(owner), owner=owner):
+            in_force = files.target(self.root / CURRENT)
+            if in_force is not None and _same_cert(self.root / in_force / CERT, cert):
+                _LOGGER.info("certificate already installed as %s; nothing changed", in_force)
+                return self._files(in_force)
             source = self._matching_generation(cert)
             check_dates(cert, now)
             chain = verify_chain(cert, intermediates, read_roots(self.ca_file), now)
@@ -219,23 +223,30 @@ class IdentityStore:
         )
         return installed
 
-    def confirm_working(self) -> bool:
-        """The identity in force has talked to the server: retire the previous one. Cheap when idle."""
+    def confirm_working(self, tried: IdentityFiles | None = None) -> bool:
+        """The identity in force (`tried`, if given) has talked to the server: retire the previous one.
+
+        Cheap when nothing is on trial, so the session may call it after every success. With
+        `tried`, nothing happens if another install replaced that identity in the meantime.
+        """
         if files.target(self.root / PREVIOUS) is None:
             return False
         with files.locked(self.root, owner=self._owner()):
             old = files.target(self.root / PREVIOUS)
-            if old is None:
+            if old is None or (tried is not None and self.changed(tried)):
                 return False
             files.unpoint(self.root / PREVIOUS)
             self._collect()
         _LOGGER.info("the server accepted identity %s; retired the previous one (%s)", self._name(), old)
         return True
 
-    def fall_back(self) -> bool:
-        """The new identity was refused: return to the previous one; its key stays pending for a retry.
+    def fall_back(self, tried: IdentityFiles | None = None) -> bool:
+        """The new identity (`tried`, if given) was refused: return to the previous one.
 
-        Returns False when there is nothing to fall back to (the first identity ever installed).
+        The refused key stays pending, so a corrected certificate (or the same one, once the
+        utility has registered its LFDI) can be installed without a new CSR. Returns False when
+        there is nothing to fall back to: the first identity ever installed, or `tried` is no
+        longer the one in force.
         """
         if files.target(self.root / PREVIOUS) is None:
             return False
@@ -243,7 +254,7 @@ class IdentityStore:
         with files.locked(self.root, owner=owner):
             old = files.target(self.root / PREVIOUS)
             failed = files.target(self.root / CURRENT)
-            if old is None or failed is None:
+            if old is None or failed is None or (tried is not None and self.changed(tried)):
                 return False
             files.point(self.root / CURRENT, old, owner=owner)
             files.unpoint(self.root / PREVIOUS)
@@ -329,6 +340,13 @@ def _key_public(path: Path) -> bytes | None:
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         return None
     return public_der(key.public_key())
+
+
+def _same_cert(path: Path, cert: x509.Certificate) -> bool:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes()) == cert
+    except (OSError, ValueError):
+        return False
 
 
 def _stamp(*paths: Path) -> object:

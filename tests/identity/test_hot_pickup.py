@@ -55,10 +55,10 @@ class Session:
         try:
             dcap = await http.get(self.server.dcap_url, DeviceCapability)
         except (TlsHandshakeError, NotAuthorized):
-            if self.store.on_trial() and self.store.fall_back():
+            if self.store.on_trial() and self.store.fall_back(self.files):
                 return await self.dcap()
             raise
-        self.store.confirm_working()
+        self.store.confirm_working(self.files)
         return dcap
 
 

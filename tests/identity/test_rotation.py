@@ -97,3 +97,25 @@ def test_interrupted_write_is_cleaned_up(store: IdentityStore, intermediate: Ca)
     (leftover / "key.pem").write_bytes(b"half")
     store.prepare(CsrProfile())
     assert not leftover.exists()
+
+
+def test_confirm_and_fall_back_only_act_on_the_identity_tried(store: IdentityStore, intermediate: Ca) -> None:
+    _first(store, intermediate)
+    good = store.current()
+    tried = store.install(pem(intermediate.sign_csr(store.prepare(CsrProfile()).csr), intermediate.cert))
+    # the operator installs yet another certificate while the session is still trying the last one
+    newest = store.install(pem(intermediate.sign_csr(store.prepare(CsrProfile()).csr), intermediate.cert))
+    assert not store.confirm_working(tried)
+    assert not store.fall_back(tried)
+    assert store.current() == newest and store.previous() == good
+    assert store.confirm_working(newest)
+
+
+def test_installing_the_same_certificate_again_changes_nothing(
+    store: IdentityStore, intermediate: Ca
+) -> None:
+    pending = store.prepare(CsrProfile())
+    data = pem(intermediate.sign_csr(pending.csr), intermediate.cert)
+    first = store.install(data)
+    assert store.install(data) == first
+    assert not store.on_trial()
