@@ -114,7 +114,7 @@ def _install(store: IdentityStore, args: argparse.Namespace) -> int:
 
 def _status(store: IdentityStore) -> int:
     watch = watch_store(store)
-    watch.check()
+    watch.check(log=False)  # the lines below say it; a log line on stderr would repeat it
     for key, value in identity_status(store, watch).items():
         print(f"{key}: {value}")
     return 1 if watch.error else 0

@@ -105,8 +105,8 @@ class ExpiryWatch:
             self._sources.setdefault("server certificate", lambda: self._server)
             self.check()
 
-    def check(self) -> dict[str, CertExpiry]:
-        """Judge every watched certificate now; log what changed since the last check."""
+    def check(self, *, log: bool = True) -> dict[str, CertExpiry]:
+        """Judge every watched certificate now; log what changed since the last check (if `log`)."""
         now = self._clock()
         results: dict[str, CertExpiry] = {}
         for name, source in self._sources.items():
@@ -119,7 +119,8 @@ class ExpiryWatch:
                 continue
             verdict = judge(name, cert, now, self._warn_before)
             results[name] = verdict
-            self._log(verdict)
+            if log:
+                self._log(verdict)
         self.results = results
         return results
 

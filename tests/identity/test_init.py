@@ -80,7 +80,9 @@ def test_write_new_refuses_an_existing_file_or_planted_symlink(tmp_path: Path) -
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act for the service user")
-def test_run_as_root_the_key_belongs_to_the_service_user(tmp_path: Path, ca_file: Path) -> None:
+def test_run_as_root_the_files_belong_to_the_service_user(
+    tmp_path: Path, ca_file: Path, intermediate: Ca
+) -> None:
     state = tmp_path / "state"
     state.mkdir()
     os.chown(state, 4242, 4243)  # what systemd's StateDirectory= does for the service user
@@ -88,6 +90,10 @@ def test_run_as_root_the_key_belongs_to_the_service_user(tmp_path: Path, ca_file
     pending = store.prepare(CsrProfile())
     for path in (store.root, pending.key.parent, pending.key, pending.csr, store.root / ".lock"):
         assert (path.stat().st_uid, path.stat().st_gid) == (4242, 4243), path
+    files = store.install(pem(intermediate.sign_csr(pending.csr), intermediate.cert))
+    for path in (files.cert.parent, files.cert, files.key, files.cert.parent / "chain.pem"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (4242, 4243), path
+    assert os.lstat(store.root / "current").st_uid == 4242
 
 
 def test_key_never_appears_in_logs(
