@@ -224,6 +224,13 @@ class HttpClient:
             ) from None
         except aiohttp.ClientResponseError as exc:
             raise errors.BadResponse(f"{method} {href}: {exc.message}", href=href) from None
+        except aiohttp.ServerDisconnectedError:
+            # with TLS 1.3 a refused client certificate shows up only as this hang-up
+            raise errors.ConnectionFailed(
+                f"{method} {href}: the server hung up without answering (if this persists: "
+                f"{explain_handshake_failure(self._server, None)})",
+                href=href,
+            ) from None
         except aiohttp.ClientPayloadError as exc:
             raise errors.BadResponse(f"{method} {href}: broken body ({exc})", href=href) from None
         except aiohttp.ClientError as exc:

@@ -24,6 +24,8 @@ _LOGGER = logging.getLogger(__name__)
 _MIN_SLEEP_S = 0.05
 #: with nothing scheduled (should not happen), look again after this long
 _IDLE_S = 60.0
+#: a long wait is cut into naps this long, with a heartbeat after each (the watchdog must see us)
+BEAT_S = 30.0
 
 
 class Poller:
@@ -62,7 +64,11 @@ class Poller:
         """Poll forever (until cancelled)."""
         while True:
             delay = await self.step()
-            await self._sleep(delay)
+            while delay > 0:
+                nap = min(delay, BEAT_S)
+                await self._sleep(nap)
+                delay -= nap
+                self._health.beat(self._part)
 
     async def step(self) -> float:
         """One walk; returns how long to wait before the next one."""
@@ -75,6 +81,13 @@ class Poller:
             retry_after = exc.retry_after if isinstance(exc, errors.RetryLater) else None
             self._down(exc)
             return self._backoff.next_delay(retry_after)
+        except Exception as exc:  # a bug must not stop polling: the control engine relies on it
+            self.failures += 1
+            if self._failing is None or not self._failing.startswith("bug:"):
+                _LOGGER.exception("discovery walk failed unexpectedly")
+            self._failing = f"bug: {exc!r}"
+            self._health.problem(self._part, self._failing)
+            return self._backoff.next_delay()
         self._up()
         self._backoff.reset()
         await self._publish(tree)

@@ -24,6 +24,7 @@ from typing import Self, TypeVar
 from app.client.backoff import Backoff
 from app.client.clock import ServerClock
 from app.client.discovery import Discovery
+from app.client.errors import TlsConfigError
 from app.client.http import HttpClient
 from app.client.identity import DeviceIdentity, identity_of_pem_file
 from app.client.poller import Poller
@@ -37,7 +38,11 @@ T = TypeVar("T")
 
 
 class Session:
-    """Mutual-TLS link to the utility's server: discovery, polling, and writes."""
+    """Mutual-TLS link to the utility's server: discovery, polling, and writes.
+
+    With `poll=False` no task is started here: the supervisor runs `session.poller.run()` as a part
+    (and restarts it if it ever dies).
+    """
 
     def __init__(
         self,
@@ -48,9 +53,14 @@ class Session:
         clock: ServerClock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        poll: bool = True,
     ) -> None:
         self.server = server
-        self.identity: DeviceIdentity = identity_of_pem_file(server.cert_file)
+        try:
+            self.identity: DeviceIdentity = identity_of_pem_file(server.cert_file)
+        except (OSError, ValueError) as exc:
+            raise TlsConfigError(f"cannot read the client certificate {server.cert_file}: {exc}") from None
+        self._poll = poll
         self.clock = clock or ServerClock()
         self.health = health or Health()
         rng = rng or random.Random()
@@ -75,7 +85,8 @@ class Session:
 
     async def __aenter__(self) -> Self:
         await self.http.__aenter__()
-        self._task = asyncio.create_task(self.poller.run(), name="2030.5 poller")
+        if self._poll:
+            self._task = asyncio.create_task(self.poller.run(), name="2030.5 poller")
         return self
 
     async def __aexit__(

@@ -9,7 +9,9 @@ from datetime import timedelta
 
 import pytest
 
+from app.lab.pki import Pki
 from app.lab.server import LabServer
+from app.sep.der import DefaultDERControl, DERControlBase
 from tests.client.conftest import FakeTime, Rig
 
 MakeRig = Callable[..., AbstractAsyncContextManager[Rig]]
@@ -69,8 +71,6 @@ async def test_programs_ordered_by_primacy_across_fsas(sim_server: LabServer, ma
 
 
 async def test_active_and_default_controls(sim_server: LabServer, make_rig: MakeRig) -> None:
-    from app.sep.der import DefaultDERControl, DERControlBase
-
     now = sim_server.tree.now()
     running = sim_server.tree.add_control(1, start=now - timedelta(seconds=30), duration=600, target_w=3000)
     sim_server.tree.add_control(1, start=now + timedelta(hours=1), duration=600, target_w=-3000)
@@ -97,11 +97,8 @@ async def test_time_offset_applied(sim_server: LabServer, make_rig: MakeRig, fak
 
 
 async def test_unregistered_device_says_lfdi_and_sfdi_once_then_appears(
-    pki: object, fake_time: FakeTime, make_rig: MakeRig, caplog: pytest.LogCaptureFixture
+    pki: Pki, fake_time: FakeTime, make_rig: MakeRig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from app.lab.pki import Pki
-
-    assert isinstance(pki, Pki)
     caplog.set_level(logging.INFO, logger="app.client.discovery")
     async with LabServer(pki, register=(), clock=fake_time.utc) as server:
         server.tree.poll_rates.edev = 120
