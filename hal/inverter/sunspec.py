@@ -106,6 +106,11 @@ class SunSpecInverter(BatteryInverter):
 
     # -- readings ---------------------------------------------------------------------------
 
+    @property
+    def bus(self) -> ModbusBus:
+        """The shared bus this inverter talks over (its counters feed health reports and the bench)."""
+        return self._bus
+
     async def read_ratings(self) -> Ratings:
         """Ratings from 702 + 713 (or 802), else legacy 120/121/124."""
         smap = await self.sunspec_map()

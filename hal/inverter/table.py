@@ -46,6 +46,11 @@ class TableInverter(BatteryInverter):
         self._lock = asyncio.Lock()
         self._closed = False
 
+    @property
+    def bus(self) -> ModbusBus:
+        """The shared bus this inverter talks over (its counters feed health reports and the bench)."""
+        return self._bus
+
     async def read_ratings(self) -> Ratings:
         """Rating and setting points of the profile; points it does not define are None."""
         values = await self._read_points(n for n in RATING_POINTS if n in self.profile.points)
