@@ -49,11 +49,15 @@ class Outbox:
         ).fetchone()
         return int(count)
 
-    def delivered(self, point: str, through: int) -> None:
-        """The server accepted every reading of `point` up to tick `through`: forget them, durably."""
+    def delivered(self, point: str, through: int, *, commit: bool = True) -> None:
+        """The server accepted every reading of `point` up to tick `through`: forget them.
+
+        With `commit=False` the deletion joins the open transaction (made durable by `commit`).
+        """
         self._begin()
         self._conn.execute("DELETE FROM reading WHERE point = ? AND tick <= ?", (point, through))
-        self._conn.execute("COMMIT")
+        if commit:
+            self._conn.execute("COMMIT")
 
     def drop_older_than(self, cutoff: int) -> dict[str, int]:
         """Forget rows before tick `cutoff`; return how many undelivered readings fell off, per point."""

@@ -30,7 +30,7 @@ class Mirrors:
     ) -> None:
         self._uplink = uplink
         self._state = state
-        self._list_href = list_href
+        self.list_href = list_href
         self._lfdi = lfdi
         self._qualifiers = qualifiers
         self._hrefs: dict[str, str] = {}
@@ -90,7 +90,7 @@ class Mirrors:
         start = 0
         while True:
             page = await self._uplink.get(
-                self._list_href, MirrorUsagePointList, params={"s": start, "l": _PAGE}
+                self.list_href, MirrorUsagePointList, params={"s": start, "l": _PAGE}
             )
             self.pollRate = page.pollRate
             for mup in page.MirrorUsagePoint:
@@ -103,11 +103,11 @@ class Mirrors:
 
     async def _create(self, point: DataPoint) -> str:
         mup = mirror_usage_point(point, self._lfdi, self._qualifiers.get(point.key, 0))
-        location = await self._uplink.post(self._list_href, mup)
+        location = await self._uplink.post(self.list_href, mup)
         if location is None:
             # Some servers answer 201 without Location; the list tells us where it went.
             location = await self._find(mup.mRID)
             if location is None:
-                raise Rediscover(f"server created no MirrorUsagePoint for {mup.mRID}", href=self._list_href)
+                raise Rediscover(f"server created no MirrorUsagePoint for {mup.mRID}", href=self.list_href)
         _LOGGER.info("Created mirror usage point %s for %s", location, point.description)
         return location

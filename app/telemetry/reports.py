@@ -23,7 +23,7 @@ class NameplateReporter:
         self, uplink: Uplink, links: TelemetryLinks, overrides: Ratings | None, set_grad_w: int
     ) -> None:
         self._uplink = uplink
-        self._links = links
+        self.links = links
         self._overrides = overrides
         self._set_grad_w = set_grad_w
         self._plate: Nameplate | None = None
@@ -80,11 +80,11 @@ class NameplateReporter:
         capability, settings = self._documents(self._plate)
         if capability is None or settings is None:
             _LOGGER.debug("rtgMaxW/setMaxW unknown: DERCapability/DERSettings cannot be sent")
-        if self._links.der_capability and capability is not None and capability != self._sent_capability:
-            await self._uplink.put(self._links.der_capability, capability)
+        if self.links.der_capability and capability is not None and capability != self._sent_capability:
+            await self._uplink.put(self.links.der_capability, capability)
             self._sent_capability = capability
-        if self._links.der_settings and settings is not None and settings != self._sent_settings:
-            await self._uplink.put(self._links.der_settings, settings)
+        if self.links.der_settings and settings is not None and settings != self._sent_settings:
+            await self._uplink.put(self.links.der_settings, settings)
             self._sent_settings = settings
 
     def _documents(self, plate: Nameplate) -> tuple[DERCapability | None, DERSettings | None]:

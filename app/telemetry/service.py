@@ -114,9 +114,7 @@ class TelemetryService:
             _LOGGER.info("Outbox holds readings from before the restart: %s", backlog)
         try:
             while True:
-                tick = tick_at_or_after(self._clock.now(), self._tc.interval_s)
-                if self._last_tick is not None:
-                    tick = max(tick, self._last_tick + self._tc.interval_s)  # never the same tick twice
+                tick = self._next_tick()
                 await self._clock.sleep_until(tick_time(tick))
                 if self._clock.now() < tick_time(tick):
                     continue  # woke early (the server clock moved); wait again
@@ -126,10 +124,32 @@ class TelemetryService:
             store, self._store = self._store, None
             store.close()
 
+    def _next_tick(self) -> int:
+        """The next grid tick: never one already taken, unless the server's clock went back."""
+        interval = self._tc.interval_s
+        tick = tick_at_or_after(self._clock.now(), interval)
+        if self._last_tick is None:
+            return tick
+        if tick < self._last_tick - interval:
+            _LOGGER.warning("Server time moved back to %s; sampling from there", self._clock.now())
+            self._last_tick = None
+            return tick
+        return max(tick, self._last_tick + interval)
+
     async def flush(self) -> None:
         """Make every staged reading durable now."""
         if self._store is not None:
             self._store.outbox.commit()
+
+    def update_links(self, links: TelemetryLinks) -> None:
+        """Discovery found new hrefs (the server moved things); later requests use them."""
+        if links == self._links:
+            return
+        _LOGGER.info("Telemetry links now %s", links)
+        self._links = links
+        self._nameplate.links = links
+        if self._mirrors is not None:
+            self._mirrors.list_href = links.mirror_usage_points
 
     def set_grad_w(self, value: int) -> None:
         """A DefaultDERControl's setGradW (hundredths of a percent per second) updates DERSettings."""
@@ -251,14 +271,19 @@ class TelemetryService:
                     state.catching_up = True
                     return  # the rest goes after the next sample
                 await self._clock.sleep_until(self._clock.now() + timedelta(seconds=self._pace))
-            await self._post(point, batch)
+            # Catching up, every accepted batch is committed at once, so a crash re-sends nothing.
+            # In the steady state the acknowledgement joins the one commit of the 30-s cycle
+            # (with the new sample and the other point's acknowledgement): one WAL frame instead
+            # of three, which is what keeps a day under 2 MB at any postRate (see bench_telemetry).
+            catching_up = not first or len(batch) == self._max_batch
+            await self._post(point, batch, durable=catching_up)
             state.last_post = tick
             first = False
             if len(batch) < self._max_batch:
                 break
         state.catching_up = False
 
-    async def _post(self, point: DataPoint, batch: list[tuple[int, int]]) -> None:
+    async def _post(self, point: DataPoint, batch: list[tuple[int, int]], *, durable: bool) -> None:
         assert self._store is not None and self._mirrors is not None
         href = self._mirrors.href(point)
         if href is None or not batch:
@@ -279,8 +304,7 @@ class TelemetryService:
                 exc,
             )
             self.dropped += len(batch)
-        # The server has them: forget them in the same commit that makes the newest sample durable.
-        self._store.outbox.delivered(point.key, batch[-1][0])
+        self._store.outbox.delivered(point.key, batch[-1][0], commit=durable)
 
     def _server_failed(self, reason: str, retry_after: float | None) -> None:
         delay = self._backoff.next_delay(retry_after)

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from app.client.snapshot import ServerTree
+
 T = TypeVar("T")
 
 
@@ -33,3 +35,20 @@ class TelemetryLinks:
     der_capability: str | None = None
     der_settings: str | None = None
     der_status: str | None = None
+
+    @classmethod
+    def from_tree(cls, tree: ServerTree) -> TelemetryLinks | None:
+        """The links in a discovery snapshot; None while the server offers no MirrorUsagePointList."""
+        if tree.mirror_usage_point_list_href is None:
+            return None
+        der = tree.der
+
+        def href(link: object | None) -> str | None:
+            return getattr(link, "href", None)
+
+        return cls(
+            mirror_usage_points=tree.mirror_usage_point_list_href,
+            der_capability=href(der.DERCapabilityLink) if der else None,
+            der_settings=href(der.DERSettingsLink) if der else None,
+            der_status=href(der.DERStatusLink) if der else None,
+        )

@@ -7,6 +7,8 @@ import itertools
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
+
 from app.client.http import HttpClient
 from app.config import Config
 from app.health import Health
@@ -154,3 +156,35 @@ async def test_failed_reads_are_gaps_never_invented(
     # the gaps are on record in the outbox until delivery passes them, never as values
     with open_store(config.state_dir) as store:
         assert all(t > first + 600 for t, _ in store.outbox.pending("W", 100))
+
+
+async def test_outbox_is_bounded_by_age_and_counts_what_fell_off(
+    lab: LabServer,
+    http: HttpClient,
+    device: Device,
+    clock: SimClock,
+    inverter: SimInverter,
+    make_config: Callable[..., Config],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = make_config(outbox_max_age_s=1800)
+    service = service_for(config, inverter, http, device, clock)
+    async with running(service) as stop:
+        await clock.run_for(30)
+        await lab.down()
+        await clock.run_for(2 * 3600)
+        await lab.up()
+        await clock.run_for(900)
+        await stop()
+    # hourly pruning at 11:00 and 12:00 dropped every reading before 11:30: 10:00:30 .. 11:29:30
+    assert service.dropped == 2 * 179
+    assert any("older than 1800 s" in r.getMessage() for r in caplog.records)
+    ten, half_past_eleven = (
+        int((START + timedelta(seconds=10)).timestamp()),
+        int((START + timedelta(hours=1, minutes=30, seconds=10)).timestamp()),
+    )
+    for counts in received_ticks(lab).values():
+        assert set(counts.values()) == {1}
+        ticks = sorted(counts)
+        assert ticks[:2] == [ten, half_past_eleven]
+        assert ticks[1:] == list(range(half_past_eleven, ticks[-1] + 1, 30))

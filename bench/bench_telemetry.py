@@ -1,0 +1,175 @@
+"""Telemetry: bytes written to the state directory per simulated day, and CPU per simulated hour."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+from app.config import Config, ServerConfig, TelemetryConfig
+from app.health import Health
+from app.lab.pki import generate
+from app.lab.server import LabServer
+from app.lab.tree import LabTree
+from app.sep import parse, to_xml
+from app.telemetry import TelemetryLinks, TelemetryService
+from app.telemetry.timebase import SimulatedTimebase
+from bench.common import Row, cpu_seconds
+from hal.inverter import BatterySpec
+from hal.inverter.sim import SimInverter
+
+T = TypeVar("T")
+
+_START = datetime(2026, 3, 2, 0, 0, 5, tzinfo=UTC)
+_LFDI = "3e4f45ab31edfe5b67e343e5e4562e31984e23e5"
+BUDGET_BYTES = 2_000_000
+
+
+class _TreeUplink:
+    """The lab server's resource tree called in-process, with no sockets: every byte this process
+    writes during the run is then a byte written to the state directory."""
+
+    def __init__(self, tree: LabTree, lfdi: str) -> None:
+        self._tree = tree
+        self._lfdi = lfdi
+
+    def _path(self, href: str) -> str:
+        path = self._tree.canonical(href)
+        if path is None:
+            raise LookupError(href)
+        return path
+
+    async def get(self, href: str, cls: type[T], params: Mapping[str, str | int] | None = None) -> T:
+        query = {k: str(v) for k, v in (params or {}).items()}
+        obj = self._tree.get(self._path(href), query, self._lfdi)
+        if obj is None:
+            raise LookupError(href)
+        return parse(cls, to_xml(obj))
+
+    async def post(self, href: str, obj: object) -> str | None:
+        reply = self._tree.post(self._path(href), to_xml(obj), self._lfdi)
+        if reply.status >= 400:
+            raise RuntimeError(f"POST {href}: {reply.status}")
+        return reply.location
+
+    async def put(self, href: str, obj: object) -> None:
+        reply = self._tree.put(self._path(href), to_xml(obj))
+        if reply.status >= 400:
+            raise RuntimeError(f"PUT {href}: {reply.status}")
+
+
+def _links(tree: LabTree, edev: str) -> TelemetryLinks:
+    der = f"{edev}/der/0"
+    return TelemetryLinks(tree.href("/mup"), f"{der}/dercap", f"{der}/derg", f"{der}/ders")
+
+
+def _wchar() -> int:
+    """Bytes this process has passed to write() so far (/proc/self/io)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise RuntimeError("no wchar in /proc/self/io")
+
+
+def _config(server: ServerConfig, state_dir: Path) -> Config:
+    return Config(server=server, telemetry=TelemetryConfig(), state_dir=state_dir)
+
+
+async def simulated_day(post_rate: int, hours: int = 24) -> tuple[int, int, float]:
+    """Run `hours` of simulated time in-process; return (bytes written, state dir size, CPU seconds)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        clock = SimulatedTimebase(_START)
+        tree = LabTree(clock.now, decoys=0)
+        tree.post_rate = post_rate
+        edev = tree.register(_LFDI)
+        server = ServerConfig(
+            dcap_url="https://127.0.0.1:1/dcap", ca_file=Path(tmp), cert_file=Path(tmp), key_file=Path(tmp)
+        )
+        state = Path(tmp) / "state"
+        inverter = SimInverter(BatterySpec(), clock=clock.now)
+        service = TelemetryService(
+            _config(server, state),
+            inverter,
+            _TreeUplink(tree, _LFDI),
+            _links(tree, edev),
+            clock,
+            Health(),
+            _LFDI,
+        )
+        task = asyncio.create_task(service.run())
+        # the first hour creates the mirrors and settles the file; the day is measured after it
+        await clock.run_for(3600)
+        written, cpu = _wchar(), cpu_seconds()
+        await clock.run_for(hours * 3600)
+        written, cpu = _wchar() - written, cpu_seconds() - cpu
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        size = sum(p.stat().st_size for p in state.iterdir())
+    return written, size, cpu
+
+
+async def _tls_hour() -> float:
+    """CPU seconds for a simulated hour over mutual TLS to the lab server (both ends in this process)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pki = generate(Path(tmp) / "pki")
+        clock = SimulatedTimebase(_START)
+        async with LabServer(pki, clock=clock.now) as lab:
+            from app.client.http import HttpClient
+
+            lfdi = lab.lfdi_of(pki.client("client"))
+            edev = lab.tree.register(lfdi)
+            config = _config(lab.client_config(), Path(tmp) / "state")
+            async with HttpClient(config.server) as http:
+                inverter = SimInverter(BatterySpec(), clock=clock.now)
+                service = TelemetryService(
+                    config, inverter, http, _links(lab.tree, edev), clock, Health(), lfdi
+                )
+                task = asyncio.create_task(service.run())
+                await clock.run_for(600)
+                cpu = cpu_seconds()
+                await clock.run_for(3600)
+                cpu = cpu_seconds() - cpu
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    return cpu
+
+
+def run() -> list[Row]:
+    """The telemetry figures for `make bench`."""
+    logging.getLogger("app").setLevel(logging.WARNING)  # no log lines in the byte count
+    rows: list[Row] = []
+    for post_rate in (300, 60, 30):
+        written, size, cpu = asyncio.run(simulated_day(post_rate))
+        rows.append(
+            Row(
+                f"telemetry state-dir bytes written/day, postRate {post_rate} s",
+                written / 1000,
+                "kB",
+                f"budget {BUDGET_BYTES // 1000} kB; file {size / 1000:.0f} kB; wchar over 2880 samples",
+            )
+        )
+        if post_rate == 300:
+            rows.append(
+                Row(
+                    "telemetry CPU per simulated hour (in-process server)",
+                    cpu / 24,
+                    "s",
+                    "client + XML, no TLS",
+                )
+            )
+    rows.append(
+        Row(
+            "telemetry CPU per simulated hour over TLS",
+            asyncio.run(_tls_hour()),
+            "s",
+            "client and lab server in one process, mutual TLS on 127.0.0.1",
+        )
+    )
+    return rows
