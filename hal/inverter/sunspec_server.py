@@ -3,7 +3,8 @@
 Used by the tests and by the demo. Built on pymodbus 3.16's `SimDevice` with an async `action`
 callback (not the deprecated datastores). Framing "socket" is Modbus TCP; framing "rtu" speaks RTU
 frames (address + CRC) over a TCP listener, which a client reaches as the pyserial URL
-`socket://127.0.0.1:PORT` through the real RTU client code path.
+`socket://127.0.0.1:PORT` through the real RTU client code path. With `serial_port=`, the server
+opens that serial device instead (a real RS-485 adapter, or one end of a pty pair in tests).
 
     async with SunSpecServer(port=0) as server:
         server.device.faults.silent = True      # or exception_code / delay_s / garbage / ignore_writes
@@ -26,7 +27,7 @@ from typing import Literal, Self
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 
 from hal.inverter.battery import BatterySpec
@@ -53,7 +54,11 @@ class SunSpecServer:
         base: int = 40000,
         end_marker: bool = True,
         extra_devices: Sequence[SunSpecDevice] = (),
+        serial_port: str | None = None,
+        baudrate: int = 9600,
     ) -> None:
+        self.serial_port = serial_port
+        self.baudrate = baudrate
         self.host = host
         self.port = port
         self.framing = framing
@@ -67,7 +72,7 @@ class SunSpecServer:
             end_marker=end_marker,
         )
         self.devices = {d.device_id: d for d in (self.device, *extra_devices)}
-        self._server: ModbusTcpServer | None = None
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
 
     @property
     def faults(self) -> Faults:
@@ -80,7 +85,7 @@ class SunSpecServer:
         return f"socket://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        """Start listening; afterwards `port` holds the bound port."""
+        """Start listening (or open the serial port); afterwards `port` holds the bound TCP port."""
         sim_devices = [
             SimDevice(
                 id=dev.device_id,
@@ -92,9 +97,19 @@ class SunSpecServer:
         framer = FramerType.RTU if self.framing == "rtu" else FramerType.SOCKET
         # ignore_missing_devices makes a NoSuchIdException from the action mean "send no reply":
         # that is how a silent device is simulated.
-        server = ModbusTcpServer(
-            sim_devices, framer=framer, address=(self.host, self.port), ignore_missing_devices=True
-        )
+        server: ModbusTcpServer | ModbusSerialServer
+        if self.serial_port is not None:
+            server = ModbusSerialServer(
+                sim_devices,
+                port=self.serial_port,
+                baudrate=self.baudrate,
+                reconnect_delay=0,
+                ignore_missing_devices=True,
+            )
+        else:
+            server = ModbusTcpServer(
+                sim_devices, framer=framer, address=(self.host, self.port), ignore_missing_devices=True
+            )
         await server.serve_forever(background=True)
         listener = getattr(server, "transport", None)
         sockets = getattr(listener, "sockets", None)

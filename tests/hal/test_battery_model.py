@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -114,3 +115,16 @@ def test_settings_validate_once() -> None:
         InverterSettings(transport="tcp")
     with pytest.raises(ValueError, match="keepalive_interval_s"):
         InverterSettings(transport="sim", revert_timeout_s=10, keepalive_interval_s=20)
+
+
+async def test_open_inverter_keeps_the_revert_timer_fresh() -> None:
+    clock = FakeClock()
+    settings = InverterSettings(
+        transport="sim", revert_timeout_s=30.0, keepalive_interval_s=0.01, sim=BatterySpec(ramp_w_per_s=1e6)
+    )
+    async with open_inverter(settings, clock=clock) as inverter:
+        await inverter.set_active_power(1000.0)
+        for _ in range(3):
+            clock.advance(20)  # each step alone is below the 30 s timer; together they exceed it
+            await asyncio.sleep(0.05)  # let the keepalive task (owned by open_inverter) run
+        assert (await inverter.read_telemetry()).w == pytest.approx(1000.0)
