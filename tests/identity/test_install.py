@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ObjectIdentifier
 
 from app.identity import CertificateRefused, CsrProfile, IdentityStore, NoIdentity
+from app.identity.csr import HARDWARE_MODULE_NAME
 from app.sep.identity import lfdi_from_der, load_cert_identity
 from tests.identity.conftest import DAY, NOW, Ca, pem
 
@@ -151,3 +153,44 @@ def test_external_configuration_is_served_as_is(tmp_path: Path, ca_file: Path, i
     assert not store.changed(files)
     cert_file.write_bytes(pem(intermediate.issue(key.public_key())) + b"\n")
     assert store.changed(files)
+
+
+def test_long_chain_in_any_order_with_the_root_included(store: IdentityStore, root: Ca) -> None:
+    mca = root.sub_ca("Test MCA")
+    mica = mca.sub_ca("Test MICA 2")
+    pending = store.prepare(CsrProfile())
+    cert = mica.sign_csr(pending.csr)
+    files = store.install(pem(cert), pem(root.cert, mca.cert, mica.cert))
+    # presented as TLS wants it: ours, then each issuer in turn, without the root
+    assert x509.load_pem_x509_certificates(files.cert.read_bytes()) == [cert, mica.cert, mca.cert]
+
+
+def test_2030_5_device_profile_is_accepted(store: IdentityStore, intermediate: Ca) -> None:
+    """Empty subject, critical hardwareModuleName and certificatePolicies, no expiry (2030.5 §6.11)."""
+    pending = store.prepare(CsrProfile(subject="", hardware_module=("1.3.6.1.4.1.99999.1", "WS-9")))
+    csr = x509.load_pem_x509_csr(pending.csr.read_bytes())
+    san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert san.critical and san.value.get_values_for_type(x509.OtherName)[0].type_id == HARDWARE_MODULE_NAME
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(intermediate.cert.subject)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - DAY)
+        .not_valid_after(dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC))
+        .add_extension(san.value, critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, True, False, False, False, False), critical=True
+        )
+        .add_extension(
+            x509.CertificatePolicies(
+                [x509.PolicyInformation(ObjectIdentifier("1.3.6.1.4.1.40732.1.1"), None)]
+            ),
+            critical=True,
+        )
+        .sign(intermediate.key, hashes.SHA256())
+    )
+    files = store.install(pem(cert), pem(intermediate.cert))
+    assert files.identity.subject == ""
+    assert files.identity.not_after.year == 9999
