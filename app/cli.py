@@ -12,6 +12,7 @@ from pathlib import Path
 from app import __version__
 from app.config import ConfigError, load_config
 from app.identity import cli as identity_cli
+from app.ota import cli as ota_cli
 
 DEFAULT_CONFIG = Path("/etc/wattsmart-gateway/gateway.yaml")
 
@@ -33,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     ident.add_argument("--qr", action="store_true", help="also print SFDI/LFDI as a QR code for a phone")
 
     identity_cli.add_parser(sub, DEFAULT_CONFIG)
+    ota_cli.add_parser(sub)
 
     validate = sub.add_parser("validate", help="check a configuration file and exit")
     validate.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration file (YAML)")
@@ -53,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "identity":
             return identity_cli.run(args)
+        if args.command == "update":
+            return ota_cli.run(args)
     except ConfigError as exc:
         print(f"wattsmart-gateway: configuration error: {exc}", file=sys.stderr)
         return 2

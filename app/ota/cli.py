@@ -11,12 +11,19 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from app.config import ConfigError, load_config
 from app.ota.errors import BundleRejected, NothingToDo, OtaError, UpdateBusy
 from app.ota.machine import UpdateState, to_json
 from app.ota.settings import OtaSettings
 from app.ota.updater import Updater
 
 _LOGGER = logging.getLogger(__name__)
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `update` command group to the gateway's CLI."""
+    update = sub.add_parser("update", help="install, inspect, commit or roll back a software update")
+    add_commands(update.add_subparsers(dest="update_command", required=True, metavar="UPDATE_COMMAND"))
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,14 +51,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     poll = sub.add_parser("poll", parents=[common], help="poll the fleet manifest (the updater service)")
     poll.add_argument("--lfdi", help="this box's LFDI (default: from the configured client certificate)")
     poll.add_argument("--once", action="store_true", help="poll once and exit")
+    poll.add_argument("--manifest-url", help="the fleet's signed manifest (overrides the configuration)")
+    poll.add_argument("--report-url", help="where to POST update outcomes")
 
 
 def settings_from_args(args: argparse.Namespace) -> OtaSettings:
     """Defaults, then the config file's `ota:` section when it has one, then command-line options."""
     settings = OtaSettings()
     if args.config is not None:
-        from app.config import load_config
-
         config = load_config(args.config)
         found = getattr(config, "ota", None)
         settings = found if isinstance(found, OtaSettings) else settings
@@ -61,13 +68,19 @@ def settings_from_args(args: argparse.Namespace) -> OtaSettings:
         "trust_store": args.trust_store,
         "service": args.service,
         "systemctl": args.systemctl,
+        "manifest_url": getattr(args, "manifest_url", None),
+        "report_url": getattr(args, "report_url", None),
     }
     return dataclasses.replace(settings, **{k: v for k, v in changes.items() if v is not None})
 
 
 def run(args: argparse.Namespace, updater_factory: Callable[[OtaSettings], Updater] | None = None) -> int:
     """Run one update subcommand; returns the exit status (0 done, 1 failed or rolled back, 2 refused)."""
-    settings = settings_from_args(args)
+    try:
+        settings = settings_from_args(args)
+    except (ValueError, ConfigError) as exc:
+        print(f"wattsmart-gateway update: {exc}", file=sys.stderr)
+        return 2
     factory = updater_factory or (lambda s: Updater(s, control_in_force=lambda: s.control_flag.exists()))
     updater = factory(settings)
     try:
@@ -142,8 +155,7 @@ def _poll(args: argparse.Namespace, updater: Updater) -> int:
 def _lfdi_from_config(config: Path | None) -> str | None:
     if config is None:
         return None
-    from app.config import load_config
-    from app.sep.identity import load_cert_identity  # type: ignore[import-not-found,unused-ignore]
+    from app.sep.identity import load_cert_identity
 
     lfdi: str = load_cert_identity(load_config(config).server.cert_file).lfdi
     return lfdi

@@ -120,12 +120,17 @@ class Poller:
             self.updater.mark_reported()
 
     async def run_forever(self) -> None:
-        """Recover, finish any trial, then poll at the configured interval with jitter."""
+        """Recover, finish any trial, then poll at the configured interval with jitter.
+
+        Returns after a commit, so systemd (Restart=always) starts the updater again from the new release.
+        """
         state = await asyncio.to_thread(self.updater.recover)
         if state.phase is Phase.TRIAL:
             await asyncio.to_thread(self.updater.resume)
         while True:
             result = await self.poll_once()
+            if result == "committed":
+                return
             delay = next_poll_delay(self.settings.poll_interval_s, self.settings.poll_jitter, self._rng)
             if result == "deferred":
                 delay = min(delay, self.settings.control_retry_s)

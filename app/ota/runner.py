@@ -83,6 +83,8 @@ class Service:
 
     def restart(self) -> None:
         """Ask systemd to restart the unit without waiting: the updater's trial loop does the waiting."""
+        # after a crash loop the unit is start-limit-hit and refuses starts until the failure is reset
+        self._runner.run([self._systemctl, "reset-failed", self.unit], timeout_s=60)
         # --no-block: a Type=notify restart would otherwise block until READY or TimeoutStartSec
         result = self._runner.run([self._systemctl, "restart", "--no-block", self.unit], timeout_s=60)
         if not result.ok:

@@ -108,6 +108,8 @@ class FakeSystemd:
         if argv[:2] == ["restart", "--no-block"]:
             self._start()
             return CommandResult(0)
+        if argv[:1] == ["reset-failed"]:
+            return CommandResult(0)
         if argv[:1] == ["show"]:
             d = self.load()
             props = {"ActiveState": d["active"], "SubState": d["sub"], "NRestarts": d["restarts"]}

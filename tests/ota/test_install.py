@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from app.cli import main
 from app.ota.errors import (
     InstallFailed,
     IntegrityError,
@@ -188,11 +189,9 @@ def test_a_signed_key_rotation_is_adopted_on_commit(box: Box) -> None:
 
 
 def test_status_command_shows_the_state(box: Box, capsys: pytest.CaptureFixture[str]) -> None:
-    from app.ota.cli import main
-
     box.updater().install(box.bundle("1.1.0"))
     s = box.settings
-    assert main(["status", "--root", str(s.root), "--state-dir", str(s.state_dir)]) == 0
+    assert main(["update", "status", "--root", str(s.root), "--state-dir", str(s.state_dir)]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["running"] == "1.1.0" and status["previous"] == "1.0.0"
     assert status["last"]["result"] == "committed" and status["updating"] is False
