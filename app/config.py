@@ -7,6 +7,7 @@ the file from the one line the gateway prints.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -280,7 +281,8 @@ def _resolve_paths(config: Config, base: Path) -> Config:
     """Make relative paths relative to the config file's folder, as an installer expects."""
 
     def fix(p: Path) -> Path:
-        return p if p.is_absolute() else (base / p).resolve()
+        # absolute but not resolved: identity/current is a symlink that switches on rotation
+        return p if p.is_absolute() else Path(os.path.abspath(base / p))
 
     server = dataclasses.replace(
         config.server,
