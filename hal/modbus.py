@@ -384,33 +384,37 @@ class BusPool:
     """Hands out one shared `ModbusBus` per physical link, reference counted."""
 
     def __init__(self) -> None:
-        self._buses: dict[Link, tuple[ModbusBus, int]] = {}
+        # Keyed by the physical link (port path or host:port), so two devices on one RS-485 port
+        # can never open it twice, whatever else their settings say.
+        self._buses: dict[str, tuple[ModbusBus, int]] = {}
 
     def acquire(self, link: Link, settings: BusSettings) -> ModbusBus:
         """Return the bus for `link`, creating it on first use."""
-        entry = self._buses.get(link)
+        key = link_name(link)
+        entry = self._buses.get(key)
         if entry is None:
             bus = ModbusBus(link, settings)
-            self._buses[link] = (bus, 1)
+            self._buses[key] = (bus, 1)
             return bus
         bus, count = entry
-        if bus.settings != settings:
+        if bus.link != link or bus.settings != settings:
             raise ConfigurationError(
-                f"bus {link_name(link)} is shared by devices with different bus settings: "
-                f"{bus.settings} vs {settings}"
+                f"bus {key} is shared by devices with different settings: "
+                f"{bus.link} {bus.settings} vs {link} {settings}"
             )
-        self._buses[link] = (bus, count + 1)
+        self._buses[key] = (bus, count + 1)
         return bus
 
     async def release(self, bus: ModbusBus) -> None:
         """Drop one reference; the last one closes the bus."""
-        entry = self._buses.get(bus.link)
+        key = link_name(bus.link)
+        entry = self._buses.get(key)
         if entry is None or entry[0] is not bus:
             await bus.close()
             return
         _, count = entry
         if count <= 1:
-            del self._buses[bus.link]
+            del self._buses[key]
             await bus.close()
         else:
-            self._buses[bus.link] = (bus, count - 1)
+            self._buses[key] = (bus, count - 1)

@@ -66,6 +66,11 @@ def _split(value: int, count: int, order: WordOrder) -> list[int]:
     return list(reversed(words)) if order == "little" else words
 
 
+def unsigned(words: list[int], order: WordOrder = "big") -> int:
+    """The registers as one unsigned integer, before any type or sentinel is applied."""
+    return _join(list(words), order)
+
+
 def decode(words: list[int], kind: str, order: WordOrder = "big") -> float | int | None:
     """Decode one value; sentinels, NaN and infinities give None."""
     if len(words) != SIZES[kind]:

@@ -19,10 +19,13 @@ class InverterSettings:
     """How to reach one battery inverter and how to talk to it.
 
     `transport`: "rtu" (needs `serial`), "tcp" (needs `tcp`) or "sim" (the in-process battery, no
-    Modbus). `profile`: "sunspec" to discover a SunSpec map, or the path of a register-table YAML
-    file. `device_id`: the Modbus unit id. `setpoint_mode`: SunSpec 704 watts or percent-of-WMax
-    mode. `revert_timeout_s`: the device-side timer after which the battery reverts to its own mode
-    unless refreshed; `keepalive_interval_s` defaults to a third of it.
+    Modbus). `profile`: "sunspec" to discover a SunSpec map, the path of a register-table YAML
+    file, or the bare name of one shipped in `hal/inverter/profiles/` (e.g. "example-hybrid").
+    `device_id`: the Modbus unit id. `bus`: timeouts, retries and pacing of the bus (devices on one
+    port or endpoint share one connection and must agree on it). `setpoint_mode`: SunSpec 704 watts
+    or percent-of-WMax mode. `revert_timeout_s`: the device-side timer after which the battery
+    reverts to its own mode unless refreshed; `keepalive_interval_s` defaults to a third of it.
+    `sim`: the simulated battery's ratings (transport "sim" only).
     """
 
     transport: Transport

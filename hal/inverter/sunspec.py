@@ -34,8 +34,9 @@ _LOGGER = logging.getLogger(__name__)
 
 _HZ_RANGE = (40.0, 70.0)
 _SOC_RANGE = (0.0, 100.0)
-# Readings beyond this multiple of the nameplate rating are garbage, not power.
-_W_PLAUSIBLE_FACTOR = 10.0
+# An inverter cannot move twice its nameplate power: beyond that a reading is garbage (e.g. a
+# vendor's 0x7FFF "invalid" int16, which SunSpec itself does not define as a sentinel).
+_W_PLAUSIBLE_FACTOR = 2.0
 _ENABLED = 1
 _MODE_PCT, _MODE_WATTS = 0, 1
 _STORCTL_CHARGE_AND_DISCHARGE = 3
@@ -159,6 +160,8 @@ class SunSpecInverter(BatteryInverter):
     async def read_telemetry(self) -> Telemetry:
         """W, Hz and status from 701 (or 103), state of charge from 713 (or 802, or 124)."""
         smap = await self.sunspec_map()
+        if self._ratings is None:
+            await self.read_ratings()  # once: the plausibility bound on W comes from the rating
         if smap.has(701):
             b = await self._block(701, 2, 116)
             w, hz = b.value("W"), b.value("Hz")
@@ -191,7 +194,9 @@ class SunSpecInverter(BatteryInverter):
         return None
 
     def _plausible_w(self, w: float | None) -> float | None:
-        rating = None if self._ratings is None else self._ratings.max_w
+        ratings = self._ratings
+        known = [] if ratings is None else [ratings.max_w, ratings.max_charge_w, ratings.max_discharge_w]
+        rating = max((r for r in known if r), default=None)
         limit = 1e7 if rating is None else rating * _W_PLAUSIBLE_FACTOR
         return _within(w, (-limit, limit), "W")
 

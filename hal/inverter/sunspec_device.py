@@ -197,11 +197,14 @@ class SunSpecDevice:
 
     def garbage_overlay(self, words: list[int]) -> None:
         """Overwrite live points in a copy of the image with sentinels and impossible scale factors."""
-        for model_id, name in ((701, "W"), (701, "Hz"), (713, "SoC"), (103, "W"), (124, "ChaState")):
+        for model_id, name in ((701, "Hz"), (713, "SoC"), (103, "W"), (124, "ChaState")):
             if self._has(model_id):
                 pt = POINTS[model_id][name]
                 at = self.address(model_id, name) - self.base
                 words[at : at + codec.size_of(pt.kind)] = codec.sentinel_words(pt.kind)
+        if self._has(701):
+            # Not a SunSpec sentinel, but what some firmware reports for "invalid": must not pass as 32 kW.
+            words[self.address(701, "W") - self.base] = 0x7FFF
         for model_id, name in ((701, "Hz_SF"), (103, "Hz_SF"), (713, "Pct_SF")):
             if self._has(model_id):
                 words[self.address(model_id, name) - self.base] = 0x7FFF  # SF 32767: out of -10..10

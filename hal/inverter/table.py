@@ -180,6 +180,9 @@ class TableInverter(BatteryInverter):
     def _raw(self, pt: TablePoint, words: dict[tuple[bool, int], int]) -> float | int | None:
         inp = pt.function == "input"
         regs = [words[(inp, pt.address + i)] for i in range(codec.size_of(pt.kind))]
+        # The profile's own "invalid" codes compare against the unsigned register content.
+        if pt.invalid and codec.unsigned(regs, pt.word_order) in pt.invalid:
+            return None
         return codec.decode(regs, pt.kind, pt.word_order)
 
     def _number(self, pt: TablePoint, words: dict[tuple[bool, int], int]) -> float | None:

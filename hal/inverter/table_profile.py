@@ -40,6 +40,7 @@ _POINT_KEYS = {
     "sign",
     "map",
     "value",
+    "invalid",
 }
 _STEP_KEYS = {"address", "type", "word_order", "scale", "value", "verify"}
 _DIRECTIONS = ("charge", "discharge", "idle")
@@ -62,6 +63,7 @@ class TablePoint:
     scale_register: int | None = None
     sign: int = 1
     states: dict[int, str] | None = None
+    invalid: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,20 @@ class _Located:
         return ProfileError(f"{self.source}:{line}: {where}: {message}")
 
 
+PROFILES_DIR = Path(__file__).parent / "profiles"
+
+
+def resolve_profile(name: str | Path) -> Path:
+    """A bare name ("example-hybrid") means a profile shipped in `hal/inverter/profiles/`; else a path."""
+    text = str(name)
+    if "/" in text or text.endswith((".yaml", ".yml")):
+        return Path(text)
+    return PROFILES_DIR / f"{text}.yaml"
+
+
 def load_profile(path: str | Path) -> TableProfile:
     """Load and validate a register-table profile file; raises `ProfileError` naming the line."""
+    path = resolve_profile(path)
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -183,6 +197,11 @@ def _point(name: str, raw: object, path: Path_, word_order: str, function: str, 
     sign = spec.get("sign", 1)
     if sign not in (1, -1):
         raise loc.error((*path, "sign"), f"expected 1 or -1, got {sign!r}")
+    invalid = spec.get("invalid", [])
+    if not isinstance(invalid, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in invalid
+    ):
+        raise loc.error((*path, "invalid"), "expected a list of raw register values (integers)")
     states = None
     if "map" in spec:
         states = _states(name, spec["map"], (*path, "map"), loc)
@@ -196,6 +215,7 @@ def _point(name: str, raw: object, path: Path_, word_order: str, function: str, 
         scale_register=sf_register,
         sign=sign,
         states=states,
+        invalid=frozenset(invalid),
     )
 
 

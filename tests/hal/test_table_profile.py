@@ -109,7 +109,9 @@ async def test_reads_a_non_sunspec_map(vendor: tuple[VendorDevice, int]) -> None
         assert t.soc_pct == pytest.approx(65.5)
         assert t.operating is OperatingStatus.RUNNING
         dev.pokes[13022] = 0xFFFF  # "not implemented"
-        assert (await inverter.read_telemetry()).soc_pct is None
+        dev.pokes[5035] = 0x7FFF  # the profile's own "invalid" code
+        t = await inverter.read_telemetry()
+        assert (t.soc_pct, t.hz, t.w) == (None, None, -1500.0)
 
 
 async def test_writes_sequences_and_reads_back(vendor: tuple[VendorDevice, int]) -> None:
@@ -182,3 +184,9 @@ def test_validation_messages(text: str, expected: str) -> None:
 async def test_missing_profile_file_fails_at_start_up(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match="cannot read profile"):
         await connect_inverter(settings(1502, tmp_path / "nope.yaml"))
+
+
+def test_shipped_profile_by_name() -> None:
+    assert load_profile("example-hybrid").name == "example-hybrid"
+    with pytest.raises(ProfileError, match="cannot read profile"):
+        load_profile("no-such-inverter")
