@@ -11,7 +11,8 @@
 #   3. the system user and gpio group (sysusers.d), state folders (tmpfiles.d), the gpio udev rule,
 #      the hardware watchdog drop-in for PID 1 and the service unit
 #   4. /etc/wattsmart-gateway/gateway.yaml from the example, only if there is none
-#   5. enables the service and, when systemd is running and the config exists, (re)starts it
+#   5. enables the service and, when systemd is running, (re)starts it, unless the config was
+#      only just copied from the example (edit it first, then `systemctl start wattsmart-gateway`)
 # Works on a running box and in a chroot/container tree where systemd is not running (steps that
 # need a running systemd or udev are skipped with a note).
 #
@@ -30,6 +31,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 prefix=/opt/wattsmart-gateway
 wheelhouse=
 config_src=$here/gateway.example.yaml
+config_given=0
 site_packages=
 reinstall=0
 hw_watchdog=1
@@ -53,7 +55,7 @@ note() {
 while [ $# -gt 0 ]; do
     case $1 in
         --wheelhouse) [ $# -ge 2 ] || die "--wheelhouse needs a folder"; wheelhouse=$2; shift ;;
-        --config) [ $# -ge 2 ] || die "--config needs a file"; config_src=$2; shift ;;
+        --config) [ $# -ge 2 ] || die "--config needs a file"; config_src=$2; config_given=1; shift ;;
         --prefix) [ $# -ge 2 ] || die "--prefix needs a folder"; prefix=$2; shift ;;
         --system-site-packages) site_packages=--system-site-packages ;;
         --reinstall) reinstall=1 ;;
@@ -140,15 +142,16 @@ systemd-tmpfiles --create /usr/local/lib/tmpfiles.d/wattsmart-gateway.conf
 mkdir -p /etc/wattsmart-gateway
 if [ ! -e /etc/wattsmart-gateway/gateway.yaml ]; then
     install -m 0640 -o root -g wattsmart-gateway "$config_src" /etc/wattsmart-gateway/gateway.yaml
-    note "installed /etc/wattsmart-gateway/gateway.yaml from $config_src: edit it before relying on the box"
+    note "installed /etc/wattsmart-gateway/gateway.yaml from $config_src"
+    if [ "$config_given" -eq 0 ]; then
+        note "it is the example: edit it (server, certificates, inverter), then: systemctl start wattsmart-gateway"
+        start=0
+    fi
 fi
 
 # 5. enable, reload, (re)start.
 if [ "$systemd_running" -eq 1 ]; then
-    systemctl daemon-reload
-    if [ "$hw_watchdog" -eq 1 ]; then
-        systemctl daemon-reexec # PID 1 reads system.conf.d only when it (re)starts
-    fi
+    systemctl daemon-reload # also makes PID 1 re-read system.conf.d (the hardware watchdog)
     if command -v udevadm >/dev/null && [ -S /run/udev/control ]; then
         udevadm control --reload
         udevadm trigger --action=change --subsystem-match=gpio || true
@@ -157,6 +160,8 @@ if [ "$systemd_running" -eq 1 ]; then
     if [ "$start" -eq 1 ]; then
         systemctl restart wattsmart-gateway.service
         note "started; see: systemctl status wattsmart-gateway; journalctl -u wattsmart-gateway"
+    else
+        note "enabled, not started"
     fi
 else
     systemctl enable --quiet wattsmart-gateway.service 2>/dev/null ||

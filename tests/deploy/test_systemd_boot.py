@@ -7,7 +7,8 @@ gateway installed by deploy/install.sh from a wheel of this checkout:
   server is unreachable, and keeps the watchdog fed;
 - a SIGSTOPped gateway is killed by the systemd watchdog and restarted;
 - `systemctl stop` makes it release the battery (the SunSpec simulator's 704 WSetEna goes to 0) and
-  exit 0 within 10 s.
+  exit 0 within 10 s;
+- deploy/install.sh also works on the running box (systemd up): it reinstalls and starts the service.
 
 The battery is hal.inverter.sunspec_server on 127.0.0.1:5020, a second unit in the container.
 Set WSG_KEEP_TREE=1 to keep the container tree for inspection (`systemd-nspawn -D <tree> -b`).
@@ -96,6 +97,7 @@ class Box:
     uid: int
     gid: int
     groups: dict[str, int]
+    wheel: str
     figures: dict[str, float] = field(default_factory=dict)
 
     def state(self) -> dict[str, str]:
@@ -222,10 +224,11 @@ def box() -> Iterator[Box]:
     (system / f"{UNIT}.d").mkdir(exist_ok=True)
     (system / f"{UNIT}.d" / "50-test.conf").write_text(GATEWAY_TEST_DROPIN)
 
-    container = nspawn.Container(root, work / "console.log", binds={files: "/mnt/test"})
+    binds = {DEPLOY: "/mnt/deploy", work / "wheels": "/mnt/wheels", files: "/mnt/test"}
+    container = nspawn.Container(root, work / "console.log", binds=binds)
     try:
         figures["boot (s)"] = container.boot()
-        yield Box(container, root, uid, gid, groups, figures)
+        yield Box(container, root, uid, gid, groups, wheel.name, figures)
     finally:
         if container.leader:
             (work / "journal.txt").write_text(container.journal(lines=5000))
@@ -328,3 +331,28 @@ def test_stop_releases_the_battery_and_exits_cleanly(box: Box) -> None:
     assert battery["WSetEna"] == 0, f"battery still held after stop: {battery}\n{box.explain()}"
     log = c.journal(UNIT, lines=200)
     assert "SIGKILL" not in log and "timed out" not in log, log
+
+
+def test_install_script_on_the_running_box_reinstalls_and_starts_it(box: Box) -> None:
+    """The other half of install.sh: with systemd running it reloads, enables and (re)starts."""
+    c = box.container
+    before = c.show(UNIT, "ActiveState", "MainPID")
+    result = c.sh(
+        "/bin/sh",
+        "/mnt/deploy/install.sh",
+        "--reinstall",
+        "--wheelhouse",
+        "/mnt/wheels",
+        f"/mnt/wheels/{box.wheel}",
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "started" in result.stdout, result.stdout
+    box.wait_active()
+    after = c.show(UNIT, "MainPID", "UnitFileState")
+    assert after["MainPID"] not in ("0", before["MainPID"]), (before, after)
+    assert after["UnitFileState"] == "enabled"
+    assert c.sh("readlink", "/opt/wattsmart-gateway/current").stdout.strip().startswith("releases/")
+    state = c.sh("systemctl", "is-system-running", check=False).stdout.strip()
+    assert state == "running", c.sh("systemctl", "--failed", "--no-pager", check=False).stdout
