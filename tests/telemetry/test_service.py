@@ -143,6 +143,8 @@ async def test_failed_reads_are_gaps_never_invented(
         inverter.offline = True
         await clock.run_for(60)  # two failed reads
         assert "telemetry.inverter" in health.problems()
+        # swapped for a smaller unit while unreachable: the reconnect re-reads the ratings
+        inverter.model.spec = dataclasses.replace(inverter.model.spec, max_w=3000.0, capacity_wh=5000.0)
         inverter.offline = False
         await clock.run_for(600)
         assert health.problems() == {}
@@ -153,6 +155,11 @@ async def test_failed_reads_are_gaps_never_invented(
         assert set(counts.values()) == {1}
         assert lost.isdisjoint(counts)
         assert set(range(first, first + 600, 30)) - set(counts) == lost
+    caps = [parse(DERCapability, r.body) for r in lab.requests if r.path.endswith("/dercap")]
+    assert [(c.rtgMaxW.watts, c.rtgMaxWh.real if c.rtgMaxWh else None) for c in caps] == [
+        (5000, 10000),
+        (3000, 5000),
+    ]
     # the gaps are on record in the outbox until delivery passes them, never as values
     with open_store(config.state_dir) as store:
         assert all(t > first + 600 for t, _ in store.outbox.pending("W", 100))
@@ -188,3 +195,28 @@ async def test_outbox_is_bounded_by_age_and_counts_what_fell_off(
         ticks = sorted(counts)
         assert ticks[:2] == [ten, half_past_eleven]
         assert ticks[1:] == list(range(half_past_eleven, ticks[-1] + 1, 30))
+
+
+async def test_a_mirror_the_server_lost_is_created_again_once(
+    lab: LabServer,
+    http: HttpClient,
+    device: Device,
+    clock: SimClock,
+    inverter: SimInverter,
+    make_config: Callable[..., Config],
+) -> None:
+    lab.tree.post_rate = None  # the server gives no postRate: the configured default (60 s) applies
+    service = service_for(make_config(default_post_rate_s=60), inverter, http, device, clock)
+    async with running(service) as stop:
+        await clock.run_for(300)
+        # the newest one: the lab numbers a new mirror len(mups), so deleting /mup/0 would collide
+        del lab.tree.mups[max(lab.tree.mups)]
+        await clock.run_for(300)
+        await stop()
+    assert lab.count("POST", "/mup") == 3
+    assert len(lab.tree.mups) == 2
+    for n in lab.tree.mups:
+        posted = [int(t.timestamp()) for t in times(lab, "POST", f"/mup/{n}")]
+        assert posted and all(t % 60 == 0 for t in posted)
+    for counts in received_ticks(lab).values():
+        assert set(counts.values()) == {1}
