@@ -288,7 +288,6 @@ def test_watchdog_kills_a_stopped_gateway_and_restarts_it(box: Box) -> None:
     before = box.state()
     pid, restarts = before["MainPID"], int(before["NRestarts"])
     c.sh("kill", "-STOP", pid)
-    stopped_at = time.monotonic()
 
     def restarted() -> bool:
         now = box.state()
@@ -302,8 +301,7 @@ def test_watchdog_kills_a_stopped_gateway_and_restarts_it(box: Box) -> None:
     box.figures["SIGSTOP -> active again (s)"] = took
     log = c.journal(UNIT, lines=200)
     assert re.search(rf"Watchdog timeout \(limit {WATCHDOG_S}s\)", log), log
-    assert "Failed with result 'watchdog'" in log, log
-    assert time.monotonic() - stopped_at >= WATCHDOG_S * 0.9  # not restarted for some other reason
+    assert "Failed with result 'watchdog'" in log, log  # restarted because of the watchdog, nothing else
 
 
 def test_stop_releases_the_battery_and_exits_cleanly(box: Box) -> None:
