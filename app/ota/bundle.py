@@ -190,6 +190,8 @@ def extract_bundle(path: Path, manifest: BundleManifest, dest: Path) -> None:
                 entry = manifest.files.get(info.name)
                 if entry is None or not info.isfile() or info.name in seen:
                     raise IntegrityError(f"bundle holds {info.name!r}, not in the signed manifest")
+                if info.size != entry.size:  # refuse before writing: a huge member could fill the disk
+                    raise IntegrityError(f"{info.name}: size differs from the signed manifest")
                 f = tar.extractfile(info)
                 assert f is not None
                 _copy_checked(f, dest / info.name, info.name, entry)

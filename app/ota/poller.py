@@ -83,6 +83,7 @@ class Poller:
         _LOGGER.info("cohort %d: updating %s -> %s", self.cohort, running, release.version)
         folder = self.settings.state_dir / "downloads"
         bundle = folder / f"{release.sha256}.bundle"
+        await asyncio.to_thread(_remove_downloads, folder, keep=bundle.name + ".part")
         try:
             await download(session, release.url, bundle, release.size, release.sha256)
         except BundleRejected as exc:  # a corrupted download; it is deleted and fetched again next poll
@@ -138,6 +139,8 @@ class Poller:
             await asyncio.sleep(delay)
 
 
-def _remove_downloads(folder: Path) -> None:
-    for path in folder.glob("*.bundle"):
-        path.unlink(missing_ok=True)
+def _remove_downloads(folder: Path, keep: str = "") -> None:
+    """Delete finished bundles and partial downloads of releases no longer wanted."""
+    for path in folder.glob("*.bundle*"):
+        if path.name != keep:
+            path.unlink(missing_ok=True)

@@ -192,3 +192,15 @@ async def test_a_corrupted_download_is_refused_and_fetched_afresh(box: Box, host
     host.corrupt.clear()
     assert await poller(box, host).poll_once() == "committed"
     assert_working(box, "1.1.0")
+
+
+async def test_the_updater_service_loop_installs_then_exits_for_a_restart(box: Box, host: FleetHost) -> None:
+    publish(box, host, box.bundle("1.1.0"))
+    updater = box.updater()
+    updater.settings = dataclasses.replace(
+        box.settings, manifest_url=f"{host.url}/fleet/manifest.json", poll_interval_s=0.01
+    )
+
+    await Poller(updater, LFDI, rng=random.Random(2), now=lambda: NOW).run_forever()
+
+    assert_working(box, "1.1.0")
