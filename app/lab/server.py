@@ -32,7 +32,7 @@ from app.sep.error import Error
 _LOGGER = logging.getLogger(__name__)
 
 SEP_XML = "application/sep+xml"
-FaultKind = Literal["status", "content_type", "body", "slow", "huge", "drop"]
+FaultKind = Literal["status", "content_type", "body", "slow", "huge"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,6 +154,8 @@ class LabTree:
         #: the most items one page holds whatever `l` asks (small values force clients to page)
         self.max_page = MAX_PAGE
         self.fsa_count = fsas
+        #: False leaves EndDevice.lFDI out (it is optional in sep.xsd): clients must match on sFDI
+        self.show_lfdi = True
         self.devices: list[Device] = []
         self.programs: list[Program] = []
         self.stored: dict[str, object] = {}
@@ -379,7 +381,7 @@ class LabTree:
         return EndDevice(
             href=self.href(base),
             DERListLink=ListLink(href=self.href(f"{base}/der"), all=1),
-            lFDI=device.lfdi,
+            lFDI=device.lfdi if self.show_lfdi else None,
             sFDI=device.sfdi,
             changedTime=device.registered,
             enabled=True,

@@ -12,7 +12,7 @@ import pytest
 from app.lab.pki import Pki
 from app.lab.server import LabServer
 from app.sep.der import DefaultDERControl, DERControlBase
-from tests.client.conftest import FakeTime, Rig
+from tests.client.sim import FakeTime, Rig
 
 MakeRig = Callable[..., AbstractAsyncContextManager[Rig]]
 
@@ -116,3 +116,13 @@ async def test_unregistered_device_says_lfdi_and_sfdi_once_then_appears(
     assert len(warnings) == 1
     assert first.identity.lfdi in warnings[0] and str(first.identity.sfdi) in warnings[0]
     assert any("found our EndDevice" in r.getMessage() for r in caplog.records)
+
+
+async def test_matches_on_sfdi_when_the_server_leaves_lfdi_out(
+    sim_server: LabServer, make_rig: MakeRig
+) -> None:
+    sim_server.tree.show_lfdi = False
+    async with make_rig(sim_server) as rig:
+        snap = await rig.discovery.walk()
+    assert snap.end_device is not None
+    assert snap.end_device.lFDI is None and snap.end_device.sFDI == snap.identity.sfdi

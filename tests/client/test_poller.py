@@ -13,7 +13,7 @@ import pytest
 
 from app.client.schedule import PHASE_MAX_S
 from app.lab.server import LabServer
-from tests.client.conftest import FakeTime, Rig
+from tests.client.sim import FakeTime, Rig
 
 MakeRig = Callable[..., AbstractAsyncContextManager[Rig]]
 HOUR = 3600.0
