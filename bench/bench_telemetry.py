@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import logging
 import tempfile
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from app.client.session import Session
 from app.config import Config, ServerConfig, TelemetryConfig
 from app.health import Health
 from app.lab.pki import generate
@@ -44,9 +44,10 @@ class _TreeUplink:
             raise LookupError(href)
         return path
 
-    async def get(self, href: str, cls: type[T], params: Mapping[str, str | int] | None = None) -> T:
-        query = {k: str(v) for k, v in (params or {}).items()}
-        obj = self._tree.get(self._path(href), query, self._lfdi)
+    async def get(self, href: str, cls: type[T]) -> T:
+        path, _, query = href.partition("?")
+        params = dict(item.split("=", 1) for item in query.split("&") if "=" in item)
+        obj = self._tree.get(self._path(path), params, self._lfdi)
         if obj is None:
             raise LookupError(href)
         return parse(cls, to_xml(obj))
@@ -120,12 +121,10 @@ async def _tls_hour() -> float:
         pki = generate(Path(tmp) / "pki")
         clock = SimulatedTimebase(_START)
         async with LabServer(pki, clock=clock.now) as lab:
-            from app.client.http import HttpClient
-
             lfdi = lab.lfdi_of(pki.client("client"))
             edev = lab.tree.register(lfdi)
             config = _config(lab.client_config(), Path(tmp) / "state")
-            async with HttpClient(config.server) as http:
+            async with Session(config.server, poll=False) as http:
                 inverter = SimInverter(BatterySpec(), clock=clock.now)
                 service = TelemetryService(
                     config, inverter, http, _links(lab.tree, edev), clock, Health(), lfdi

@@ -89,9 +89,8 @@ class Mirrors:
     async def _find(self, mrid: str) -> str | None:
         start = 0
         while True:
-            page = await self._uplink.get(
-                self.list_href, MirrorUsagePointList, params={"s": start, "l": _PAGE}
-            )
+            # Always page explicitly: a server may default `l` to 1 (envoy does).
+            page = await self._uplink.get(f"{self.list_href}?s={start}&l={_PAGE}", MirrorUsagePointList)
             self.pollRate = page.pollRate
             for mup in page.MirrorUsagePoint:
                 if mup.mRID.upper() == mrid and mup.href:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -12,10 +11,10 @@ T = TypeVar("T")
 
 
 class Uplink(Protocol):
-    """The session's typed requests (`app.client.http.HttpClient` has this shape)."""
+    """The session's typed requests (`app.client.session.Session` and its `HttpClient` have this shape)."""
 
-    async def get(self, href: str, cls: type[T], params: Mapping[str, str | int] | None = None) -> T:
-        """GET `href` and parse it as `cls`."""
+    async def get(self, href: str, cls: type[T]) -> T:
+        """GET `href` (which may carry a query) and parse it as `cls`."""
         ...
 
     async def post(self, href: str, obj: object) -> str | None:

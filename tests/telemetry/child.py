@@ -12,7 +12,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from app.client.http import HttpClient
+from app.client.session import Session
 from app.config import Config, ServerConfig
 from app.health import Health
 from app.telemetry import TelemetryLinks, TelemetryService
@@ -34,7 +34,7 @@ async def main(args: dict[str, object]) -> None:
     config = Config(server=server, state_dir=Path(str(args["state_dir"])))
     links = TelemetryLinks(**args["links"])  # type: ignore[arg-type]
     inverter = SimInverter(BatterySpec(), clock=clock.now)
-    async with HttpClient(server) as http:
+    async with Session(server, poll=False) as http:
         service = TelemetryService(
             config,
             inverter,

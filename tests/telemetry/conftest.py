@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.client.http import HttpClient
+from app.client.session import Session
 from app.config import Config, TelemetryConfig
 from app.lab.pki import Pki
 from app.lab.server import LabServer
@@ -40,10 +40,10 @@ async def lab(pki: Pki, clock: SimClock) -> AsyncIterator[LabServer]:
 
 
 @pytest.fixture
-async def http(lab: LabServer) -> AsyncIterator[HttpClient]:
-    """The gateway's HTTP session to the lab server."""
-    async with HttpClient(lab.client_config(request_timeout_s=2.0)) as client:
-        yield client
+async def http(lab: LabServer) -> AsyncIterator[Session]:
+    """The gateway's 2030.5 session to the lab server (no poller: the tests know the links)."""
+    async with Session(lab.client_config(request_timeout_s=2.0), poll=False) as session:
+        yield session
 
 
 @dataclass(frozen=True)

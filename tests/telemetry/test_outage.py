@@ -12,12 +12,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from app.client.http import HttpClient
+from app.client.session import Session
 from app.config import Config
 from app.health import Health
 from app.lab.pki import Pki
 from app.lab.server import LabServer
 from app.store import open_store
+from app.store.database import FILENAME
 from app.telemetry import TelemetryService
 from hal.inverter.sim import SimInverter
 from tests.telemetry.conftest import START, Device
@@ -29,7 +30,7 @@ BATCH = 10  # readings per post while catching up, so the backlog takes many pos
 
 
 def _service(
-    config: Config, inverter: SimInverter, http: HttpClient, device: Device, clock: SimClock
+    config: Config, inverter: SimInverter, http: Session, device: Device, clock: SimClock
 ) -> TelemetryService:
     return TelemetryService(
         config, inverter, http, device.links, clock, Health(), device.lfdi, max_readings_per_post=BATCH
@@ -47,7 +48,7 @@ def _backlog(config: Config) -> dict[str, int]:
 
 async def test_outage_then_kill_9_mid_backlog_delivers_every_reading_once(
     lab: LabServer,
-    http: HttpClient,
+    http: Session,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -70,7 +71,7 @@ async def test_outage_then_kill_9_mid_backlog_delivers_every_reading_once(
     certs = pki.client("client")
     args = {
         "start": clock.now().isoformat(),
-        "real_pause_s": 0.2,
+        "real_pause_s": 0.3,
         "dcap_url": lab.dcap_url,
         "ca_file": str(pki.ca.cert),
         "cert_file": str(certs.cert),
@@ -96,7 +97,13 @@ async def test_outage_then_kill_9_mid_backlog_delivers_every_reading_once(
             assert child.returncode is None, "the child died by itself"
             assert time.monotonic() < deadline, "the child never delivered"
             await asyncio.sleep(0.005)
-        await asyncio.sleep(0.05)  # let it take the answer; it now waits before its next batch
+        # Kill right after it committed a batch, while it paces before the next one. (A kill between
+        # the server's answer and that commit would re-send one batch: no client can know.)
+        wal = config.state_dir / f"{FILENAME}-wal"
+        stamp = wal.stat().st_mtime_ns
+        while wal.stat().st_mtime_ns == stamp:
+            assert time.monotonic() < deadline, "the child stopped committing"
+            await asyncio.sleep(0.001)
         child.send_signal(signal.SIGKILL)
         assert await child.wait() == -signal.SIGKILL
     finally:

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.client.http import HttpClient
+from app.client.session import Session
 from app.config import Config
 from app.health import Health
 from app.lab.server import LabServer
@@ -27,14 +27,14 @@ HOUR = timedelta(hours=1)
 
 
 def service_for(
-    config: Config, inverter: SimInverter, http: HttpClient, device: Device, clock: SimClock, **kw: object
+    config: Config, inverter: SimInverter, http: Session, device: Device, clock: SimClock, **kw: object
 ) -> TelemetryService:
     return TelemetryService(config, inverter, http, device.links, clock, Health(), device.lfdi, **kw)  # type: ignore[arg-type]
 
 
 async def test_a_simulated_hour(
     lab: LabServer,
-    http: HttpClient,
+    http: Session,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -104,7 +104,7 @@ async def test_a_simulated_hour(
 
 async def test_restart_reuses_the_mirrors(
     lab: LabServer,
-    http: HttpClient,
+    http: Session,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -129,7 +129,7 @@ async def test_restart_reuses_the_mirrors(
 
 async def test_failed_reads_are_gaps_never_invented(
     lab: LabServer,
-    http: HttpClient,
+    http: Session,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -167,7 +167,7 @@ async def test_failed_reads_are_gaps_never_invented(
 
 async def test_outbox_is_bounded_by_age_and_counts_what_fell_off(
     lab: LabServer,
-    http: HttpClient,
+    http: Session,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -199,7 +199,7 @@ async def test_outbox_is_bounded_by_age_and_counts_what_fell_off(
 
 async def test_a_mirror_the_server_lost_is_created_again_once(
     lab: LabServer,
-    http: HttpClient,
+    http: Session,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
