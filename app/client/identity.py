@@ -1,13 +1,16 @@
-"""Our device identity as the server sees it: LFDI and SFDI of the client certificate (§6.3.3-6.3.4)."""
+"""Our device identity as the server sees it: LFDI and SFDI of the client certificate (§6.3.3-6.3.4).
+
+The arithmetic lives in app.sep.identity; this is the small view the session carries around.
+"""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from app.sep.identity import lfdi_from_der, load_cert_identity, sfdi_from_lfdi
+
+__all__ = ["DeviceIdentity", "identity_of_der", "identity_of_pem_file", "lfdi_from_der", "sfdi_from_lfdi"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,18 +21,6 @@ class DeviceIdentity:
     sfdi: int
 
 
-def lfdi_from_der(der: bytes) -> str:
-    """Leftmost 160 bits of SHA-256 over the certificate's DER encoding, as lowercase hex."""
-    return hashlib.sha256(der).hexdigest()[:40]
-
-
-def sfdi_from_lfdi(lfdi: str) -> int:
-    """Leftmost 36 bits as decimal, then a check digit making the digit sum a multiple of 10."""
-    value = int(lfdi[:9], 16)
-    check = (10 - sum(int(d) for d in str(value)) % 10) % 10
-    return value * 10 + check
-
-
 def identity_of_der(der: bytes) -> DeviceIdentity:
     """The identity of a DER-encoded certificate."""
     lfdi = lfdi_from_der(der)
@@ -37,6 +28,6 @@ def identity_of_der(der: bytes) -> DeviceIdentity:
 
 
 def identity_of_pem_file(path: Path) -> DeviceIdentity:
-    """The identity of the PEM certificate at `path`."""
-    cert = x509.load_pem_x509_certificate(path.read_bytes())
-    return identity_of_der(cert.public_bytes(serialization.Encoding.DER))
+    """The identity of the certificate file at `path`; raises app.sep.identity.IdentityError."""
+    ident = load_cert_identity(path)
+    return DeviceIdentity(ident.lfdi, ident.sfdi)

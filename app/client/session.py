@@ -31,6 +31,7 @@ from app.client.poller import Poller
 from app.client.snapshot import ServerTree
 from app.config import ServerConfig
 from app.health import Health
+from app.sep.identity import IdentityError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,8 +59,8 @@ class Session:
         self.server = server
         try:
             self.identity: DeviceIdentity = identity_of_pem_file(server.cert_file)
-        except (OSError, ValueError) as exc:
-            raise TlsConfigError(f"cannot read the client certificate {server.cert_file}: {exc}") from None
+        except IdentityError as exc:
+            raise TlsConfigError(str(exc)) from None
         self._poll = poll
         self.clock = clock or ServerClock()
         self.health = health or Health()
