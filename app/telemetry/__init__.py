@@ -1,4 +1,18 @@
-"""Telemetry: the 30-s sampler, mirror usage points, DER reports, and the outbox behind them."""
+"""Telemetry: the 30-s sampler, mirror usage points, DER reports, and the outbox behind them.
+
+Wiring (the supervisor):
+
+    links = TelemetryLinks.from_tree(await session.wait_for(lambda t: t.mirror_usage_point_list_href))
+    telemetry = TelemetryService(config, inverter, session, links, ServerTimebase(session.now),
+                                 supervisor.health, session.identity.lfdi)
+    supervisor.add("telemetry", telemetry.run, max_silence_s=120)   # beats "telemetry" every 30 s
+    supervisor.on_shutdown("telemetry outbox", telemetry.flush)
+    # on every new snapshot: telemetry.update_links(TelemetryLinks.from_tree(tree))
+    # on a DefaultDERControl with setGradW: telemetry.set_grad_w(value)
+
+Health parts: "telemetry" (beat), "telemetry.inverter" and "telemetry.server" (problem/ok).
+State: one sqlite file in config.state_dir (app.store), owned by one process at a time.
+"""
 
 from __future__ import annotations
 
