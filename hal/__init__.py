@@ -1,1 +1,15 @@
-"""Hardware behind small interfaces: the battery inverter (Modbus) and the status LED and button."""
+"""Hardware behind small interfaces: the battery inverter (Modbus) and the status LED and button.
+
+`hal` knows nothing of IEEE 2030.5 and never imports `app`. What the app uses:
+
+* `hal.inverter`: `InverterSettings` -> `open_inverter()` (async context manager, refreshes the
+  device-side revert timer) or `connect_inverter()`; the `BatteryInverter` interface with
+  `Ratings` / `Telemetry` in SI units (None = unknown); transports "sim", "tcp", "rtu"; profiles
+  "sunspec" or a register-table YAML file.
+* `hal.modbus`: `SerialSettings`, `TcpSettings`, `BusSettings`; `ModbusBus`, one per physical link.
+* `hal.errors`: one hierarchy; `TransientHardwareError` (retry), `InverterProtocolError`,
+  `ConfigurationError` / `ProfileError` (reconfigure).
+* `hal.gpio`: `GpioSettings` -> `Gpio` (status LED patterns, polled push button; RPi.GPIO or fake).
+* Simulators for tests and the demo: `hal.inverter.sim.SimInverter`, and
+  `hal.inverter.sunspec_server.SunSpecServer` (also `python -m hal.inverter.sunspec_server`).
+"""

@@ -147,6 +147,15 @@ class BusStats:
     per_device_failures: dict[int, int] = field(default_factory=dict)
 
 
+def quiet_library_logging() -> None:
+    """Silence pymodbus' own per-try ERROR lines (with frame dumps); call once at start-up.
+
+    The bus logs one ERROR when a device goes silent and one INFO when it answers again; pymodbus
+    would add an ERROR for every failed try, which on a dead device is a line a second forever.
+    """
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
 def frame_bytes(link: Link, pdu_len: int) -> int:
     """Bytes on the wire for one PDU: RTU adds address + CRC, TCP adds the 7-byte MBAP header."""
     return pdu_len + 3 if isinstance(link, SerialSettings) else pdu_len + 7
@@ -211,13 +220,19 @@ class ModbusBus:
             )
         return registers
 
-    async def write(self, address: int, values: list[int], device_id: int) -> None:
-        """Write holding registers with FC16 (write multiple registers), one request."""
+    async def write(self, address: int, values: list[int], device_id: int, *, single: bool = False) -> None:
+        """Write holding registers in one request: FC16 by default, FC6 with `single` (one register).
+
+        SunSpec requires FC16 support; some vendor maps accept only FC6 for single registers.
+        """
         if not 1 <= len(values) <= MAX_WRITE_REGISTERS:
             raise ValueError(f"between 1 and {MAX_WRITE_REGISTERS} registers per write, got {len(values)}")
+        if single and len(values) != 1:
+            raise ValueError("FC6 writes exactly one register")
         if any(not 0 <= v <= 0xFFFF for v in values):
             raise ValueError(f"register values must be 0..65535, got {values}")
-        await self._call(address, device_id, 6 + 2 * len(values), 5, _write_op(address, values, device_id))
+        op = _write_op(address, values, device_id, single)
+        await self._call(address, device_id, 5 if single else 6 + 2 * len(values), 5, op)
 
     async def close(self) -> None:
         """Close the connection; later calls raise `InverterUnreachable`."""
@@ -373,8 +388,10 @@ def _read_op(address: int, count: int, device_id: int, input_registers: bool) ->
     return op
 
 
-def _write_op(address: int, values: list[int], device_id: int) -> _Op:
+def _write_op(address: int, values: list[int], device_id: int, single: bool) -> _Op:
     async def op(client: _Client) -> ModbusPDU:
+        if single:
+            return await client.write_register(address, values[0], device_id=device_id)
         return await client.write_registers(address, values, device_id=device_id)
 
     return op

@@ -129,7 +129,7 @@ class TableInverter(BatteryInverter):
         written: list[tuple[WriteStep, list[int]]] = []
         for step in steps:
             words = codec.encode(self._step_value(step, watts) / step.scale, step.kind, step.word_order)
-            await self._bus.write(step.address, words, self._settings.device_id)
+            await self._bus.write(step.address, words, self._settings.device_id, single=step.single)
             written.append((step, words))
         for step, words in written:
             if not step.verify:

@@ -42,7 +42,7 @@ _POINT_KEYS = {
     "value",
     "invalid",
 }
-_STEP_KEYS = {"address", "type", "word_order", "scale", "value", "verify"}
+_STEP_KEYS = {"address", "type", "word_order", "scale", "value", "verify", "function"}
 _DIRECTIONS = ("charge", "discharge", "idle")
 
 Function = Literal["holding", "input"]
@@ -76,6 +76,7 @@ class WriteStep:
     word_order: codec.WordOrder = "big"
     scale: float = 1.0
     verify: bool = True
+    single: bool = False
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,11 @@ def _steps(raw: object, path: Path_, word_order: str, loc: _Located) -> tuple[Wr
         verify = spec.get("verify", True)
         if not isinstance(verify, bool):
             raise loc.error((*step_path, "verify"), "expected true or false")
+        function = _choice(
+            spec.get("function", "multiple"), (*step_path, "function"), ("multiple", "single"), loc
+        )
+        if function == "single" and codec.size_of(kind) != 1:
+            raise loc.error((*step_path, "function"), "'single' (FC6) writes one register; use a 16-bit type")
         steps.append(
             WriteStep(
                 address=_address(spec.get("address"), (*step_path, "address"), loc),
@@ -259,6 +265,7 @@ def _steps(raw: object, path: Path_, word_order: str, loc: _Located) -> tuple[Wr
                 ),
                 scale=_number(spec.get("scale", 1.0), (*step_path, "scale"), loc),
                 verify=verify,
+                single=function == "single",
             )
         )
     return tuple(steps)

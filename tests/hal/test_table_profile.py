@@ -33,6 +33,7 @@ class VendorDevice:
         self.limits = [300, 400, 0, 0, 500, 1]  # 33046..33051
         self.writes: list[tuple[int, list[int]]] = []
         self.pokes: dict[int, int] = {}
+        self.function_codes: dict[int, int] = {}
         self._regs: list[int] = []
         self._start = 0
 
@@ -55,6 +56,7 @@ class VendorDevice:
             self.pokes.clear()
             if values is not None:
                 self.writes.append((address, [int(v) for v in values]))
+                self.function_codes[address] = fc
 
         return SimDevice(
             id=1,
@@ -119,6 +121,7 @@ async def test_writes_sequences_and_reads_back(vendor: tuple[VendorDevice, int])
     async with open_inverter(settings(port), auto_keepalive=False) as inverter:
         assert await inverter.set_active_power(-2000.4) == -2000.0
         assert dev.writes == [(13050, [0xAA]), (13051, [2000]), (13052, [60]), (13049, [2])]
+        assert dev.function_codes == {13050: 16, 13051: 16, 13052: 6, 13049: 16}
         assert await inverter.set_active_power(9000.0) == 4000.0  # clamped to max discharge
         assert dev.live(13049, 4) == [2, 0xBB, 4000, 60]
         dev.writes.clear()
