@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Final
 
+from app.client.errors import Rejected
 from app.sep.der import DERCapability, DERSettings
 from app.telemetry.der import Nameplate, der_capability, der_settings, missing_fields, nameplate
 from app.telemetry.uplink import TelemetryLinks, Uplink
@@ -81,11 +82,18 @@ class NameplateReporter:
         if capability is None or settings is None:
             _LOGGER.debug("rtgMaxW/setMaxW unknown: DERCapability/DERSettings cannot be sent")
         if self.links.der_capability and capability is not None and capability != self._sent_capability:
-            await self._uplink.put(self.links.der_capability, capability)
+            await self._put(self.links.der_capability, capability)
             self._sent_capability = capability
         if self.links.der_settings and settings is not None and settings != self._sent_settings:
-            await self._uplink.put(self.links.der_settings, settings)
+            await self._put(self.links.der_settings, settings)
             self._sent_settings = settings
+
+    async def _put(self, href: str, document: object) -> None:
+        try:
+            await self._uplink.put(href, document)
+        except Rejected as exc:
+            # The same document would be refused again: say so once, send again only on a change.
+            _LOGGER.error("Server refused %s: %s", type(document).__name__, exc)
 
     def _documents(self, plate: Nameplate) -> tuple[DERCapability | None, DERSettings | None]:
         settings = der_settings(plate, self._updated, self._set_grad_w)

@@ -220,3 +220,23 @@ async def test_a_mirror_the_server_lost_is_created_again_once(
         assert posted and all(t % 60 == 0 for t in posted)
     for counts in received_ticks(lab).values():
         assert set(counts.values()) == {1}
+
+
+async def test_a_refused_report_is_not_repeated_and_blocks_nothing(
+    lab: LabServer,
+    http: Session,
+    device: Device,
+    clock: SimClock,
+    inverter: SimInverter,
+    make_config: Callable[..., Config],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dercap = f"/edev/{device.index}/der/0/dercap"
+    lab.fail(1, status=400, path=dercap)
+    async with running(service_for(make_config(), inverter, http, device, clock)) as stop:
+        await clock.run_for(600)
+        await stop()
+    assert lab.count("PUT", dercap) == 1
+    assert any("refused DERCapability" in r.getMessage() for r in caplog.records)
+    assert lab.count("PUT", f"/edev/{device.index}/der/0/derg") == 1
+    assert [len(counts) for counts in received_ticks(lab).values()] == [11, 11]  # through 10:05:00
