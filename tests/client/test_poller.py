@@ -62,6 +62,32 @@ async def test_simulated_hour_honours_every_poll_rate(sim_server: LabServer, mak
     assert 470 <= total <= 520, total
 
 
+async def test_inheritance_takes_the_nearest_parent(sim_server: LabServer, make_rig: MakeRig) -> None:
+    rates = sim_server.tree.poll_rates
+    rates.dcap, rates.tm, rates.edev, rates.fsa, rates.derp, rates.der, rates.mup = (
+        900,
+        None,
+        300,
+        None,
+        None,
+        None,
+        None,
+    )
+    async with make_rig(sim_server) as rig:
+        await rig.run_until(HOUR)
+    expected = {
+        "/tm": 900,  # Time ← DeviceCapability
+        "/mup": 900,  # MirrorUsagePointList ← DeviceCapability
+        "/edev": 300,  # its own
+        "/edev/3/fsa": 300,  # FSA list ← EndDeviceList, not DeviceCapability
+        "/fsa/1/derp": 300,  # DERProgramList ← FSA list
+        "/derp/2/derc": 300,  # DERControlList ← DERProgramList
+        "/edev/3/der": 300,  # DERList ← EndDeviceList
+    }
+    for path, rate in expected.items():
+        _assert_paced(rig.gets(path), rate, HOUR)
+
+
 async def test_default_poll_rate_when_nobody_says(sim_server: LabServer, make_rig: MakeRig) -> None:
     rates = sim_server.tree.poll_rates
     rates.dcap = rates.tm = rates.edev = rates.fsa = rates.derp = rates.der = rates.mup = None
