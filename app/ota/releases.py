@@ -111,6 +111,7 @@ def create_venv(runner: CommandRunner, venv: Path, wheels: Path, requirement: st
         *pip,
         "install",
         "--no-index",
+        "--only-binary=:all:",  # never compile on the box: every wheel must be in the bundle
         "--find-links",
         str(wheels),
         "--no-cache-dir",

@@ -16,7 +16,7 @@ from pathlib import Path
 from app.ota import machine
 from app.ota.bundle import BundleManifest, extract_bundle, read_manifest_json, verify_bundle
 from app.ota.errors import InstallFailed, NothingToDo, OtaError, UpdateBusy, VersionRefused
-from app.ota.keys import TrustStore, load_trust_store, parse_trust_store
+from app.ota.keys import TrustStore, TrustStoreError, load_trust_store, parse_trust_store
 from app.ota.machine import Phase, UpdateState
 from app.ota.releases import Releases, create_venv, write_marker
 from app.ota.runner import CommandRunner, Service, ServiceStatus, SubprocessRunner
@@ -29,6 +29,8 @@ _LOGGER = logging.getLogger(__name__)
 Step = tuple[str, Callable[[], None]]
 #: how long the crash-loop rollback entry waits for a running updater (which then handles it itself)
 ROLLBACK_LOCK_WAIT_S = 10.0
+#: free space needed, as a multiple of the bundled files' size (the wheels plus what they unpack to)
+SPACE_FACTOR = 4
 
 
 class Updater:
@@ -163,6 +165,7 @@ class Updater:
     def _stage(self, bundle: Path, manifest: BundleManifest) -> None:
         version = str(manifest.version)
         folder = self.releases.path(version)
+        self._check_space(manifest)
         if folder.exists():
             if self.releases.linked(self.releases.previous) == version:
                 self.releases.previous.unlink()
@@ -175,6 +178,16 @@ class Updater:
         # the wheels are installed; keeping them would double the space each release takes
         shutil.rmtree(folder / "bundle" / "wheels")
         write_marker(folder, read_manifest_json(manifest))
+
+    def _check_space(self, manifest: BundleManifest) -> None:
+        """Refuse early when the wheels, unpacked and installed, would not fit (a full disk breaks more)."""
+        need = SPACE_FACTOR * sum(entry.size for entry in manifest.files.values())
+        self.releases.folder.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.releases.folder).free
+        if free < need:
+            raise InstallFailed(
+                f"{free // 2**20} MiB free under {self.settings.root}, need {need // 2**20} MiB"
+            )
 
     def _preflight(self, version: str) -> None:
         """Run the new release's command once before anything switches: catches a broken install early."""
@@ -245,9 +258,12 @@ class Updater:
         if not statement.is_file():
             return
         new = parse_trust_store(statement.read_bytes(), str(statement))
-        old = self.trust()
-        if new.serial <= old.serial:
-            _LOGGER.info("trust statement serial %d is not newer than ours (%d)", new.serial, old.serial)
+        try:
+            old_serial = self.trust().serial
+        except TrustStoreError:
+            old_serial = -1  # ours is lost or damaged: the verified statement restores it
+        if new.serial <= old_serial:
+            _LOGGER.debug("trust statement serial %d is not newer than ours (%d)", new.serial, old_serial)
             return
         new.save(self.settings.trust_store)
         _LOGGER.warning(
@@ -275,6 +291,8 @@ class Updater:
             state = self._roll_back()
         elif state.phase is Phase.IDLE and state.last is not None and state.last.result == "failed":
             self._discard(state.last.version)
+        # a power cut between the commit and the key rotation must not lose the rotation
+        self._rotate_keys(state.known_good if state.phase is Phase.IDLE else None)
         self.releases.prune(self.settings.keep_releases)
         return state
 
@@ -289,15 +307,26 @@ class Updater:
                 return version
         return None
 
-    def rollback(self, reason: str, crash_loop: bool = False) -> UpdateState:
+    def rollback(
+        self, reason: str, crash_loop: bool = False, lock_wait_s: float = ROLLBACK_LOCK_WAIT_S
+    ) -> UpdateState:
         """Roll the trial release back (the OnFailure entry, or an operator)."""
-        wait = ROLLBACK_LOCK_WAIT_S if crash_loop else 0.0
-        with update_lock(self.settings.state_dir, wait_s=wait):
-            event = machine.CrashLoop(reason) if crash_loop else machine.RollbackRequested(reason)
-            state = self.apply(event)
-            if state.phase is not Phase.ROLLING_BACK:
-                raise NothingToDo(f"nothing to roll back: no update is on trial (phase {state.phase})")
-            return self._roll_back()
+        wait = lock_wait_s if crash_loop else 0.0
+        try:
+            with update_lock(self.settings.state_dir, wait_s=wait):
+                return self._rollback(reason, crash_loop)
+        except UpdateBusy:
+            if not crash_loop:
+                raise
+            # the updater holding the lock is watching this trial: it sees the failure and rolls back itself
+            raise NothingToDo("an updater is watching the trial and rolls it back by itself") from None
+
+    def _rollback(self, reason: str, crash_loop: bool) -> UpdateState:
+        event = machine.CrashLoop(reason) if crash_loop else machine.RollbackRequested(reason)
+        state = self.apply(event)
+        if state.phase is not Phase.ROLLING_BACK:
+            raise NothingToDo(f"nothing to roll back: no update is on trial (phase {state.phase})")
+        return self._roll_back()
 
     def commit(self) -> UpdateState:
         """Commit the trial release now (an operator has checked it)."""

@@ -15,13 +15,14 @@ from app.cli import main
 from app.ota.errors import (
     InstallFailed,
     IntegrityError,
+    NothingToDo,
     SignatureError,
     UnknownKeyError,
     VersionRefused,
 )
 from app.ota.keys import TrustStore, generate_key, load_trust_store
 from app.ota.machine import Phase
-from app.ota.state import is_updating
+from app.ota.state import is_updating, update_lock
 from tests.ota.conftest import Box
 from tests.ota.fakes import BROKEN, CRASH, NEVER_READY
 
@@ -195,3 +196,11 @@ def test_status_command_shows_the_state(box: Box, capsys: pytest.CaptureFixture[
     status = json.loads(capsys.readouterr().out)
     assert status["running"] == "1.1.0" and status["previous"] == "1.0.0"
     assert status["last"]["result"] == "committed" and status["updating"] is False
+
+
+def test_the_onfailure_entry_leaves_a_watched_trial_to_its_watcher(box: Box) -> None:
+    box.updater().install(box.bundle("1.1.0", CRASH), watch=False)
+    with update_lock(box.settings.state_dir), pytest.raises(NothingToDo, match="watching"):
+        box.updater().rollback("crash loop", crash_loop=True, lock_wait_s=0.1)
+    assert box.updater().resume().last is not None
+    assert_working(box, "1.0.0")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from app.ota import machine as m
 from app.ota.bundle import verify_bundle
+from app.ota.keys import TrustStore, generate_key, load_trust_store
 from app.ota.machine import Phase
 from tests.ota.conftest import Box
 from tests.ota.test_install import assert_working
@@ -93,3 +95,29 @@ def test_a_broken_current_link_is_repaired_at_start_up(box: Box) -> None:
     boot(box)
 
     assert_working(box, "1.0.0")
+
+
+def test_power_cut_halfway_through_a_rollback_finishes_it(box: Box) -> None:
+    updater = box.updater()
+    updater.install(box.bundle("1.1.0", "never-ready"), watch=False)
+    updater.apply(m.Observed(ready=False, failed=True, detail="failed/failed"))
+    updater.releases.point(updater.releases.current, "1.0.0")  # the cut came after the link went back
+
+    boot(box)
+
+    state = box.updater().state
+    assert state.last is not None and state.last.result == "rolled_back"
+    assert_working(box, "1.0.0")
+
+
+def test_power_cut_between_commit_and_key_rotation_still_rotates(box: Box) -> None:
+    statement = box.tmp / "rotation.json"
+    TrustStore(5, {"fleet-2027": generate_key().public_key()}).save(statement)
+    updater = box.updater()
+    updater.install(box.bundle("1.1.0", trust=statement), watch=False)
+    updater.apply(m.CommitRequested())  # committed in the state file; the rotation had not run yet
+
+    boot(box)
+
+    assert load_trust_store(box.settings.trust_store).serial == 5
+    assert_working(box, "1.1.0")
