@@ -104,15 +104,15 @@ class TelemetryService:
 
     async def run(self) -> None:
         """Sample and report on the grid until cancelled; the outbox is committed and closed on exit."""
-        self._store = open_store(self._config.state_dir)
-        qualifiers = {"W": self._tc.power.data_qualifier, "Hz": self._tc.frequency.data_qualifier}
-        self._mirrors = Mirrors(
-            self._uplink, self._store.state, self._links.mirror_usage_points, self._lfdi, qualifiers
-        )
-        backlog = {p.key: self._store.outbox.backlog(p.key) for p in POINTS}
-        if any(backlog.values()):
-            _LOGGER.info("Outbox holds readings from before the restart: %s", backlog)
+        self._store = store = open_store(self._config.state_dir)
         try:
+            qualifiers = {"W": self._tc.power.data_qualifier, "Hz": self._tc.frequency.data_qualifier}
+            self._mirrors = Mirrors(
+                self._uplink, store.state, self._links.mirror_usage_points, self._lfdi, qualifiers
+            )
+            backlog = {p.key: store.outbox.backlog(p.key) for p in POINTS}
+            if any(backlog.values()):
+                _LOGGER.info("Outbox holds readings from before the restart: %s", backlog)
             while True:
                 tick = self._next_tick()
                 await self._clock.sleep_until(tick_time(tick))
@@ -121,7 +121,7 @@ class TelemetryService:
                 await self._cycle(tick)
                 self._health.beat(PART)
         finally:
-            store, self._store = self._store, None
+            self._store = None
             store.close()
 
     def _next_tick(self) -> int:
