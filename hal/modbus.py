@@ -338,18 +338,21 @@ class ModbusBus:
     def _new_client(self) -> _Client:
         s = self.settings
         if isinstance(self.link, SerialSettings):
-            return AsyncModbusSerialClient(
-                self.link.port,
-                framer=FramerType.RTU,
-                baudrate=self.link.baudrate,
-                bytesize=self.link.bytesize,
-                parity=self.link.parity,
-                stopbits=self.link.stopbits,
-                handle_local_echo=self.link.handle_local_echo,
-                reconnect_delay=0,
-                timeout=s.timeout_s,
-                retries=0,
-            )
+            try:
+                return AsyncModbusSerialClient(
+                    self.link.port,
+                    framer=FramerType.RTU,
+                    baudrate=self.link.baudrate,
+                    bytesize=self.link.bytesize,
+                    parity=self.link.parity,
+                    stopbits=self.link.stopbits,
+                    handle_local_echo=self.link.handle_local_echo,
+                    reconnect_delay=0,
+                    timeout=s.timeout_s,
+                    retries=0,
+                )
+            except RuntimeError as exc:  # pymodbus' way of saying pyserial is missing
+                raise ConfigurationError(f"Modbus RTU needs pyserial (pymodbus[serial]): {exc}") from exc
         return AsyncModbusTcpClient(
             self.link.host, port=self.link.port, reconnect_delay=0, timeout=s.timeout_s, retries=0
         )

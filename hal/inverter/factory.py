@@ -25,7 +25,8 @@ async def connect_inverter(settings: InverterSettings, *, clock: Clock = utc_now
     """
     if settings.transport == "sim":
         return SimInverter(settings.sim, revert_timeout_s=settings.revert_timeout_s, clock=clock)
-    from hal.inverter.modbus_inverter import connect_modbus_inverter  # the sim needs no pymodbus
+    # Imported here: the sim path does not load the Modbus profile modules.
+    from hal.inverter.modbus_inverter import connect_modbus_inverter
 
     return await connect_modbus_inverter(settings, clock=clock)
 
