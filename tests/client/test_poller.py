@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import math
@@ -211,3 +212,25 @@ async def test_new_control_is_published(
         second = rig.poller.tree
     assert second is not None and second != first
     assert len(next(p for p in second.programs if p.primacy == 1).controls) == 1
+
+
+async def test_snapshots_only_on_change(sim_server: LabServer, make_rig: MakeRig) -> None:
+    seen: list[int] = []
+
+    async def watch(rig: Rig) -> None:
+        async for tree in rig.poller.snapshots():
+            seen.append(sum(len(p.controls) for p in tree.programs))
+
+    async with make_rig(sim_server) as rig:
+        watcher = asyncio.create_task(watch(rig))
+        await rig.run_until(600)  # Time and every list re-read many times, nothing changed
+        await asyncio.sleep(0)
+        quiet = list(seen)
+        later = sim_server.tree.now() + timedelta(days=1)
+        sim_server.tree.add_control(0, start=later, duration=60, fixed_w=1)
+        await rig.run_until(700)
+        await asyncio.sleep(0)
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    assert quiet == [0]
+    assert seen[-1] == 1 and len(seen) <= 3  # the program's link count may change a walk earlier
