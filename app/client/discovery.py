@@ -75,6 +75,8 @@ class Discovery:
         self._cache: dict[str, _Entry] = {}
         self._generation = 0
         self._seen: set[str] = set()
+        #: hrefs currently broken (404 while linked, or a bad body): logged once, not every poll
+        self._broken: set[str] = set()
         self._registered: bool | None = None
 
     def next_due(self) -> float | None:
@@ -95,6 +97,7 @@ class Discovery:
                 del self._cache[href]
                 self._http.forget(href)
             self.schedule.keep_only(self._seen)
+            self._broken &= self._seen
             return tree
         raise errors.RetryLater("links keep moving under us; trying again later", href=self._dcap_href)
 
@@ -257,7 +260,7 @@ class Discovery:
                 raise
             if parent_entry is not None and parent_entry.generation == self._generation:
                 # the parent was just read and still links here: absent until its next poll
-                _LOGGER.warning("%s is linked but answers 404; trying again at its pollRate", href)
+                self._note_broken(href, "is linked but answers 404; trying again at its pollRate")
                 self._cache[href] = _Entry(None, self._generation)
                 self.schedule.record(href, now, effective_rate(None, inherited))
                 return None
@@ -270,13 +273,21 @@ class Discovery:
             if entry is None:
                 raise
             # keep what we had; one bad answer must not blank a branch or stall the others
-            _LOGGER.warning("keeping the previous %s: %s", href, exc)
+            self._note_broken(href, f"answered badly, keeping the previous copy ({exc})")
             self.schedule.record(href, now, self.schedule.rate(href) or inherited)
             return cast("T | None", entry.value)
+        if href in self._broken:
+            self._broken.discard(href)
+            _LOGGER.info("%s reads fine again", href)
         own = getattr(value, "pollRate", None)
         self._cache[href] = _Entry(value, self._generation)
         self.schedule.record(href, now, effective_rate(own, inherited))
         return value
+
+    def _note_broken(self, href: str, what: str) -> None:
+        if href not in self._broken:
+            self._broken.add(href)
+            _LOGGER.warning("%s %s", href, what)
 
     async def _all_pages(self, href: str, cls: type[T]) -> T:
         items_field = _items_field(cls)

@@ -131,7 +131,10 @@ async def test_404_rediscovers_the_branch(sim_server: LabServer, make_rig: MakeR
     assert tree.device_capability.TimeLink.href == "/time"
 
 
-async def test_linked_but_404_is_not_a_storm(sim_server: LabServer, make_rig: MakeRig) -> None:
+async def test_linked_but_404_is_not_a_storm(
+    sim_server: LabServer, make_rig: MakeRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.client.discovery")
     sim_server.tree.poll_rates.derp = 60
     sim_server.tree.remove("/derp/1/actderc")
     async with make_rig(sim_server) as rig:
@@ -139,6 +142,8 @@ async def test_linked_but_404_is_not_a_storm(sim_server: LabServer, make_rig: Ma
     # each poll: one 404, one re-read of the parent list, then it is left alone until due again
     assert len(rig.gets("/derp/1/actderc")) <= 2 * (HOUR / 60) + 2
     assert rig.poller.failures == 0
+    broken = [r for r in caplog.records if "/derp/1/actderc" in r.getMessage()]
+    assert len(broken) == 1  # a transition, not a line per poll
 
 
 async def test_500_storm_backs_off(
