@@ -70,6 +70,7 @@ class SunSpecInverter(BatteryInverter):
         self._lock = asyncio.Lock()
         self._closed = False
         self._warned_timer = False
+        self._warned_no_revert = False
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -280,13 +281,25 @@ class SunSpecInverter(BatteryInverter):
 
     async def _arm_704(self, ctl: Block) -> None:
         tms = round(self._settings.revert_timeout_s)
-        if ctl.raw("WSetRvrt") != 0 or ctl.raw("WSetPctRvrt") != 0:
-            await self._write(704, "WSetRvrt", 0)
-            await self._write(704, "WSetPctRvrt", 0)
-        if ctl.raw("WSetEnaRvrt") != 0:
-            await self._write(704, "WSetEnaRvrt", 0)
-        # Written every time: on most devices writing the timer also restarts it.
-        await self._write(704, "WSetRvrtTms", tms)
+        try:
+            if ctl.raw("WSetRvrt") != 0 or ctl.raw("WSetPctRvrt") != 0:
+                await self._write(704, "WSetRvrt", 0)
+                await self._write(704, "WSetPctRvrt", 0)
+            if ctl.raw("WSetEnaRvrt") != 0:
+                await self._write(704, "WSetEnaRvrt", 0)
+            # Written every time: on most devices writing the timer also restarts it.
+            await self._write(704, "WSetRvrtTms", tms)
+        except ModbusExceptionReply as exc:
+            # The reversion points are optional in 704. Without them the battery keeps the last
+            # setpoint if the gateway dies: say so loudly once, but do not refuse to control it.
+            if not self._warned_no_revert:
+                self._warned_no_revert = True
+                _LOGGER.warning(
+                    "device %d rejects the 704 reversion points (%s): it will NOT revert by itself "
+                    "if the gateway stops; only release() on shutdown protects it",
+                    self._device_id,
+                    exc,
+                )
 
     def _check_timer(self, remaining: float | int | None) -> None:
         if remaining is None or self._warned_timer:

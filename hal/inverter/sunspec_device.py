@@ -45,6 +45,8 @@ class Faults:
     delay_s: float = 0.0
     garbage: bool = False
     ignore_writes: bool = False
+    read_only: frozenset[int] = frozenset()
+    """Addresses whose writes are refused with "illegal data address" (an unimplemented point)."""
 
 
 @dataclass

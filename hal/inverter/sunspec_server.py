@@ -151,6 +151,8 @@ class SunSpecServer:
             if faults.exception_code is not None:
                 return ExcCodes(faults.exception_code)
             written = [int(v) for v in set_values] if set_values is not None else None
+            if written and faults.read_only & set(range(address, address + len(written))):
+                return ExcCodes.ILLEGAL_ADDRESS
             dev.on_access(self.clock(), address if written else None, written)
             registers[:] = dev.regs
             if faults.garbage and written is None:

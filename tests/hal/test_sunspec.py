@@ -88,3 +88,16 @@ async def test_release_hands_back(tcp_server: SunSpecServer, sim_clock: Monotoni
         assert tcp_server.device.get(704, "WSetEna") == 0
         await inverter.keepalive()  # nothing active: no writes
         assert tcp_server.device.get(704, "WSetEna") == 0
+
+
+async def test_device_without_reversion_points_is_still_controlled(
+    tcp_server: SunSpecServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    dev = tcp_server.device
+    tms = dev.address(704, "WSetRvrtTms")
+    tcp_server.faults.read_only = frozenset({tms, tms + 1})
+    async with open_inverter(settings_for(tcp_server), auto_keepalive=False) as inverter:
+        assert await inverter.set_active_power(1000.0) == 1000.0
+        await inverter.set_active_power(1100.0)
+    warnings = [r for r in caplog.records if "will NOT revert" in r.getMessage()]
+    assert len(warnings) == 1
