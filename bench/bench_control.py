@@ -8,8 +8,10 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from app.config import Config, ControlConfig, ServerConfig
 from app.control.engine import ControlEngine
@@ -85,7 +87,18 @@ def _scheduler_rows() -> list[Row]:
     ]
 
 
-class _Poster:
+class _Link:
+    """The session's part the engine uses: server time is ours, programs come through update()."""
+
+    tree = None
+
+    def now(self) -> datetime:
+        return utc_now()
+
+    async def snapshots(self) -> AsyncIterator[Any]:
+        await asyncio.Event().wait()
+        yield None
+
     async def post(self, href: str, obj: object) -> None:
         """Take every response."""
 
@@ -107,7 +120,7 @@ async def _latency_ms(state_dir: Path) -> list[float]:
     )
     config = Config(server=server, state_dir=state_dir, control=ControlConfig())
     inverter = _Recording()
-    engine = ControlEngine(config, inverter, _Poster(), "00" * 20, rng=random.Random(1))
+    engine = ControlEngine(config, inverter, _Link(), "00" * 20, rng=random.Random(1))
     first = utc_now() + timedelta(seconds=0.5)
     starts = [first + timedelta(seconds=1.2 * n) for n in range(_LATENCY_EVENTS)]
     controls = tuple(

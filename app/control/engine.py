@@ -12,16 +12,16 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import Final
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Final, Protocol
 
 from app.config import Config
 from app.control.executor import Executor
 from app.control.ledger import Ledger
 from app.control.modes import PowerCommand, default_command
-from app.control.responder import Poster, Responder
-from app.control.schedule import EventRecord, Plan, ProgramControls, evaluate
+from app.control.responder import Responder
+from app.control.schedule import EventRecord, Plan, ProgramView, evaluate
 from app.health import Health
 from app.sep.der import DefaultDERControl
 from hal.errors import HalError
@@ -38,40 +38,63 @@ FORGET_AFTER_S: Final = 30 * 24 * 3600.0
 _PRUNE_EVERY_S: Final = 3600.0
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+class ServerTreeView(Protocol):
+    """What the engine reads from a snapshot of the server (app.client's ServerTree is one)."""
+
+    @property
+    def programs(self) -> Sequence[ProgramView]:
+        """Every DERProgram with its controls and default, highest priority first."""
+
+    @property
+    def read_at(self) -> datetime | None:
+        """Server time of the last successful read (fresh even when nothing changed)."""
+
+
+class ServerLink(Protocol):
+    """What the engine needs from the 2030.5 session (app.client's Session is one)."""
+
+    @property
+    def tree(self) -> ServerTreeView | None:
+        """The latest snapshot, or None before the first successful read."""
+
+    def snapshots(self) -> AsyncIterator[ServerTreeView]:
+        """The current snapshot, then each changed one."""
+
+    def now(self) -> datetime:
+        """The server's time (aware UTC)."""
+
+    async def post(self, href: str, obj: object) -> object:
+        """POST a model (the DERControlResponses); raises when the server did not take it."""
 
 
 class ControlEngine:
     """Obeys the server's DER controls with one battery inverter.
 
-    `clock` returns the server's time (the session's ServerClock.now); `poster.post(href, model)`
-    delivers responses; `update(programs)` hands in each fresh read of the DERPrograms and
-    `server_reached()` records a contact that brought nothing new. `run()` runs until cancelled;
-    `stop()` releases the battery (register it as a shutdown hook).
+    `run()` follows `link.snapshots()`, schedules, drives the inverter and posts responses until
+    cancelled; `stop()` releases the battery (register it as a shutdown hook). `update(programs)`
+    can also feed programs directly (tools, tests).
     """
 
     def __init__(
         self,
         config: Config,
         inverter: BatteryInverter,
-        poster: Poster,
+        link: ServerLink,
         lfdi: str,
         *,
-        clock: Callable[[], datetime] = _utc_now,
         rng: random.Random | None = None,
         health: Health | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
-        self._poster = poster
+        self._link = link
         self._lfdi = lfdi
-        self._clock = clock
+        self._clock = link.now
         self._rng = rng if rng is not None else random.Random()
         self._health = health if health is not None else Health()
         self._monotonic = monotonic
         self._executor = Executor(inverter, config.control, self._health)
-        self._programs: tuple[ProgramControls, ...] | None = None
+        self._programs: tuple[ProgramView, ...] | None = None
         self._last_contact: float | None = None
         self._wake = asyncio.Event()
         self._records: dict[str, EventRecord] = {}
@@ -83,7 +106,7 @@ class ControlEngine:
 
     # --- inputs -------------------------------------------------------------------------------
 
-    def update(self, programs: Iterable[ProgramControls]) -> None:
+    def update(self, programs: Iterable[ProgramView]) -> None:
         """A fresh read of the DERPrograms, their controls and defaults (also counts as contact)."""
         self._programs = tuple(programs)
         self.server_reached()
@@ -108,7 +131,7 @@ class ControlEngine:
             self._saved_default = ledger.last_default()
             responder = Responder(
                 ledger,
-                self._poster,
+                self._link,
                 self._lfdi,
                 self._health,
                 rng=self._rng,
@@ -116,6 +139,7 @@ class ControlEngine:
             )
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(responder.run(), name="control-responses")
+                tasks.create_task(self._follow(), name="control-snapshots")
                 await self._loop(ledger, responder)
         finally:
             ledger.close()
@@ -126,6 +150,21 @@ class ControlEngine:
             await self._executor.release()
         except HalError as exc:
             _LOGGER.error("could not release the battery at shutdown (its revert timer will): %s", exc)
+
+    async def _follow(self) -> None:
+        async for tree in self._link.snapshots():
+            self.update(tree.programs)
+
+    def _silence(self, now: datetime, mono: float) -> float | None:
+        """Seconds since the server last answered; None if it never has since we started."""
+        ages = []
+        if self._last_contact is not None:
+            ages.append(mono - self._last_contact)
+        tree = self._link.tree
+        if tree is not None and tree.read_at is not None:
+            # the session refreshes read_at on every successful read, changed or not
+            ages.append((now - tree.read_at).total_seconds())
+        return min(ages) if ages else None
 
     async def _loop(self, ledger: Ledger, responder: Responder) -> None:
         while True:
@@ -148,8 +187,7 @@ class ControlEngine:
         if self._programs is None:
             # After a restart the control state is unknown until the server is read: fail safe.
             return self._fallback(), None, None
-        assert self._last_contact is not None
-        silent = mono - self._last_contact
+        silent = self._silence(now, mono) or 0.0
         if silent > self._config.control.fail_safe_after_s:
             if not self._failsafe:
                 self._failsafe = True
@@ -191,8 +229,9 @@ class ControlEngine:
         mono = self._monotonic()
         if executor_due is not None:
             delay = min(delay, executor_due - mono)
-        if self._last_contact is not None and not self._failsafe:
-            delay = min(delay, self._last_contact + self._config.control.fail_safe_after_s - mono + 0.001)
+        silent = self._silence(self._clock(), mono)
+        if silent is not None and not self._failsafe:
+            delay = min(delay, self._config.control.fail_safe_after_s - silent + 0.001)
         if delay > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)

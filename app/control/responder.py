@@ -17,6 +17,8 @@ _LOGGER = logging.getLogger(__name__)
 
 PART: Final = "control-responses"
 _FIRST_RETRY_S: Final = 1.0
+#: at shutdown, a POST already on the wire gets this long to be answered
+_FINISH_IN_FLIGHT_S: Final = 2.0
 
 
 class Poster(Protocol):
@@ -72,9 +74,17 @@ class Responder:
             status=response.status,
             subject=response.mrid,
         )
+        post = asyncio.ensure_future(self._poster.post(response.reply_to, body))
         try:
-            await self._poster.post(response.reply_to, body)
+            await asyncio.shield(post)
         except asyncio.CancelledError:
+            # Shutting down mid-request: the server may already have it. Let it finish (briefly) and
+            # record the outcome, or the next start would send this response a second time.
+            await asyncio.wait({post}, timeout=_FINISH_IN_FLIGHT_S)
+            if post.done() and not post.cancelled() and post.exception() is None:
+                self._ledger.delivered(response)
+            else:
+                post.cancel()
             raise
         except Exception as exc:  # whatever the reason, the response stays owed and is retried
             self._failures += 1

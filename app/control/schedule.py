@@ -13,7 +13,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Protocol
 
 from app.control.modes import POWER, PowerCommand, classify, default_command, default_grad, event_command
 from app.sep.der import DefaultDERControl, DERControl, DERProgram
@@ -64,13 +64,29 @@ _PHASE_OF_TERMINAL: Final = {
 }
 
 
+class ProgramView(Protocol):
+    """One DERProgram with its DERControls and DefaultDERControl (app.client's ProgramBranch is one)."""
+
+    @property
+    def program(self) -> DERProgram:
+        """The program (its primacy ranks it)."""
+
+    @property
+    def controls(self) -> Sequence[DERControl]:
+        """Every DERControl the server lists for it."""
+
+    @property
+    def default_control(self) -> DefaultDERControl | None:
+        """Its DefaultDERControl, if it has one."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProgramControls:
-    """One DERProgram with its DERControls and its DefaultDERControl, as last read from the server."""
+    """A plain ProgramView (tests, tools); the session's snapshots carry their own."""
 
     program: DERProgram
     controls: tuple[DERControl, ...] = ()
-    default: DefaultDERControl | None = None
+    default_control: DefaultDERControl | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +160,7 @@ class Plan:
 class _Event:
     control: DERControl
     static: _Static
-    program: ProgramControls
+    program: ProgramView
     record: EventRecord
     start: float
     end: float
@@ -186,7 +202,7 @@ class _Union:
 
 
 def evaluate(
-    programs: Sequence[ProgramControls],
+    programs: Sequence[ProgramView],
     records: Mapping[str, EventRecord],
     now: datetime,
     rng: random.Random,
@@ -264,7 +280,7 @@ def _draw(rng: random.Random, bound: int | None) -> float:
 
 
 def _collect(
-    programs: Sequence[ProgramControls], records: Mapping[str, EventRecord], t: float, rng: random.Random
+    programs: Sequence[ProgramView], records: Mapping[str, EventRecord], t: float, rng: random.Random
 ) -> list[_Event]:
     events: list[_Event] = []
     seen: set[str] = set()
@@ -445,9 +461,9 @@ def _response_order(code: int) -> int:
     return -1 if code == _RECEIVED else code
 
 
-def _default(programs: Sequence[ProgramControls]) -> DefaultDERControl | None:
-    best: ProgramControls | None = None
+def _default(programs: Sequence[ProgramView]) -> DefaultDERControl | None:
+    best: ProgramView | None = None
     for prog in programs:
-        if prog.default is not None and (best is None or prog.program.primacy < best.program.primacy):
+        if prog.default_control is not None and (best is None or prog.program.primacy < best.program.primacy):
             best = prog
-    return best.default if best is not None else None
+    return best.default_control if best is not None else None

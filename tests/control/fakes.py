@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+from app.control.schedule import ProgramControls
+from app.sep.response import DERControlResponse
 from hal.clock import Clock, utc_now
 from hal.inverter.battery import BatterySpec
 from hal.inverter.sim import SimInverter
@@ -41,3 +44,42 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float = 3.0) -> N
             if predicate():
                 return
             await asyncio.sleep(0.01)
+
+
+@dataclass(frozen=True)
+class FakeTree:
+    """A snapshot as the session publishes it."""
+
+    programs: tuple[ProgramControls, ...]
+    read_at: datetime | None
+
+
+class FakeLink:
+    """The session in-process: our clock is the server's, `publish()` feeds snapshots, posts are kept.
+
+    The first `failures` posts are refused, as by an unreachable server.
+    """
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.posted: list[tuple[str, DERControlResponse]] = []
+        self.tree: FakeTree | None = None
+        self._queue: asyncio.Queue[FakeTree] = asyncio.Queue()
+
+    def now(self) -> datetime:
+        return utc_now()
+
+    async def snapshots(self) -> AsyncIterator[FakeTree]:
+        while True:
+            yield await self._queue.get()
+
+    def publish(self, programs: Sequence[ProgramControls]) -> None:
+        self.tree = FakeTree(tuple(programs), self.now())
+        self._queue.put_nowait(self.tree)
+
+    async def post(self, href: str, obj: object) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("server unreachable")
+        assert isinstance(obj, DERControlResponse)
+        self.posted.append((href, obj))

@@ -15,29 +15,13 @@ from app.control.engine import FAILSAFE_PART, ControlEngine
 from app.control.ledger import Ledger
 from app.health import Health
 from app.sep.der import DefaultDERControl, DERControlBase
-from app.sep.response import DERControlResponse
 from hal.clock import utc_now
 from hal.inverter.battery import BatterySpec
 from tests.control.builders import T0, control, program
-from tests.control.fakes import RecordingInverter, wait_until
+from tests.control.fakes import FakeLink, FakeTree, RecordingInverter, wait_until
 
 SPEC = BatterySpec(max_w=5000, max_charge_w=5000, max_discharge_w=5000)
 LFDI = "3e4f45ab31edfe5b67e343e5e4562e31984e23e5"
-
-
-class FakePoster:
-    """The session's POST, in-process: records what it took, refuses the first `failures` posts."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.failures = failures
-        self.posted: list[tuple[str, DERControlResponse]] = []
-
-    async def post(self, href: str, obj: object) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise ConnectionError("server unreachable")
-        assert isinstance(obj, DERControlResponse)
-        self.posted.append((href, obj))
 
 
 def make_config(tmp_path: Path, **control: int) -> Config:
@@ -68,11 +52,11 @@ async def running(engine: ControlEngine) -> AsyncIterator[None]:
 
 
 def engine_for(
-    config: Config, poster: FakePoster | None = None, health: Health | None = None
+    config: Config, poster: FakeLink | None = None, health: Health | None = None
 ) -> tuple[ControlEngine, RecordingInverter]:
     inverter = RecordingInverter(SPEC)
     engine = ControlEngine(
-        config, inverter, poster or FakePoster(), LFDI, rng=random.Random(1), health=health or Health()
+        config, inverter, poster or FakeLink(), LFDI, rng=random.Random(1), health=health or Health()
     )
     return engine, inverter
 
@@ -138,7 +122,7 @@ async def test_wakes_at_the_effective_start(tmp_path: Path) -> None:
 
 
 async def test_responses_are_retried_until_taken_and_sent_once(tmp_path: Path) -> None:
-    poster = FakePoster(failures=2)
+    poster = FakeLink(failures=2)
     health = Health()
     config = make_config(tmp_path)
     engine, _ = engine_for(config, poster, health)
@@ -163,7 +147,7 @@ async def test_responses_are_retried_until_taken_and_sent_once(tmp_path: Path) -
 
 
 async def test_undelivered_responses_survive_a_restart(tmp_path: Path) -> None:
-    poster = FakePoster(failures=1000)
+    poster = FakeLink(failures=1000)
     config = make_config(tmp_path)
     engine, _ = engine_for(config, poster)
     async with running(engine):
@@ -186,9 +170,30 @@ async def test_the_random_draw_survives_a_restart(tmp_path: Path, seed: int) -> 
         await wait_until(lambda: engine.plan is not None)
     assert engine.plan is not None
     first = engine.plan.states["E1"]
-    other = ControlEngine(config, RecordingInverter(SPEC), FakePoster(), LFDI, rng=random.Random(seed + 10))
+    other = ControlEngine(config, RecordingInverter(SPEC), FakeLink(), LFDI, rng=random.Random(seed + 10))
     async with running(other):
         other.update([program(1, ev)])
         await wait_until(lambda: other.plan is not None)
     assert other.plan is not None
     assert (other.plan.states["E1"].start, other.plan.states["E1"].end) == (first.start, first.end)
+
+
+async def test_follows_the_sessions_snapshots(tmp_path: Path) -> None:
+    link = FakeLink()
+    engine, _ = engine_for(make_config(tmp_path), link)
+    async with running(engine):
+        link.publish([program(1, control("E1", now_s(-1), 3600, fixed=-5000))])
+        await wait_until(lambda: engine.setpoint == -2500.0)
+
+
+async def test_a_read_that_changed_nothing_still_counts_as_contact(tmp_path: Path) -> None:
+    link = FakeLink()
+    engine, _ = engine_for(make_config(tmp_path, fail_safe_after_s=1), link)
+    async with running(engine):
+        link.publish([program(1, control("E1", now_s(-1), 3600, fixed=5000))])
+        for _ in range(15):  # 1.5 s of unchanged reads: the session only refreshes read_at
+            assert link.tree is not None
+            link.tree = FakeTree(link.tree.programs, link.now())
+            await asyncio.sleep(0.1)
+            assert engine.setpoint == 2500.0
+        await wait_until(lambda: engine.setpoint is None, timeout_s=2)  # then silence: fail-safe

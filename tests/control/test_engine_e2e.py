@@ -1,0 +1,166 @@
+"""End to end: the lab 2030.5 server over mutual TLS -> the engine -> the simulated battery.
+
+Short real schedules (events start 1-2 s ahead); the latency is measured from each event's
+start to the inverter's own write log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+
+import pytest
+
+from app.client.session import Session
+from app.config import Config, ControlConfig
+from app.control.engine import ControlEngine
+from app.control.ledger import Ledger
+from app.lab.server import LabServer
+from app.lab.tree import PollRates
+from hal.clock import utc_now
+from hal.inverter.battery import BatterySpec
+from tests.control.fakes import RecordingInverter
+from tests.control.fakes import wait_until as _wait_until
+
+# The sim battery: 5 kW both ways, so +50 % of its max discharge rate is 2500 W.
+SPEC = BatterySpec(max_w=5000, max_charge_w=5000, max_discharge_w=5000, initial_soc_pct=50)
+FIXED = 0  # program indexes in the lab server: 0 = primacy 2, 1 = primacy 1, 2 = primacy 0 (FSA 1)
+CONTRACTED = 1
+SPEEDUP = 10.0
+
+
+class Gateway:
+    """The engine wired as the supervisor wires it: the real Session, the engine's run task."""
+
+    def __init__(self, config: Config, inverter: RecordingInverter, seed: int) -> None:
+        self.config = config
+        self.inverter = inverter
+        # The client never polls faster than every 10 s; its clock runs 10x fast here, so the
+        # lab's 10 s pollRates mean 1 s: cancellations and new events arrive within a second.
+        self.session = Session(
+            config.server,
+            rng=random.Random(seed),
+            monotonic=lambda: time.monotonic() * SPEEDUP,
+            sleep=lambda seconds: asyncio.sleep(seconds / SPEEDUP),
+        )
+        self.engine = ControlEngine(
+            config, inverter, self.session, self.session.identity.lfdi, rng=random.Random(seed)
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.session.__aenter__()
+        self._task = asyncio.create_task(self.engine.run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.engine.stop()
+        await self.session.close()
+
+
+@pytest.fixture
+def e2e_config(config: Config) -> Config:
+    return Config(
+        server=config.server,
+        state_dir=config.state_dir,
+        control=ControlConfig(fail_safe_after_s=60, reassert_interval_s=60),
+    )
+
+
+@contextlib.asynccontextmanager
+async def gateway(
+    config: Config, lab: LabServer, inverter: RecordingInverter, seed: int = 1
+) -> AsyncIterator[Gateway]:
+    lab.tree.poll_rates = PollRates(10, 10, 10, 10, 10, 10, 10)
+    gw = Gateway(config, inverter, seed)
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop()
+
+
+async def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    # generous: a loaded CI box may take seconds for the first TLS walk; latency is measured, not waited
+    await _wait_until(predicate, timeout_s)
+
+
+def responses(lab: LabServer) -> list[tuple[str, int]]:
+    return [(r.subject.upper(), r.status or 0) for r in lab.tree.responses]
+
+
+def first_write(inverter: RecordingInverter, watts: float, after: datetime) -> datetime:
+    return next(t for t, w in inverter.writes if w == watts and t >= after - timedelta(seconds=0.001))
+
+
+async def test_fixed_and_target_events_reach_the_battery_within_a_second(
+    lab_server: LabServer, e2e_config: Config
+) -> None:
+    tree = lab_server.tree
+    inverter = RecordingInverter(SPEC)
+    start1 = tree.now().replace(microsecond=0) + timedelta(seconds=3)
+    start2 = start1 + timedelta(seconds=2)
+    fixed = tree.add_control(FIXED, start=start1, duration=2, fixed_w=5000)
+    target = tree.add_control(CONTRACTED, start=start2, duration=1, target_w=-2000)
+    async with gateway(e2e_config, lab_server, inverter) as gw:
+        await wait_until(lambda: (target.mRID, 3) in responses(lab_server), timeout_s=10)
+        await wait_until(lambda: gw.engine.setpoint is None)
+    latency1 = (first_write(inverter, 2500.0, start1) - start1).total_seconds()
+    latency2 = (first_write(inverter, -2000.0, start2) - start2).total_seconds()
+    assert 0 <= latency1 < 1.0 and 0 <= latency2 < 1.0
+    assert inverter.releases  # back to its own mode after the last event
+    got = responses(lab_server)
+    for mrid in (fixed.mRID, target.mRID):
+        assert [s for m, s in got if m == mrid] == [1, 2, 3]
+    assert all(r.endDeviceLFDI.lower() == gw.session.identity.lfdi for r in tree.responses)
+
+
+async def test_superseding_event_yields_7_and_cancellation_yields_6(
+    lab_server: LabServer, e2e_config: Config
+) -> None:
+    tree = lab_server.tree
+    inverter = RecordingInverter(SPEC)
+    start = tree.now() + timedelta(seconds=1)
+    low = tree.add_control(FIXED, start=start, duration=30, fixed_w=2000)
+    async with gateway(e2e_config, lab_server, inverter) as gw:
+        await wait_until(lambda: gw.engine.setpoint == 1000.0)
+        high = tree.add_control(CONTRACTED, start=tree.now(), duration=30, target_w=-1500)
+        await wait_until(lambda: gw.engine.setpoint == -1500.0)
+        await wait_until(lambda: (low.mRID, 7) in responses(lab_server))
+        tree.cancel_control(high.mRID)
+        await wait_until(lambda: (high.mRID, 6) in responses(lab_server))
+        await wait_until(lambda: gw.engine.setpoint is None)
+    got = responses(lab_server)
+    assert [s for m, s in got if m == low.mRID] == [1, 2, 7]
+    assert [s for m, s in got if m == high.mRID] == [1, 2, 6]
+
+
+async def test_restart_mid_event_resumes_without_duplicates(
+    lab_server: LabServer, e2e_config: Config
+) -> None:
+    tree = lab_server.tree
+    inverter = RecordingInverter(SPEC)
+    start = tree.now() + timedelta(seconds=1)
+    event = tree.add_control(FIXED, start=start, duration=3, fixed_w=-4000, randomize_duration=2)
+    async with gateway(e2e_config, lab_server, inverter, seed=1) as gw:
+        await wait_until(lambda: gw.engine.setpoint == -2000.0)
+    ledger = Ledger(e2e_config.state_dir)
+    drawn = ledger.records()[event.mRID.upper()].duration_offset
+    ledger.close()
+    assert inverter.model.target_w is None  # released at shutdown
+    # A new process: other random draws, same ledger. It must resume, not restart, the event.
+    async with gateway(e2e_config, lab_server, inverter, seed=2) as gw:
+        await wait_until(lambda: gw.engine.setpoint == -2000.0, timeout_s=5)
+        state = gw.engine.plan.states[event.mRID.upper()] if gw.engine.plan else None
+        assert state is not None
+        assert state.end - state.start == pytest.approx(3 + drawn)
+        await wait_until(lambda: (event.mRID, 3) in responses(lab_server), timeout_s=10)
+    assert [s for m, s in responses(lab_server) if m == event.mRID] == [1, 2, 3]
+    assert utc_now() >= start
