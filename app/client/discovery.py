@@ -255,9 +255,9 @@ class Discovery:
             value = await fetch()
         except errors.Rediscover:
             self._http.forget(href)
-            parent_entry = self._cache.get(parent) if parent is not None else None
             if parent is None:
                 raise
+            parent_entry = self._cache.get(parent)
             if parent_entry is not None and parent_entry.generation == self._generation:
                 # the parent was just read and still links here: absent until its next poll
                 self._note_broken(href, "is linked but answers 404; trying again at its pollRate")
