@@ -1,7 +1,9 @@
-"""Release folders on disk: `<root>/releases/<version>/venv`, and the `current`/`previous` links.
+"""Release folders on disk, the layout deploy/install.sh makes: `<root>/releases/<version>/` is a venv
+(`bin/wattsmart-gateway`), `<root>/current` and `<root>/previous` are relative symlinks to them.
 
-A release folder is built in place (venvs hold absolute paths, so they cannot be moved) and is
-complete only once `release.json` exists, which is written last.
+A release is built in place (venvs hold absolute paths, so they cannot be moved); it counts as
+installed once its `bin/wattsmart-gateway` exists, as for install.sh, and the update state file
+says whether an install into it was interrupted. Bundles are unpacked under `<root>/staging/`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from app.ota.version import Version, is_version
 
 _LOGGER = logging.getLogger(__name__)
 
-MARKER = "release.json"
+#: written into a release folder by the updater: which bundle it came from
+MARKER = "ota-release.json"
+#: a bundle's key-rotation statement, kept with its release until the release is committed
+TRUST_STATEMENT = "ota-trust.json"
+COMMAND = "wattsmart-gateway"
 
 
 class Releases:
@@ -31,6 +37,7 @@ class Releases:
         self.folder = root / "releases"
         self.current = root / "current"
         self.previous = root / "previous"
+        self.staging_root = root / "staging"
 
     def path(self, version: str) -> Path:
         """The folder of `version`."""
@@ -38,13 +45,29 @@ class Releases:
             raise ValueError(f"not a release version: {version!r}")
         return self.folder / version
 
-    def complete(self, version: str) -> bool:
-        """Whether `version` is fully installed (its marker was written)."""
-        return (self.path(version) / MARKER).is_file()
+    def staging(self, version: str) -> Path:
+        """Where the bundle of `version` is unpacked while it is installed."""
+        return self.staging_root / self.path(version).name
 
-    def python(self, version: str) -> Path:
-        """The release's interpreter."""
-        return self.path(version) / "venv" / "bin" / "python"
+    def command(self, version: str) -> Path:
+        """The release's `wattsmart-gateway` command."""
+        return self.path(version) / "bin" / COMMAND
+
+    def complete(self, version: str) -> bool:
+        """Whether `version` is installed (the test install.sh uses too)."""
+        return os.access(self.command(version), os.X_OK)
+
+    def system_site_packages(self, version: str | None) -> bool:
+        """Whether the release's venv sees Debian's packages (install.sh --system-site-packages)."""
+        if version is None:
+            return False
+        try:
+            cfg = (self.path(version) / "pyvenv.cfg").read_text()
+        except OSError:
+            return False
+        return any(
+            line.replace(" ", "").lower() == "include-system-site-packages=true" for line in cfg.splitlines()
+        )
 
     def linked(self, link: Path | None = None) -> str | None:
         """The version a link points at, or None when it is missing, dangling or foreign."""
@@ -60,13 +83,13 @@ class Releases:
 
     def installed(self) -> list[str]:
         """Complete releases, oldest first."""
-        found = [p.name for p in self.folder.glob("*") if is_version(p.name) and (p / MARKER).is_file()]
+        found = [p.name for p in self.folder.glob("*") if is_version(p.name) and self.complete(p.name)]
         return sorted(found, key=Version)
 
     def point(self, link: Path, version: str) -> None:
         """Point `link` at `version` atomically: a new link under a temporary name, renamed over the old."""
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = link.with_name(f".{link.name}.new")
+        tmp = link.with_name(f"{link.name}.new")  # the name install.sh uses too
         tmp.unlink(missing_ok=True)
         # relative, so the tree stays valid when mounted elsewhere (image build, nspawn)
         tmp.symlink_to(Path("releases") / version)
@@ -74,9 +97,10 @@ class Releases:
         fsync_dir(self.root)
 
     def clean_temporaries(self) -> None:
-        """Remove half-made links left by a power cut inside `point`."""
-        for name in (".current.new", ".previous.new"):
+        """Remove half-made links and unpacked bundles left by a power cut."""
+        for name in ("current.new", "previous.new"):
             (self.root / name).unlink(missing_ok=True)
+        shutil.rmtree(self.staging_root, ignore_errors=True)
 
     def remove(self, version: str) -> None:
         """Delete a release folder (never the one `current` or `previous` points at)."""
@@ -92,18 +116,22 @@ class Releases:
             _LOGGER.info("removing old release %s", version)
             self.remove(version)
         for p in self.folder.glob("*"):
-            if p.is_dir() and p.name not in linked and not (p / MARKER).is_file():
+            if p.is_dir() and p.name not in linked and not self.complete(p.name):
                 _LOGGER.info("removing incomplete release folder %s", p.name)
                 shutil.rmtree(p, ignore_errors=True)
 
 
-def create_venv(runner: CommandRunner, venv: Path, wheels: Path, requirement: str) -> None:
+def create_venv(
+    runner: CommandRunner, venv: Path, wheels: Path, requirement: str, system_site_packages: bool = False
+) -> None:
     """Create `venv` and install `requirement` from `wheels` only (never from an index)."""
     python = sys.executable
     # Reuse this interpreter's pip (`pip --python`) instead of seeding pip into every release:
     # much faster on a Pi, and the new venv carries no pip it does not need.
     own_pip = importlib.util.find_spec("pip") is not None
-    venv_cmd = [python, "-m", "venv", *(["--without-pip"] if own_pip else []), str(venv)]
+    options = ["--without-pip"] if own_pip else []
+    options += ["--system-site-packages"] if system_site_packages else []
+    venv_cmd = [python, "-m", "venv", *options, str(venv)]
     _check(runner.run(venv_cmd, timeout_s=300), "creating the venv")
     target = str(venv / "bin" / "python")
     pip = [python, "-m", "pip", "--python", target] if own_pip else [target, "-m", "pip"]

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.ota import machine
-from app.ota.bundle import BundleManifest, extract_bundle, read_manifest_json, verify_bundle
+from app.ota.bundle import TRUST, BundleManifest, extract_bundle, read_manifest_json, verify_bundle
 from app.ota.errors import InstallFailed, NothingToDo, OtaError, UpdateBusy, VersionRefused
 from app.ota.keys import TrustStore, TrustStoreError, load_trust_store, parse_trust_store
 from app.ota.machine import Phase, UpdateState
-from app.ota.releases import Releases, create_venv, write_marker
+from app.ota.releases import TRUST_STATEMENT, Releases, create_venv, write_marker
 from app.ota.runner import CommandRunner, Service, ServiceStatus, SubprocessRunner
 from app.ota.settings import OtaSettings
 from app.ota.state import StateFile, update_lock
@@ -170,14 +170,19 @@ class Updater:
             if self.releases.linked(self.releases.previous) == version:
                 self.releases.previous.unlink()
             shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        extract_bundle(bundle, manifest, folder / "bundle")
+        staging = self.releases.staging(version)
+        shutil.rmtree(staging, ignore_errors=True)
+        extract_bundle(bundle, manifest, staging)
         _LOGGER.info("installing %s into %s", version, folder)
-        create_venv(self.runner, folder / "venv", folder / "bundle" / "wheels", manifest.requirement)
+        # the new venv sees Debian's packages exactly when the running one does (RPi GPIO on Pi OS)
+        site = self.releases.system_site_packages(self.releases.linked())
+        create_venv(self.runner, folder, staging / "wheels", manifest.requirement, site)
         self._preflight(version)
-        # the wheels are installed; keeping them would double the space each release takes
-        shutil.rmtree(folder / "bundle" / "wheels")
+        if manifest.has_trust_statement:
+            shutil.copyfile(staging / TRUST, folder / TRUST_STATEMENT)
         write_marker(folder, read_manifest_json(manifest))
+        # the wheels are installed; keeping them would double the space each release takes
+        shutil.rmtree(staging)
 
     def _check_space(self, manifest: BundleManifest) -> None:
         """Refuse early when the wheels, unpacked and installed, would not fit (a full disk breaks more)."""
@@ -191,12 +196,13 @@ class Updater:
 
     def _preflight(self, version: str) -> None:
         """Run the new release's command once before anything switches: catches a broken install early."""
-        command = self.releases.path(version) / "venv" / "bin" / "wattsmart-gateway"
+        command = self.releases.command(version)
         result = self.runner.run([str(command), "--version"], timeout_s=120)
         if not result.ok:
             raise InstallFailed(f"the new release does not start: {(result.stderr or result.stdout).strip()}")
 
     def _discard(self, version: str) -> None:
+        shutil.rmtree(self.releases.staging(version), ignore_errors=True)
         if version not in (self.releases.linked(), self.releases.linked(self.releases.previous)):
             shutil.rmtree(self.releases.path(version), ignore_errors=True)
 
@@ -254,7 +260,7 @@ class Updater:
         """Adopt the committed release's trust statement if it is newer than ours."""
         if version is None:
             return
-        statement = self.releases.path(version) / "bundle" / "trust.json"
+        statement = self.releases.path(version) / TRUST_STATEMENT
         if not statement.is_file():
             return
         new = parse_trust_store(statement.read_bytes(), str(statement))

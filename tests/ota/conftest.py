@@ -105,8 +105,7 @@ def install_base(root: Path, version: str) -> None:
     Written by hand rather than with pip: it is only the starting point, and this is 10x faster.
     """
     releases = Releases(root)
-    folder = releases.path(version)
-    venv = folder / "venv"
+    venv = releases.path(version)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     (site,) = venv.glob("lib/python3*/site-packages")
     (site / "wattsmart_dummy").mkdir()
@@ -116,7 +115,7 @@ def install_base(root: Path, version: str) -> None:
         f"#!{venv}/bin/python\nimport sys\nfrom wattsmart_dummy import main\nsys.exit(main())\n"
     )
     script.chmod(0o755)
-    write_marker(folder, {"version": version})
+    write_marker(venv, {"version": version})
     releases.point(releases.current, version)
 
 

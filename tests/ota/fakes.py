@@ -87,7 +87,7 @@ class Clock:
 class FakeSystemd:
     """`systemctl restart|show` for one unit, state kept in a JSON file so subprocesses share it.
 
-    A restart really runs `<root>/current/venv/bin/wattsmart-gateway run`: printing READY means
+    A restart really runs `<root>/current/bin/wattsmart-gateway run`: printing READY means
     active; exiting 0 silently means stuck before READY; a non-zero exit means a crash loop that
     ends in `failed` with the OnFailure= command pending (run by `settle()`).
     """
@@ -119,13 +119,13 @@ class FakeSystemd:
 
     def _start(self) -> None:
         d = self.load()
-        command = self.root / "current" / "venv" / "bin" / "wattsmart-gateway"
+        command = self.root / "current" / "bin" / "wattsmart-gateway"
         try:
             run = subprocess.run([str(command), "run"], capture_output=True, text=True, timeout=60)
             rc, out = run.returncode, run.stdout
         except OSError:
             rc, out = 203, ""  # systemd's status=203/EXEC
-        d["starts"].append(Path(command).resolve().parents[2].name)
+        d["starts"].append(Path(command).resolve().parents[1].name)
         if rc != 0:
             # Restart=on-failure until StartLimitBurst, then failed and OnFailure= fires
             d.update(active="failed", sub="failed", restarts=5, result="start-limit-hit", on_failure=True)

@@ -32,7 +32,7 @@ def assert_working(box: Box, version: str) -> None:
     releases = box.releases
     assert releases.linked() == version
     assert releases.complete(version)
-    command = box.settings.root / "current" / "venv" / "bin" / "wattsmart-gateway"
+    command = box.settings.root / "current" / "bin" / "wattsmart-gateway"
     done = subprocess.run([str(command), "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == version
     assert box.running() == version
