@@ -21,6 +21,8 @@ RETRY_S: Final = 2.0
 RATINGS_MAX_AGE_S: Final = 3600.0
 #: at most this long between the writes of a ramp
 RAMP_STEP_S: Final = 1.0
+#: while the battery is driven, its state of charge is checked this often against the limits
+SOC_CHECK_S: Final = 10.0
 
 
 def first_known(*values: float | None) -> float | None:
@@ -176,13 +178,19 @@ class Executor:
         if limited != self._written or now - self._last_write >= reassert or self._released:
             held = await self._inverter.set_active_power(limited)
             if limited != self._written:
-                _LOGGER.info("setpoint %.0f W for %s (inverter holds %.0f W)", limited, command.source, held)
+                # a ramp's intermediate steps are not news; where it settles is
+                level = logging.DEBUG if self._ramp is not None else logging.INFO
+                _LOGGER.log(
+                    level, "setpoint %.0f W for %s (inverter holds %.0f W)", limited, command.source, held
+                )
             self._written = limited
             self._released = False
             self._last_write = now
         due = self._last_write + reassert
         if self._ramp is not None:
             due = min(due, now + RAMP_STEP_S)
+        elif limited != 0.0:
+            due = min(due, now + SOC_CHECK_S)
         return due
 
     async def _ratings_at_most(self, max_age_s: float, now: float) -> Ratings:

@@ -8,152 +8,53 @@ new or changed so the caller can persist it and hand it back next time, also aft
 from __future__ import annotations
 
 import bisect
-import enum
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Final, Protocol
+from typing import Final
 
+from app.control.model import (
+    MISSED,
+    PHASE_OF_TERMINAL,
+    TERMINAL,
+    DueResponse,
+    EventRecord,
+    EventState,
+    Phase,
+    Plan,
+    ProgramControls,
+    ProgramView,
+)
 from app.control.modes import POWER, PowerCommand, classify, default_command, default_grad, event_command
-from app.sep.der import DefaultDERControl, DERControl, DERProgram
+from app.sep.der import DefaultDERControl, DERControl
 from app.sep.event import CurrentStatus
 from app.sep.response import ResponseRequired, ResponseStatus
 
-#: Internal milestone: the event's window passed while we were not running it (down, or late);
-#: recorded so it ends, never posted (claiming "completed" would be false).
-MISSED: Final = 0
-_RECEIVED = ResponseStatus.EVENT_RECEIVED
-_STARTED = ResponseStatus.EVENT_STARTED
-_COMPLETED = ResponseStatus.EVENT_COMPLETED
-_CANCELLED = ResponseStatus.EVENT_CANCELLED
-_SUPERSEDED = ResponseStatus.EVENT_SUPERSEDED
-_EXPIRED = ResponseStatus.REJECTED_EXPIRED
-_TERMINAL: Final = frozenset(
-    {
-        _COMPLETED,
-        _CANCELLED,
-        _SUPERSEDED,
-        ResponseStatus.REJECTED_NOT_APPLICABLE,
-        ResponseStatus.REJECTED_INVALID,
-        _EXPIRED,
-        MISSED,
-    }
-)
+# Re-exported: callers build inputs and read outputs from here.
+__all__ = [
+    "MISSED",
+    "DueResponse",
+    "EventRecord",
+    "EventState",
+    "Phase",
+    "Plan",
+    "ProgramControls",
+    "ProgramView",
+    "evaluate",
+    "new_record",
+    "normal_mrid",
+    "to_datetime",
+]
+
+_RECEIVED: Final = ResponseStatus.EVENT_RECEIVED
+_STARTED: Final = ResponseStatus.EVENT_STARTED
+_COMPLETED: Final = ResponseStatus.EVENT_COMPLETED
+_CANCELLED: Final = ResponseStatus.EVENT_CANCELLED
+_SUPERSEDED: Final = ResponseStatus.EVENT_SUPERSEDED
+_EXPIRED: Final = ResponseStatus.REJECTED_EXPIRED
 # Events that really ran (or would have) still occupy their window for later arrivals.
 _OCCUPYING_TERMINAL: Final = frozenset({_COMPLETED, MISSED})
-
-
-class Phase(enum.Enum):
-    """An event's local state."""
-
-    SCHEDULED = "scheduled"
-    ACTIVE = "active"
-    COMPLETED = "completed"
-    MISSED = "missed"
-    CANCELLED = "cancelled"
-    SUPERSEDED = "superseded"
-    REJECTED = "rejected"
-
-
-_PHASE_OF_TERMINAL: Final = {
-    _COMPLETED: Phase.COMPLETED,
-    MISSED: Phase.MISSED,
-    _CANCELLED: Phase.CANCELLED,
-    _SUPERSEDED: Phase.SUPERSEDED,
-}
-
-
-class ProgramView(Protocol):
-    """One DERProgram with its DERControls and DefaultDERControl (app.client's ProgramBranch is one)."""
-
-    @property
-    def program(self) -> DERProgram:
-        """The program (its primacy ranks it)."""
-
-    @property
-    def controls(self) -> Sequence[DERControl]:
-        """Every DERControl the server lists for it."""
-
-    @property
-    def default_control(self) -> DefaultDERControl | None:
-        """Its DefaultDERControl, if it has one."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProgramControls:
-    """A plain ProgramView (tests, tools); the session's snapshots carry their own."""
-
-    program: DERProgram
-    controls: tuple[DERControl, ...] = ()
-    default_control: DefaultDERControl | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EventRecord:
-    """What must be remembered about one event (by mRID) across evaluations and restarts."""
-
-    mrid: str
-    first_seen: float
-    """Server time (epoch seconds) of the evaluation that first saw the event."""
-    start_offset: float
-    """The randomizeStart draw, seconds."""
-    duration_offset: float
-    """The randomizeDuration draw, seconds."""
-    reached: frozenset[int] = frozenset()
-    """Milestones (Response.status codes, or MISSED) already reached, hence already answered."""
-    stop_at: float | None = None
-    """Cancelled with randomization (currentStatus 3) while active: the drawn moment to stop."""
-
-    @property
-    def terminal(self) -> int | None:
-        """The final milestone, or None while the event is still open."""
-        for code in self.reached:
-            if code in _TERMINAL:
-                return code
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class EventState:
-    """One event's local state after an evaluation; times are effective (randomized) server times."""
-
-    mrid: str
-    program: str
-    phase: Phase
-    start: float
-    end: float
-    code: int | None = None
-    """The rejection status for REJECTED."""
-
-
-@dataclass(frozen=True, slots=True)
-class DueResponse:
-    """A Response now owed to the server: post `status` about `mrid` to `reply_to`."""
-
-    mrid: str
-    status: int
-    reply_to: str
-    created: float
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """The outcome of one evaluation."""
-
-    now: float
-    power: PowerCommand | None
-    """What the battery must do now; None = release it to its own mode."""
-    in_force: Mapping[str, str]
-    """Supersession category -> mRID of the event in force for it."""
-    states: Mapping[str, EventState]
-    records: tuple[EventRecord, ...]
-    """Records created or changed by this evaluation (persist them)."""
-    responses: tuple[DueResponse, ...]
-    next_change: float | None
-    """The next server time at which an evaluation would give a different plan (None: never)."""
-    default: DefaultDERControl | None = None
-    """The DefaultDERControl of the highest-priority program that has one."""
 
 
 @dataclass(slots=True)
@@ -244,13 +145,6 @@ def evaluate(
         next_change=next_change,
         default=default,
     )
-
-
-def effective_window(control: DERControl, record: EventRecord) -> tuple[float, float]:
-    """Effective start and end (§12.1.3: randomized start, then duration plus its own draw)."""
-    start = control.interval.start.timestamp() + record.start_offset
-    end = start + control.interval.duration + record.duration_offset
-    return start, max(start, end)
 
 
 def new_record(control: DERControl, now: float, rng: random.Random) -> EventRecord:
@@ -386,7 +280,7 @@ def _priority(ev: _Event) -> tuple[int, float, str]:
 
 
 def _live(ev: _Event) -> bool:
-    if ev.new & _TERMINAL:
+    if ev.new & TERMINAL:
         return False
     terminal = ev.record.terminal
     return terminal is None or terminal in _OCCUPYING_TERMINAL
@@ -413,9 +307,9 @@ def _supersede(ordered: list[_Event]) -> None:
 def _advance(ev: _Event, t: float) -> Phase:
     """Phase of the event at t, adding the milestones reached on the way."""
     reached = ev.record.reached | ev.new
-    terminal = next((c for c in reached if c in _TERMINAL), None)
+    terminal = next((c for c in reached if c in TERMINAL), None)
     if terminal is not None:
-        return _PHASE_OF_TERMINAL.get(terminal, Phase.REJECTED)
+        return PHASE_OF_TERMINAL.get(terminal, Phase.REJECTED)
     if t < ev.start:
         return Phase.SCHEDULED
     if t < ev.end:
@@ -435,7 +329,7 @@ def _advance(ev: _Event, t: float) -> Phase:
 def _state(ev: _Event) -> EventState:
     code = None
     if ev.phase is Phase.REJECTED:
-        code = next(c for c in ev.record.reached | ev.new if c in _TERMINAL)
+        code = next(c for c in ev.record.reached | ev.new if c in TERMINAL)
     return EventState(ev.record.mrid, ev.program.program.mRID, ev.phase, ev.start, ev.end, code)
 
 

@@ -140,7 +140,7 @@ async def test_ramp_tms_is_a_ramp_not_a_jump() -> None:
     for t in range(1, 11):
         due = await executor.step(clock.set(t))
     assert inverter.watts == [pytest.approx(200.0 * t) for t in range(11)]
-    assert due == 10.0 + 60  # ramp done: next is the re-assertion
+    assert due == 10.0 + 10  # ramp done: next is the state-of-charge check
 
 
 async def test_ramp_from_the_last_setpoint_to_a_new_one() -> None:
@@ -165,10 +165,25 @@ async def test_default_set_grad_w_limits_the_rate() -> None:
 async def test_reasserted_every_interval_while_in_force() -> None:
     executor, inverter, clock, _ = make(reassert_interval_s=60)
     executor.command(fixed(5000))
-    assert await executor.step(clock.set(0)) == 60.0
-    assert await executor.step(clock.set(30)) == 60.0  # woken early (new plan, same command): no write
-    assert await executor.step(clock.set(60)) == 120.0
-    assert [t for t, _ in inverter.writes] == [T0, T0 + timedelta(seconds=60)]
+    t: float = 0
+    while t <= 120:
+        t = await executor.step(clock.set(t)) or 0.0  # SoC checks every 10 s, writes every 60 s
+    assert [(w - T0).total_seconds() for w, _ in inverter.writes] == [0, 60, 120]
+    assert await executor.step(clock.set(125)) == 135.0  # woken early (new plan, same command): no write
+    assert len(inverter.writes) == 3
+
+
+async def test_state_of_charge_is_watched_while_discharging() -> None:
+    # 100 Wh at 6 %: 3000 W drains 1 % in 1.2 s, so the 10 s check finds it below the 5 % floor.
+    spec = BatterySpec(
+        max_w=5000, max_charge_w=4000, max_discharge_w=3000, capacity_wh=100, initial_soc_pct=6
+    )
+    executor, inverter, clock, _ = make(spec, min_soc_percent=5.0)
+    executor.command(fixed(10000))
+    due = await executor.step(clock.set(0))
+    assert due == 10.0
+    await executor.step(clock.set(due))
+    assert inverter.watts == [3000.0, 0.0]
 
 
 async def test_no_command_releases_once() -> None:
