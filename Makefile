@@ -38,10 +38,27 @@ verify-units: $(STAMP)
 	$(BIN)/pytest -q tests/deploy/test_units.py
 
 run: $(STAMP)
-	$(BIN)/python -m app.lab.demo
+	@$(BIN)/python -m app.lab.demo
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# The SD-card image (image/README.md). Root, Debian host; first run ~15+ min, cached after.
+.PHONY: image image-test image-lint
+
+image:
+	image/build.sh
+
+# Boots the image under qemu-system-aarch64 (TCG) and reads the guest's serial-console report.
+image-test: image
+	$(PYTHON) image/test/boot_test.py
+
+image-lint: $(STAMP)
+	shellcheck -x image/*.sh image/config.env image/pi-gen/build.sh image/pi-gen/config \
+		image/pi-gen/stage-wattsmart/prerun.sh image/pi-gen/stage-wattsmart/EXPORT_IMAGE \
+		image/pi-gen/stage-wattsmart/*/*.sh image/rootfs/usr/local/sbin/wattsmart-grow-data
+	$(BIN)/ruff check image/test
+	$(BIN)/ruff format --check image/test

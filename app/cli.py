@@ -95,8 +95,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     logging.basicConfig(
         level=config.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        # journald stamps every line itself
+        format="%(levelname)s %(name)s: %(message)s",
     )
+    from hal.modbus import quiet_library_logging
+
+    quiet_library_logging()
     try:
         supervisor = importlib.import_module("app.supervisor")
     except ModuleNotFoundError:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from app.config import Config
 from app.health import Health
 
 _LOGGER = logging.getLogger(__name__)
@@ -108,8 +109,10 @@ class Supervisor:
         self.shutdown_hooks.append((name, hook))
 
     def start(self) -> None:
-        """Start every registered part."""
+        """Start every registered part; a critical part's allowance counts from now."""
         for part in self.parts.values():
+            if part.max_silence_s is not None:
+                self.health.beat(part.name)
             part.task = asyncio.create_task(self._guard(part), name=part.name)
 
     async def _guard(self, part: Part) -> None:
@@ -204,3 +207,10 @@ class Supervisor:
                 _LOGGER.error("shutdown: %s did not finish in time", name)
             except Exception:
                 _LOGGER.exception("shutdown: %s failed", name)
+
+
+def run(config: Config) -> int:
+    """Run the whole gateway from `config` until SIGTERM; returns the exit status."""
+    from app.gateway import Gateway  # the composition root imports this module
+
+    return asyncio.run(Gateway(config).run())

@@ -1,0 +1,378 @@
+"""The composition root: builds every part from the configuration and hands them to the supervisor.
+
+Parts and their owners:
+
+- `link`: the 2030.5 session (TLS, discovery, polling). It is rebuilt when a new certificate is
+  installed (hot pickup), confirms a certificate on trial once the server accepts it, and falls
+  back to the previous identity when the server refuses it.
+- `dispatch`: hands each new server snapshot to the control engine and the telemetry.
+- `control`: the DER control engine (releases the battery on shutdown).
+- `telemetry`: the 30-s sampler, mirrors, DER reports and the outbox (flushed on shutdown).
+- `panel`: the status LED and the button; `expiry`: the certificate expiry watch.
+The status page is a listener owned by `Gateway.run` itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import shutil
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from app import __version__
+from app.client.errors import NotAuthorized, TlsHandshakeError
+from app.client.session import Session
+from app.client.snapshot import ServerTree
+from app.commissioning.panel import Panel
+from app.commissioning.status_page import StatusPage
+from app.config import Config
+from app.control.engine import ControlEngine
+from app.hardware import inverter_settings
+from app.health import Health
+from app.identity import IdentityFiles, IdentityStore, NoIdentity, identity_status, watch_store
+from app.observed import ObservedInverter
+from app.supervisor import Supervisor
+from app.telemetry import ServerTimebase, TelemetryLinks, TelemetryService
+from hal.gpio import LedState
+from hal.inverter import connect_inverter
+
+_LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SERVER_PART = "2030.5 server"
+#: how often the link checks for a newly installed certificate and confirms one on trial
+IDENTITY_CHECK_S = 30.0
+#: parts that must beat at least this often or the watchdog pings stop (their loops beat ≤ 30 s)
+MAX_SILENCE_S = 120.0
+
+
+class Link:
+    """The current 2030.5 session, whichever certificate it runs on; what control and telemetry hold."""
+
+    def __init__(self) -> None:
+        self.session: Session | None = None
+        self.ready = asyncio.Event()
+        self._switched = asyncio.Event()
+
+    def _current(self) -> Session:
+        if self.session is None:
+            from app.client.errors import ConnectionFailed
+
+            raise ConnectionFailed("no session yet (starting, or switching certificate)")
+        return self.session
+
+    def now(self) -> datetime:
+        """Server time (system time until the first Time resource is read)."""
+        if self.session is None:
+            from datetime import UTC
+
+            return datetime.now(UTC)
+        return self.session.now()
+
+    async def get(self, href: str, cls: type[T], params: Mapping[str, str | int] | None = None) -> T:
+        """GET through the current session."""
+        return await self._current().http.get(href, cls, params)
+
+    async def post(self, href: str, obj: object) -> str | None:
+        """POST through the current session."""
+        return await self._current().http.post(href, obj)
+
+    async def put(self, href: str, obj: object) -> None:
+        """PUT through the current session."""
+        await self._current().http.put(href, obj)
+
+    @property
+    def tree(self) -> ServerTree | None:
+        """The latest server snapshot."""
+        return self.session.tree if self.session is not None else None
+
+    def replace(self, session: Session | None) -> None:
+        """Switch to another session (or none); subscribers move over to it."""
+        self.session = session
+        if session is None:
+            self.ready.clear()
+        else:
+            self.ready.set()
+        self._switched.set()
+        self._switched = asyncio.Event()
+
+    async def snapshots(self) -> AsyncIterator[ServerTree]:
+        """Each new snapshot, across session switches (a switch re-yields the new session's tree)."""
+        while True:
+            await self.ready.wait()
+            session, switched = self.session, self._switched
+            if session is None:
+                continue
+            trees = aiter(session.snapshots())
+            while not switched.is_set():
+                nxt = asyncio.ensure_future(anext(trees))
+                gone = asyncio.ensure_future(switched.wait())
+                await asyncio.wait({nxt, gone}, return_when=asyncio.FIRST_COMPLETED)
+                gone.cancel()
+                if not nxt.done():
+                    nxt.cancel()
+                    await asyncio.gather(nxt, return_exceptions=True)
+                    break
+                yield nxt.result()
+
+
+class Gateway:
+    """All parts of one running gateway."""
+
+    def __init__(self, config: Config, *, rng: random.Random | None = None) -> None:
+        self.config = config
+        self.rng = rng or random.Random()
+        self.health = Health()
+        self.supervisor = Supervisor(health=self.health, rng=self.rng)
+        self.identity = IdentityStore.from_config(config)
+        self.expiry = watch_store(self.identity)
+        self.link = Link()
+        self.started = time.monotonic()
+        self.inverter: ObservedInverter | None = None
+        self.engine: ControlEngine | None = None
+        self.telemetry: TelemetryService | None = None
+        self.panel: Panel | None = None
+        self.status_page: StatusPage | None = None
+        self.commissioning_until: float | None = None
+
+    # --- the parts ----------------------------------------------------------------------------
+
+    def _identity_files(self) -> IdentityFiles | None:
+        if not self.identity.managed:
+            return None
+        try:
+            return self.identity.current()
+        except NoIdentity:
+            return None
+
+    async def _link(self) -> None:
+        """Run the session on the identity in force; rebuild it when the identity changes."""
+        while True:
+            files = self._identity_files()
+            server = files.server_config(self.config.server) if files is not None else self.config.server
+            async with Session(server, health=self.health, rng=self.rng, poll=False) as session:
+                self.link.replace(session)
+                poll = asyncio.create_task(session.poller.run(), name="poller")
+                try:
+                    await self._watch_identity(session, files)
+                finally:
+                    self.link.replace(None)
+                    poll.cancel()
+                    await asyncio.gather(poll, return_exceptions=True)
+            _LOGGER.info("reconnecting with the identity now in force")
+
+    async def _watch_identity(self, session: Session, files: IdentityFiles | None) -> None:
+        """Return when the session must be rebuilt on another certificate."""
+        while True:
+            await asyncio.sleep(IDENTITY_CHECK_S)
+            if self.identity.managed and self.identity.changed(files):
+                self.expiry.check()
+                return
+            if files is None or not self.identity.on_trial():
+                continue
+            failing = self.health.problems().get(SERVER_PART, "")
+            if session.tree is not None and not failing:
+                await asyncio.to_thread(self.identity.confirm_working, files)
+            elif failing.startswith((TlsHandshakeError.__name__, NotAuthorized.__name__)):
+                _LOGGER.error("the server refuses the new certificate; going back to the previous one")
+                await asyncio.to_thread(self.identity.fall_back, files)
+                return
+
+    async def _dispatch(self) -> None:
+        """Hand each new snapshot's links to the telemetry (control follows the snapshots itself)."""
+        async for tree in self.link.snapshots():
+            links = TelemetryLinks.from_tree(tree)
+            if self.telemetry is not None and links is not None:
+                self.telemetry.update_links(links)
+
+    async def _telemetry(self, inverter: ObservedInverter, lfdi: str) -> None:
+        """Wait for the server's mirror list (beating meanwhile), then run the telemetry service."""
+        links = None
+        while links is None:
+            tree = self.link.tree
+            links = TelemetryLinks.from_tree(tree) if tree is not None else None
+            if links is None:
+                self.health.beat("telemetry")
+                await asyncio.sleep(5)
+        self.telemetry = TelemetryService(
+            self.config,
+            inverter,
+            self.link,
+            links,
+            ServerTimebase(self.link.now),
+            self.health,
+            lfdi,
+            rng=self.rng,
+        )
+        await self.telemetry.run()
+
+    # --- status -------------------------------------------------------------------------------
+
+    def led_state(self) -> LedState:
+        """The highest-priority condition, for the status LED."""
+        problems = self.health.problems()
+        crashed = [p for p in self.supervisor.parts.values() if p.restarts >= 3 and p.name in problems]
+        if crashed or self.expiry.error:
+            return LedState.FAULT
+        tree = self.link.tree
+        if SERVER_PART in problems:
+            return LedState.NO_SERVER
+        if tree is None:
+            return LedState.BOOTING
+        if not tree.registered:
+            return LedState.NOT_REGISTERED
+        if self.inverter is None or self.inverter.failure is not None:
+            return LedState.NO_INVERTER
+        if self.commissioning_until is not None and time.monotonic() < self.commissioning_until:
+            return LedState.COMMISSIONING
+        if self.expiry.attention or problems:
+            return LedState.ATTENTION
+        return LedState.OK
+
+    def status(self) -> dict[str, Any]:
+        """Everything the status page and /api/status show (no secrets)."""
+        tree = self.link.tree
+        problems = self.health.problems()
+        state = "ok" if not problems else "degraded"
+        if self.led_state() is LedState.FAULT:
+            state = "fault"
+        inv = self.inverter
+        sample = inv.telemetry if inv is not None else None
+        plan = self.engine.plan if self.engine is not None else None
+        ident: dict[str, Any]
+        try:
+            ident = identity_status(self.identity, self.expiry)
+        except Exception as exc:  # the page must render even without an identity
+            ident = {"error": str(exc)}
+        return {
+            "state": state,
+            "led": self.led_state().name,
+            "identity": ident,
+            "server": {
+                "url": self.config.server.dcap_url,
+                "connected": tree is not None and SERVER_PART not in problems,
+                "registered": tree.registered if tree is not None else None,
+                "last read": tree.read_at.isoformat() if tree is not None and tree.read_at else None,
+                "programs": len(tree.programs) if tree is not None else None,
+            },
+            "control": {
+                "in force": ", ".join(sorted(plan.in_force.values())) if plan and plan.in_force else None,
+                "next change": _iso(plan.next_change) if plan else None,
+                "setpoint W": inv.setpoint_w if inv is not None else None,
+                "mode": "utility setpoint"
+                if inv is not None and inv.setpoint_w is not None
+                else "battery's own",
+            },
+            "inverter": {
+                "reachable": inv is not None and inv.failure is None and inv.last_success is not None,
+                "power W": sample.w if sample else None,
+                "frequency Hz": sample.hz if sample else None,
+                "state of charge %": sample.soc_pct if sample else None,
+                "read at": sample.timestamp.isoformat() if sample else None,
+                "problem": inv.failure if inv is not None else "not connected",
+            },
+            "telemetry": self._telemetry_status(),
+            "problems": {
+                "current": [f"{k}: {v}" for k, v in sorted(problems.items())] or None,
+                "recent": [f"{e.part}: {e.problem or 'recovered'}" for e in list(self.health.recent)[-5:]],
+            },
+            "versions": {"gateway": __version__, "uptime s": round(time.monotonic() - self.started)},
+        }
+
+    def _telemetry_status(self) -> dict[str, Any]:
+        service = self.telemetry
+        if service is None:
+            return {"state": "waiting for the server's mirror list"}
+        out: dict[str, Any] = {"interval s": self.config.telemetry.interval_s}
+        status = getattr(service, "status", None)
+        if callable(status):
+            out.update(status())
+        return out
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Bring the hardware and listener up, say READY, run until SIGTERM, shut down cleanly."""
+        cfg = self.config
+        sup = self.supervisor
+        inner = await connect_inverter(inverter_settings(cfg.inverter))
+        self.inverter = inverter = ObservedInverter(inner)
+        files = self._identity_files()
+        lfdi = files.identity.lfdi if files is not None else _lfdi_of(cfg)
+        self.engine = ControlEngine(cfg, inverter, self.link, lfdi, rng=self.rng, health=self.health)
+        self.panel = Panel(cfg.gpio, self.led_state, self._on_press)
+        if await self.panel.held_at_power_on():
+            self.reset_state()
+        sup.add("link", self._link)
+        sup.add("dispatch", self._dispatch)
+        sup.add("control", self.engine.run, MAX_SILENCE_S)
+        sup.add("telemetry", lambda: self._telemetry(inverter, lfdi), MAX_SILENCE_S)
+        sup.add("expiry", self.expiry.run)
+        sup.add("panel", self.panel.run)
+        sup.on_shutdown("release the battery", self.engine.stop)
+        sup.on_shutdown("flush the outbox", self._flush)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if cfg.status_page.enabled:
+                    page = StatusPage(self.status, cfg.status_page.host, cfg.status_page.port)
+                    self.status_page = await stack.enter_async_context(page)
+                await sup.run_until_stopped()
+        finally:
+            await inverter.close()
+            self.panel.close()
+            sup.notifier.close()
+        return 0
+
+    async def _flush(self) -> None:
+        if self.telemetry is not None:
+            await self.telemetry.flush()
+
+    async def _on_press(self, press: str) -> None:
+        """Button: short = self-test on the LED; long = commissioning mode for a while."""
+        if press == "short" and self.panel is not None:
+            ok = await self.self_test()
+            _LOGGER.info("self-test %s", "passed" if ok else "failed: " + "; ".join(self.health.problems()))
+            self.panel.show_result(ok)
+        elif press == "long":
+            self.commissioning_until = time.monotonic() + self.config.status_page.commissioning_s
+            _LOGGER.info("commissioning mode for %d s", self.config.status_page.commissioning_s)
+
+    async def self_test(self) -> bool:
+        """Quick on-box test: inverter answers now, server reachable and registered, certificate fine."""
+        inverter_ok = False
+        if self.inverter is not None:
+            with contextlib.suppress(Exception):
+                await self.inverter.read_telemetry()
+                inverter_ok = True
+        tree = self.link.tree
+        server_ok = tree is not None and tree.registered and SERVER_PART not in self.health.problems()
+        return inverter_ok and server_ok and self.expiry.error is None
+
+    def reset_state(self) -> None:
+        """Forget everything in the state folder except the identity (keys and certificates)."""
+        state_dir = self.config.state_dir
+        for entry in state_dir.iterdir() if state_dir.is_dir() else ():
+            if entry.name == "identity":
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        _LOGGER.warning("state reset by the button: everything but the identity was removed")
+
+
+def _iso(epoch: float | None) -> str | None:
+    from datetime import UTC
+
+    return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None
+
+
+def _lfdi_of(config: Config) -> str:
+    from app.sep.identity import load_cert_identity
+
+    return load_cert_identity(config.server.cert_file).lfdi

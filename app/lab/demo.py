@@ -1,0 +1,219 @@
+"""`make run`: the whole system on loopback, narrated.
+
+A local 2030.5 server (mutual TLS) with a short demo schedule, a simulated SunSpec battery on
+Modbus TCP, and the gateway between them, all on 127.0.0.1. Everything it writes (test PKI,
+configuration, gateway state) lives in `./run/`. Ctrl-C stops everything cleanly.
+
+    python -m app.lab.demo [--folder run] [--lead 20] [-v]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from app.config import load_config
+from app.gateway import Gateway
+from app.lab import pki as lab_pki
+from app.lab.server import LabServer
+from app.sep.der import DefaultDERControl, DERControlBase
+from hal.inverter.battery import BatterySpec
+from hal.inverter.sunspec_server import SunSpecServer
+from hal.modbus import quiet_library_logging
+
+_LOGGER = logging.getLogger("demo")
+
+#: the lab tree's "Wattsmart contracted" program (primacy 1)
+CONTRACTED_PROGRAM = 1
+RESPONSES = {
+    1: "received",
+    2: "started",
+    3: "completed",
+    6: "cancelled",
+    7: "superseded",
+}  # the lab tree's "Wattsmart contracted" program (primacy 1)
+
+CONFIG = """\
+# Written by `make run` for the lab: edit freely, it is rewritten only if missing.
+server:
+  dcap_url: {dcap}
+  ca_file: pki/ca.crt
+  cert_file: pki/client.crt
+  key_file: pki/client.key
+inverter:
+  transport: tcp
+  host: 127.0.0.1
+  port: {modbus}
+  unit_id: 1
+  revert_timeout_s: 120
+telemetry:
+  interval_s: 30
+gpio:
+  backend: none
+status_page:
+  host: 127.0.0.1
+  port: {status}
+state_dir: state
+log_level: WARNING
+"""
+
+
+def _pki(folder: Path) -> lab_pki.Pki:
+    """A fresh lab PKI in `folder` (a test CA: nothing outside this machine trusts it)."""
+    return lab_pki.generate(folder / "pki")
+
+
+def schedule(server: LabServer, lead_s: float) -> tuple[list[str], dict[str, str]]:
+    """The demo schedule: charge at −50 %, then discharge at 3 kW, then the default control."""
+    tree = server.tree
+    now = tree.now().replace(microsecond=0)
+    first = now + timedelta(seconds=lead_s)
+    second = first + timedelta(seconds=75)
+    charge = tree.add_control(CONTRACTED_PROGRAM, start=first, duration=60, fixed_w=-5000)
+    discharge = tree.add_control(CONTRACTED_PROGRAM, start=second, duration=60, target_w=3000.0)
+    tree.set_default_control(
+        CONTRACTED_PROGRAM,
+        DefaultDERControl(
+            mRID="D" * 32,
+            description="demo default: 10 % discharge",
+            DERControlBase=DERControlBase(opModFixedW=1000),
+            setGradW=1000,
+        ),
+    )
+    lines = [
+        f"{first:%H:%M:%S} 'charge': −50 % of the inverter's max charge rate for 60 s (opModFixedW)",
+        f"{second:%H:%M:%S} 'discharge': 3000 W for 60 s (opModTargetW)",
+        "otherwise the default control: 10 % discharge, ramped (DefaultDERControl, setGradW)",
+    ]
+    return lines, {charge.mRID: "charge", discharge.mRID: "discharge"}
+
+
+class Narrator:
+    """Prints one line per interesting change: what a new user wants to see happen."""
+
+    def __init__(self, gateway: Gateway, server: LabServer, names: dict[str, str]) -> None:
+        self.gateway = gateway
+        self.server = server
+        self.names = names
+        self._seen: dict[str, object] = {}
+        self._pending: float | None = None
+
+    def _say(self, text: str) -> None:
+        print(f"{datetime.now(UTC):%H:%M:%S}  {text}", flush=True)
+
+    def _changed(self, key: str, value: object) -> bool:
+        if self._seen.get(key, object()) == value:
+            return False
+        self._seen[key] = value
+        return True
+
+    def step(self) -> None:
+        """Look once and report what changed."""
+        gw, tree = self.gateway, self.server.tree
+        link_tree = gw.link.tree
+        if self._changed("registered", link_tree is not None and link_tree.registered) and link_tree:
+            self._say(f"gateway found its EndDevice; {len(link_tree.programs)} DER programs")
+        inv = gw.inverter
+        setpoint = inv.setpoint_w if inv is not None else None
+        # a ramp writes a new value every second: report where it settles, not every step
+        if setpoint == self._pending and self._changed("setpoint", setpoint):
+            if setpoint is None:
+                self._say("battery released to its own mode")
+            else:
+                verb = "discharge" if setpoint > 0 else "charge" if setpoint < 0 else "hold"
+                self._say(f"setpoint written to the inverter: {setpoint:+.0f} W ({verb})")
+        self._pending = setpoint
+        done = int(str(self._seen.get("responses", 0)))
+        for response in tree.responses[done:]:
+            meaning = RESPONSES.get(response.status or 0, "")
+            name = self.names.get(response.subject, response.subject)
+            self._say(f"gateway answered '{name}': {response.status} {meaning}")
+        self._seen["responses"] = len(tree.responses)
+        readings = len(tree.readings)
+        if readings != self._seen.get("readings", 0):
+            sample = inv.telemetry if inv is not None else None
+            extra = ""
+            if sample is not None and sample.w is not None and sample.hz is not None:
+                extra = f" (now {sample.w:+.0f} W, {sample.hz:.2f} Hz, SoC {sample.soc_pct or 0:.1f} %)"
+            self._say(f"readings posted to the server: {readings} posts so far{extra}")
+            self._seen["readings"] = readings
+        problems = gw.health.problems()
+        if self._changed("problems", sorted(problems)):
+            for part, reason in sorted(problems.items()):
+                self._say(f"problem: {part}: {reason}")
+
+    async def run(self) -> None:
+        """Look twice a second until cancelled."""
+        while True:
+            self.step()
+            await asyncio.sleep(0.5)
+
+
+async def demo(folder: Path, lead_s: float, status_port: int) -> int:
+    """Run the lab until SIGINT/SIGTERM."""
+    pki = await asyncio.to_thread(_pki, folder)
+    started = time.monotonic()
+    async with (
+        LabServer(pki) as server,
+        SunSpecServer(BatterySpec(max_w=5000, max_charge_w=5000, max_discharge_w=5000)) as battery,
+    ):
+        config_path = folder / "gateway.yaml"
+        config_path.write_text(
+            CONFIG.format(dcap=server.dcap_url, modbus=battery.port, status=status_port), encoding="utf-8"
+        )
+        config = load_config(config_path)
+        print(f"2030.5 server   {server.dcap_url}  (mutual TLS, test CA in {folder / 'pki'})")
+        print(f"battery (sim)   modbus tcp 127.0.0.1:{battery.port}, SunSpec 1/701/702/704/713")
+        print(f"status page     http://127.0.0.1:{status_port}/   (JSON: /api/status)")
+        print(f"configuration   {config_path}")
+        print("schedule:")
+        lines, names = schedule(server, lead_s)
+        for line in lines:
+            print(f"  {line}")
+        print("Ctrl-C stops everything.\n", flush=True)
+        gateway = Gateway(config)
+        narrator = Narrator(gateway, server, names)
+        task = asyncio.create_task(gateway.run())
+        talk = asyncio.create_task(narrator.run())
+        try:
+            status = await task
+        finally:
+            talk.cancel()
+            await asyncio.gather(talk, return_exceptions=True)
+            if not task.done():
+                task.cancel()
+            narrator.step()
+    print(f"\nstopped cleanly after {time.monotonic() - started:.0f} s; the battery was released.")
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folder", type=Path, default=Path("run"), help="where PKI, config and state go")
+    parser.add_argument("--lead", type=float, default=20.0, help="seconds until the first event starts")
+    parser.add_argument("--status-port", type=int, default=8080)
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the gateway's own INFO log")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+    quiet_library_logging()
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(demo(args.folder, args.lead, args.status_port))
+    return 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    raise SystemExit(main())
