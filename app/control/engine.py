@@ -33,6 +33,8 @@ PART: Final = "control"
 FAILSAFE_PART: Final = "control-failsafe"
 #: the loop beats at least this often, even when nothing is scheduled (supervisor watchdog)
 HEARTBEAT_S: Final = 30.0
+#: in fail-safe, how often to check whether the server answers again
+FAILSAFE_RECHECK_S: Final = 5.0
 #: finished events the server no longer lists are forgotten after this long
 FORGET_AFTER_S: Final = 30 * 24 * 3600.0
 _PRUNE_EVERY_S: Final = 3600.0
@@ -230,7 +232,10 @@ class ControlEngine:
         if executor_due is not None:
             delay = min(delay, executor_due - mono)
         silent = self._silence(self._clock(), mono)
-        if silent is not None and not self._failsafe:
+        if self._failsafe:
+            # an unchanged read publishes no snapshot; look for the fresh read_at often enough
+            delay = min(delay, FAILSAFE_RECHECK_S)
+        elif silent is not None:
             delay = min(delay, self._config.control.fail_safe_after_s - silent + 0.001)
         if delay > 0:
             with contextlib.suppress(TimeoutError):
