@@ -27,6 +27,10 @@ class VersionRefused(BundleRejected):
     """A downgrade or re-install without --force, or this box is older than the bundle's minimum."""
 
 
+class ReleaseBroken(BundleRejected):
+    """The installed release does not even start (`wattsmart-gateway --version` fails): never switch to it."""
+
+
 class InstallFailed(OtaError):
     """Unpacking or installing the release failed; the running release is untouched: retry later."""
 

@@ -88,6 +88,8 @@ class StageFailed:
     """Unpacking or installing failed before the switch; nothing changed for the running release."""
 
     reason: str
+    #: the bundle itself is bad (never retry this version); otherwise (disk full, ...) retry later
+    permanent: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +178,8 @@ def step(state: UpdateState, event: Event, now: float, settings: OtaSettings) ->
             return _enter(state, Phase.STAGING, now, **changes)
         case Staged() if phase is Phase.STAGING:
             return _enter(state, Phase.SWITCHING, now)
-        case StageFailed(reason) if phase is Phase.STAGING:
-            return _finish(state, "failed", reason, now)
+        case StageFailed(reason, permanent) if phase is Phase.STAGING:
+            return _finish(state, "failed", reason, now, permanent)
         case Switched() if phase is Phase.SWITCHING:
             return _enter(state, Phase.TRIAL, now)
         case Observed() if phase is Phase.TRIAL:
@@ -223,12 +225,12 @@ def _boot(state: UpdateState, link: str | None, now: float, settings: OtaSetting
                 return dataclasses.replace(state, known_good=link)
             return state
         case Phase.STAGING:
-            return _finish(state, "failed", "interrupted while unpacking (power cut or crash)", now)
+            return _finish(state, "failed", "interrupted while unpacking (power cut or crash)", now, False)
         case Phase.SWITCHING if link == state.target:
             # the flip reached the disk: finish the switch by trying the new release
             return _enter(state, Phase.TRIAL, now, trial_boots=state.trial_boots + 1)
         case Phase.SWITCHING:
-            return _finish(state, "failed", "interrupted before the switch (power cut or crash)", now)
+            return _finish(state, "failed", "interrupted before the switch (power cut or crash)", now, False)
         case Phase.TRIAL if link != state.target:
             return _enter(state, Phase.ROLLING_BACK, now, reason="current no longer points at the trial")
         case Phase.TRIAL if state.trial_boots + 1 > settings.max_trial_boots:
@@ -246,14 +248,17 @@ def _enter(state: UpdateState, phase: Phase, now: float, **changes: Any) -> Upda
     return dataclasses.replace(state, phase=phase, since=now, ready_since=None, **changes)
 
 
-def _finish(state: UpdateState, result: Result, reason: str, now: float) -> UpdateState:
+def _finish(
+    state: UpdateState, result: Result, reason: str, now: float, permanent: bool = True
+) -> UpdateState:
+    """Back to IDLE with the outcome; a version that failed for good joins `failed` (not offered again)."""
     target = state.target or "?"
     outcome = Outcome(target, state.known_good, result, reason, now)
     known_good = target if result == "committed" else state.known_good
     failed = state.failed
     if result == "committed":
         failed = tuple(v for v in failed if v != target)
-    elif target not in failed:
+    elif permanent and target not in failed:
         failed = (*failed, target)[-MAX_FAILED:]
     return UpdateState(
         phase=Phase.IDLE,

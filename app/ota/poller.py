@@ -15,7 +15,7 @@ import aiohttp
 
 from app import __version__
 from app.ota import machine
-from app.ota.errors import BundleRejected, DownloadError, OtaError, UpdateBusy
+from app.ota.errors import BundleRejected, OtaError, UpdateBusy
 from app.ota.fleet import ManifestError, choose, cohort, next_poll_delay, parse_manifest
 from app.ota.machine import Phase
 from app.ota.transfer import download, fetch_bytes, post_report
@@ -53,7 +53,7 @@ class Poller:
                 return "disabled"
             try:
                 result = await self._poll(session)
-            except (DownloadError, ManifestError) as exc:
+            except OtaError as exc:  # unreachable host, bad manifest, damaged trust store: try next time
                 _LOGGER.warning("update poll: %s", exc)
                 return "error"
             await self._report_pending(session)

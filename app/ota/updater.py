@@ -15,7 +15,15 @@ from pathlib import Path
 
 from app.ota import machine
 from app.ota.bundle import TRUST, BundleManifest, extract_bundle, read_manifest_json, verify_bundle
-from app.ota.errors import InstallFailed, NothingToDo, OtaError, UpdateBusy, VersionRefused
+from app.ota.errors import (
+    BundleRejected,
+    InstallFailed,
+    NothingToDo,
+    OtaError,
+    ReleaseBroken,
+    UpdateBusy,
+    VersionRefused,
+)
 from app.ota.keys import TrustStore, TrustStoreError, load_trust_store, parse_trust_store
 from app.ota.machine import Phase, UpdateState
 from app.ota.releases import TRUST_STATEMENT, Releases, create_venv, write_marker
@@ -129,7 +137,7 @@ class Updater:
             try:
                 self._stage(bundle, manifest)
             except OtaError as exc:
-                self.apply(machine.StageFailed(str(exc)))
+                self.apply(machine.StageFailed(str(exc), permanent=isinstance(exc, BundleRejected)))
                 self._discard(version)
                 raise
 
@@ -199,7 +207,8 @@ class Updater:
         command = self.releases.command(version)
         result = self.runner.run([str(command), "--version"], timeout_s=120)
         if not result.ok:
-            raise InstallFailed(f"the new release does not start: {(result.stderr or result.stdout).strip()}")
+            output = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            raise ReleaseBroken(f"the new release does not start: {' / '.join(output)}")
 
     def _discard(self, version: str) -> None:
         shutil.rmtree(self.releases.staging(version), ignore_errors=True)

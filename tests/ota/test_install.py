@@ -13,9 +13,9 @@ import pytest
 
 from app.cli import main
 from app.ota.errors import (
-    InstallFailed,
     IntegrityError,
     NothingToDo,
+    ReleaseBroken,
     SignatureError,
     UnknownKeyError,
     VersionRefused,
@@ -114,14 +114,16 @@ def test_a_wheel_that_differs_from_the_manifest_is_refused_and_cleaned_up(box: B
         box.updater().install(bundle)
     state = box.updater().state
     assert state.phase is Phase.IDLE and state.last is not None and state.last.result == "failed"
+    assert state.failed == ("1.1.0",)
     assert not (box.settings.root / "releases" / "1.1.0").exists()
     assert_working(box, "1.0.0")
 
 
 def test_a_release_that_cannot_even_start_never_gets_switched_to(box: Box) -> None:
-    with pytest.raises(InstallFailed, match="does not start"):
+    with pytest.raises(ReleaseBroken, match="does not start"):
         box.updater().install(box.bundle("1.1.0", BROKEN))
     assert box.systemd.load()["starts"] == ["1.0.0"]
+    assert box.updater().state.failed == ("1.1.0",)
     assert_working(box, "1.0.0")
 
 
