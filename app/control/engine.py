@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Final, Protocol
 
 from app.config import Config
@@ -74,7 +75,8 @@ class ControlEngine:
 
     `run()` follows `link.snapshots()`, schedules, drives the inverter and posts responses until
     cancelled; `stop()` releases the battery (register it as a shutdown hook). `update(programs)`
-    can also feed programs directly (tools, tests).
+    can also feed programs directly (tools, tests). `in_force_flag` (the updater's
+    `control_flag`) exists exactly while a server event is in force.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class ControlEngine:
         rng: random.Random | None = None,
         health: Health | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        in_force_flag: Path | None = None,
     ) -> None:
         self._config = config
         self._link = link
@@ -103,6 +106,8 @@ class ControlEngine:
         self._saved_default: DefaultDERControl | None = None
         self._failsafe = False
         self._pruned_at: float | None = None
+        self._flag = in_force_flag
+        self._flagged: bool | None = None
         self.plan: Plan | None = None
         """The last evaluation (None before the first snapshot or while in fail-safe)."""
 
@@ -148,6 +153,7 @@ class ControlEngine:
 
     async def stop(self) -> None:
         """Release the battery to its own mode (shutdown): never leave a setpoint forcing it."""
+        self._mark_in_force(False)
         try:
             await self._executor.release()
         except HalError as exc:
@@ -176,6 +182,7 @@ class ControlEngine:
             power, next_change, plan = self._decide(now, mono)
             self._executor.command(power)
             executor_due = await self._executor.step(self._monotonic())
+            self._mark_in_force(plan is not None and bool(plan.in_force))
             self._health.beat(PART)
             if plan is not None:
                 # After the write: persisting must not delay the setpoint at an event's start.
@@ -206,6 +213,21 @@ class ControlEngine:
             self._records[record.mrid] = record
         self.plan = plan
         return plan.power, plan.next_change, plan
+
+    def _mark_in_force(self, in_force: bool) -> None:
+        """Keep the flag file that tells the updater a grid-control event is in force (transitions only)."""
+        if self._flag is None or in_force == self._flagged:
+            return
+        try:
+            if in_force:
+                self._flag.parent.mkdir(parents=True, exist_ok=True)
+                self._flag.touch()
+            else:
+                self._flag.unlink(missing_ok=True)
+        except OSError as exc:
+            _LOGGER.warning("cannot %s %s: %s", "create" if in_force else "remove", self._flag, exc)
+            return
+        self._flagged = in_force
 
     def _fallback(self) -> PowerCommand | None:
         """The DefaultDERControl last seen, else nothing (release)."""

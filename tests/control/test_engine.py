@@ -215,3 +215,23 @@ def test_posted_responses_are_valid_sep_xml() -> None:
         owed = OwedResponse(1, "00000000000000000000000400005A5A", status, "/rsps/0/rsp", now_s())
         document = to_xml(response_document(owed, LFDI))
         assert schema.validate(etree.fromstring(document, parser)), schema.error_log
+
+
+async def test_in_force_flag_exists_exactly_while_an_event_is_in_force(tmp_path: Path) -> None:
+    flag = tmp_path / "run" / "control-in-force"
+    inverter = RecordingInverter(SPEC)
+    engine = ControlEngine(make_config(tmp_path), inverter, FakeLink(), LFDI, in_force_flag=flag)
+    start = now_s(0.3)
+    async with running(engine):
+        default = DERControlBase(opModFixedW=100)
+        engine.update([program(1, control("E1", start, 1, fixed=2000), default=default)])
+        await wait_until(lambda: engine.setpoint == 50.0)
+        assert not flag.exists()  # a default control is not a grid-control event
+        await wait_until(flag.exists)
+        assert engine.setpoint == 1000.0
+        await wait_until(lambda: not flag.exists())
+        assert engine.setpoint == 50.0
+        engine.update([program(1, control("E2", now_s(-1), 60, fixed=2000))])
+        await wait_until(flag.exists)
+    await engine.stop()
+    assert not flag.exists()
