@@ -15,6 +15,7 @@ from app.config import ConfigError, load_config
 from app.ota.errors import BundleRejected, NothingToDo, OtaError, UpdateBusy
 from app.ota.machine import UpdateState, to_json
 from app.ota.settings import OtaSettings
+from app.ota.state import control_in_force
 from app.ota.updater import Updater
 
 _LOGGER = logging.getLogger(__name__)
@@ -81,7 +82,10 @@ def run(args: argparse.Namespace, updater_factory: Callable[[OtaSettings], Updat
     except (ValueError, ConfigError) as exc:
         print(f"wattsmart-gateway update: {exc}", file=sys.stderr)
         return 2
-    factory = updater_factory or (lambda s: Updater(s, control_in_force=lambda: s.control_flag.exists()))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    factory = updater_factory or (
+        lambda s: Updater(s, control_in_force=lambda: control_in_force(s.control_flag))
+    )
     updater = factory(settings)
     try:
         return _dispatch(args, updater)
@@ -165,6 +169,4 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m app.ota`: the same commands without the gateway's CLI (used by the systemd units)."""
     parser = argparse.ArgumentParser(prog="python -m app.ota", description="Gateway updates.")
     add_commands(parser.add_subparsers(dest="update_command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(args)
+    return run(parser.parse_args(argv))

@@ -26,7 +26,8 @@ class OtaSettings:
     probe_interval_s: float = 5.0
     #: power cuts during a trial beyond this count roll back (a release that reboots the box)
     max_trial_boots: int = 2
-    #: the gateway keeps this file while a grid-control event is in force; updates wait for it to go
+    #: the gateway keeps this file (`{"until": epoch}`) while a grid-control event is in force; updates
+    #: wait for it (app.ota.state.set_control_in_force / control_in_force)
     control_flag: Path = Path("/run/wattsmart-gateway/control-in-force")
     #: how often to look again while a grid-control event is in force
     control_retry_s: float = 60.0

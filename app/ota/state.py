@@ -48,6 +48,29 @@ def is_updating(state_dir: Path) -> bool:
         return False
 
 
+def set_control_in_force(flag: Path, until: float | None) -> None:
+    """Gateway side: mark a grid-control event in force until `until` (epoch seconds), or clear it (None)."""
+    if until is None:
+        flag.unlink(missing_ok=True)
+    else:
+        write_json(flag, {"until": until})
+
+
+def control_in_force(flag: Path, now: float | None = None) -> bool:
+    """Updater side: whether the gateway reports a grid-control event in force.
+
+    The flag carries the event's end, so one left behind by a crashed gateway cannot block updates
+    forever; an unreadable flag counts as in force (safe side).
+    """
+    try:
+        until = float(json.loads(flag.read_bytes())["until"])
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return (time.time() if now is None else now) < until
+
+
 @contextlib.contextmanager
 def update_lock(state_dir: Path, wait_s: float = 0.0, poll_s: float = 0.2) -> Iterator[None]:
     """Hold the updater lock; raise UpdateBusy if another updater keeps it longer than `wait_s`."""

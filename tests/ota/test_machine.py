@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from app.ota import machine as m
 from app.ota.machine import Phase, UpdateState
 from app.ota.settings import OtaSettings
+from app.ota.state import control_in_force, set_control_in_force
 
 S = OtaSettings(ready_timeout_s=60, healthy_for_s=120, max_trial_boots=2)
 T0 = 1_800_000_000.0
@@ -90,3 +93,15 @@ def test_the_state_file_round_trips() -> None:
     done = m.step(state, m.CommitRequested(), T0 + 3, S)
     assert m.from_json(m.to_json(done)) == done
     assert not done.updating and state.updating
+
+
+def test_the_control_flag_expires_with_its_event(tmp_path: Path) -> None:
+    flag = tmp_path / "run" / "control-in-force"
+    assert not control_in_force(flag, now=T0)
+    set_control_in_force(flag, until=T0 + 600)
+    assert control_in_force(flag, now=T0 + 599)
+    assert not control_in_force(flag, now=T0 + 600)  # left behind by a crashed gateway: no longer blocks
+    flag.write_text("garbage")
+    assert control_in_force(flag, now=T0)
+    set_control_in_force(flag, until=None)
+    assert not flag.exists()
