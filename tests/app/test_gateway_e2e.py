@@ -136,7 +136,7 @@ async def test_ready_watchdog_control_and_clean_stop(
 
         # The status page shows it, as JSON and as a page, with no secrets.
         def fetch(path: str) -> bytes:
-            with urllib.request.urlopen(f"http://127.0.0.1:{status_port}{path}", within=5) as reply:
+            with urllib.request.urlopen(f"http://127.0.0.1:{status_port}{path}", timeout=5) as reply:
                 return bytes(reply.read())
 
         status = json.loads(await asyncio.to_thread(fetch, "/api/status"))
