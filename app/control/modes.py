@@ -20,6 +20,17 @@ _NOT_A_MODE: Final = frozenset({"rampTms"})
 _MODES: Final = tuple(f.name for f in dataclasses.fields(DERControlBase) if f.name not in _NOT_A_MODE)
 
 
+#: DeviceCategoryType bits that describe this gateway's battery: 18 virtual or mixed DER,
+#: 23 combined PV and storage, 25 other storage system.
+OUR_DEVICE_CATEGORIES: Final = (1 << 18) | (1 << 23) | (1 << 25)
+
+
+def addressed_to_us(device_category: int | None) -> bool:
+    """sep.xsd DERControl.deviceCategory: devices SHOULD ignore events not naming their category."""
+    # Absent means every device; an all-zero bitmap names nobody, which we read as a server slip.
+    return not device_category or bool(device_category & OUR_DEVICE_CATEGORIES)
+
+
 @dataclass(frozen=True, slots=True)
 class PowerCommand:
     """What the battery is asked to do: `fixed_w` (hundredths of a percent) or `target_w` (W)."""

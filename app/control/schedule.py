@@ -26,7 +26,15 @@ from app.control.model import (
     ProgramControls,
     ProgramView,
 )
-from app.control.modes import POWER, PowerCommand, classify, default_command, default_grad, event_command
+from app.control.modes import (
+    POWER,
+    PowerCommand,
+    addressed_to_us,
+    classify,
+    default_command,
+    default_grad,
+    event_command,
+)
 from app.sep.der import DefaultDERControl, DERControl
 from app.sep.event import CurrentStatus
 from app.sep.response import ResponseRequired, ResponseStatus
@@ -182,8 +190,8 @@ def _collect(
         for control in prog.controls:
             static = _digest(control)
             mrid = static.mrid
-            if mrid in seen:
-                continue  # listed by two programs: the first one owns it
+            if mrid in seen or not static.for_us:
+                continue  # listed by two programs: the first one owns it; or meant for other devices
             seen.add(mrid)
             record = records.get(mrid)
             ev_new: set[int] = set()
@@ -208,6 +216,7 @@ class _Static:
     creation: float
     code: ResponseStatus | None
     categories: frozenset[str]
+    for_us: bool
 
 
 # Snapshots are immutable and reused between polls, so each control object is digested once.
@@ -232,6 +241,7 @@ def _digest(control: DERControl) -> _Static:
         control.creationTime.timestamp(),
         code,
         categories,
+        addressed_to_us(control.deviceCategory),
     )
     _DIGESTED[id(control)] = (control, static)
     return static

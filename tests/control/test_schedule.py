@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -250,6 +250,17 @@ def test_event_lifecycle(case: Case) -> None:
     last = run.plans[case.steps[-1][0]]
     for mrid, phase in case.phases.items():
         assert last.states[mrid].phase is phase
+
+
+def test_events_for_other_device_categories_are_ignored() -> None:
+    run = Runner()
+    pv_only = replace(control("P1", 100, 60, fixed=1), deviceCategory=1 << 21)
+    storage = replace(control("S1", 100, 60, fixed=1, created=1), deviceCategory=(1 << 21) | (1 << 25))
+    zero = replace(control("Z1", 300, 60, fixed=1), deviceCategory=0)
+    plan = run.at(100, [program(1, pv_only, storage, zero)])
+    assert source(plan) == "S1"
+    assert "P1" not in plan.states
+    assert run.sent == [(100, "S1", 1), (100, "S1", 2), (100, "Z1", 1)]
 
 
 def test_default_chosen_by_primacy() -> None:
