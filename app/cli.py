@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     identity_cli.add_parser(sub, DEFAULT_CONFIG)
     ota_cli.add_parser(sub)
 
+    check = sub.add_parser("check", help="the installer's self-test: one line per check, a fix for each ✗")
+    check.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration file (YAML)")
+
     validate = sub.add_parser("validate", help="check a configuration file and exit")
     validate.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration file (YAML)")
     return parser
@@ -51,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_config(args.config)
             print(f"{args.config}: valid")
             return 0
+        if args.command == "check":
+            return _cmd_check(args)
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "identity":
@@ -108,3 +113,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1
     status: int = supervisor.run(config)
     return status
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from app.commissioning.check import DEFAULT_CHECKS, run_checks
+
+    logging.basicConfig(level=logging.CRITICAL)  # the checklist says it all; no log noise
+    results = asyncio.run(run_checks(args.config, DEFAULT_CHECKS))
+    for result in results:
+        print(result.line())
+    failed = [r for r in results if r.ok is not True]
+    print(f"{len(results) - len(failed)} of {len(results)} checks passed")
+    return 0 if not failed else 1

@@ -1,0 +1,126 @@
+"""`wattsmart-gateway check`: all ✓ against the running lab; the right ✗ and fix when something is wrong."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from app.commissioning.check import DEFAULT_CHECKS, CheckResult, run_checks
+from app.lab.pki import Pki
+from app.lab.server import LabServer
+from hal.inverter.sunspec_server import SunSpecServer
+
+CONFIG = """\
+server:
+  dcap_url: {dcap}
+  ca_file: {ca}
+  cert_file: {cert}
+  key_file: {key}
+inverter:
+  transport: tcp
+  port: {modbus}
+  timeout_s: 0.3
+  retries: 0
+gpio:
+  backend: fake
+state_dir: {state}
+"""
+
+
+@pytest.fixture
+async def battery() -> AsyncIterator[SunSpecServer]:
+    async with SunSpecServer() as server:
+        yield server
+
+
+def write_config(tmp_path: Path, pki: Pki, server: LabServer, battery: SunSpecServer, client: str) -> Path:
+    certs = pki.client(client)
+    path = tmp_path / "gateway.yaml"
+    path.write_text(
+        CONFIG.format(
+            dcap=server.dcap_url,
+            ca=pki.ca.cert,
+            cert=certs.cert,
+            key=certs.key,
+            modbus=battery.port,
+            state=tmp_path / "state",
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
+    return {r.name: r for r in results}
+
+
+async def test_all_pass_against_the_running_lab(
+    tmp_path: Path, pki: Pki, lab_server: LabServer, battery: SunSpecServer
+) -> None:
+    results = await run_checks(write_config(tmp_path, pki, lab_server, battery, "client"), DEFAULT_CHECKS)
+    assert [r.ok for r in results] == [True] * len(DEFAULT_CHECKS), "\n".join(r.line() for r in results)
+    lines = "\n".join(r.line() for r in results)
+    assert LabServer.lfdi_of(pki.client("client")) in lines
+    assert "fix:" not in lines
+
+
+async def test_stopped_server_and_dead_inverter_say_what_to_fix(
+    tmp_path: Path, pki: Pki, lab_server: LabServer, battery: SunSpecServer
+) -> None:
+    path = write_config(tmp_path, pki, lab_server, battery, "client")
+    await lab_server.down()
+    await battery.cut()
+    results = by_name(await run_checks(path, DEFAULT_CHECKS))
+    assert results["2030.5 server"].ok is False
+    assert "check the network" in results["2030.5 server"].fix
+    assert results["registration"].ok is None
+    assert results["inverter"].ok is False
+    assert f"127.0.0.1:{battery.port}" in results["inverter"].fix
+    assert results["client certificate"].ok is True
+
+
+async def test_unregistered_and_untrusted_certificates(
+    tmp_path: Path, pki: Pki, lab_server: LabServer, battery: SunSpecServer
+) -> None:
+    results = by_name(
+        await run_checks(write_config(tmp_path, pki, lab_server, battery, "other"), DEFAULT_CHECKS)
+    )
+    assert results["2030.5 server"].ok is True
+    assert results["registration"].ok is False
+    assert LabServer.lfdi_of(pki.client("other")) in results["registration"].fix
+
+    results = by_name(
+        await run_checks(write_config(tmp_path, pki, lab_server, battery, "foreign"), DEFAULT_CHECKS)
+    )
+    assert results["2030.5 server"].ok is False
+    assert "ca_file" in results["2030.5 server"].fix or "LFDI" in results["2030.5 server"].fix
+
+
+async def test_expired_and_expiring_certificates(
+    tmp_path: Path, pki: Pki, lab_server: LabServer, battery: SunSpecServer
+) -> None:
+    results = by_name(
+        await run_checks(write_config(tmp_path, pki, lab_server, battery, "expired"), DEFAULT_CHECKS)
+    )
+    assert results["client certificate"].ok is False
+    assert "expired on" in results["client certificate"].detail
+    assert results["2030.5 server"].ok is None  # not tried without a usable certificate
+
+    path = write_config(tmp_path, pki, lab_server, battery, "client")
+    soon = datetime.now(UTC) + timedelta(days=3650 - 29)
+    results = by_name(await run_checks(path, DEFAULT_CHECKS[:3], now=soon))
+    assert results["client certificate"].ok is False
+    assert "expires in" in results["client certificate"].detail
+    assert "identity init" in results["client certificate"].fix
+
+
+async def test_bad_config_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text("server: {dcap_url: ftp://x}\n", encoding="utf-8")
+    results = await run_checks(path, DEFAULT_CHECKS)
+    assert results[0].ok is False
+    assert "server.ca_file" in results[0].detail or "dcap_url" in results[0].detail
+    assert all(r.ok is None for r in results[2:])
