@@ -104,6 +104,8 @@ class Observed:
     ready: bool
     failed: bool
     detail: str = ""
+    #: False when systemd could not be asked (busy D-Bus): no news, neither good nor bad
+    known: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +204,10 @@ def step(state: UpdateState, event: Event, now: float, settings: OtaSettings) ->
 
 
 def _observe(state: UpdateState, seen: Observed, now: float, settings: OtaSettings) -> UpdateState:
+    if not seen.known:
+        if state.ready_since is not None:
+            return state  # a failed `systemctl show` must not undo a release that was READY
+        seen = Observed(ready=False, failed=False, detail=seen.detail)
     if seen.failed:
         return _enter(state, Phase.ROLLING_BACK, now, reason=f"the new release failed: {seen.detail}")
     if seen.ready:

@@ -375,4 +375,5 @@ def _observation(status: ServiceStatus, base_restarts: int) -> machine.Observed:
         or status.n_restarts > base_restarts
     )
     ready = status.active_state == "active" and status.sub_state == "running"
-    return machine.Observed(ready=ready and not failed, failed=failed, detail=status.describe())
+    known = status.active_state != "unknown"
+    return machine.Observed(ready and not failed, failed and known, status.describe(), known)

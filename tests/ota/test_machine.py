@@ -105,3 +105,10 @@ def test_the_control_flag_expires_with_its_event(tmp_path: Path) -> None:
     assert control_in_force(flag, now=T0)
     set_control_in_force(flag, until=None)
     assert not flag.exists()
+
+
+def test_no_answer_from_systemd_is_no_news() -> None:
+    ready = m.step(on_trial(), m.Observed(ready=True, failed=False), T0 + 10, S)
+    unknown = m.Observed(ready=False, failed=False, detail="systemctl timed out", known=False)
+    assert m.step(ready, unknown, T0 + 500, S) == ready
+    assert m.step(on_trial(), unknown, T0 + 60, S).phase is Phase.ROLLING_BACK  # still bound by the timeout
