@@ -45,7 +45,14 @@ class OtaSettings:
     download_timeout_s: float = 600.0
 
     def __post_init__(self) -> None:
-        if self.manifest_url is not None and not self.manifest_url.startswith(("https://", "http://127.")):
-            raise ValueError(f"ota.manifest_url: got {self.manifest_url!r}, expected an https:// URL")
+        # imported here: app.config will import this module for its `ota:` section; the error class
+        # is the one its loader turns into "ota.<key>: got <value>, expected <what>"
+        from app.config import _Invalid
+
+        url = self.manifest_url
+        if url is not None and not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise _Invalid("manifest_url", url, "an https:// URL (plain http only on loopback, for the lab)")
         if not 0 <= self.poll_jitter < 1:
-            raise ValueError(f"ota.poll_jitter: got {self.poll_jitter!r}, expected a fraction in [0, 1)")
+            raise _Invalid("poll_jitter", self.poll_jitter, "a fraction from 0 up to (not including) 1")
+        if self.healthy_for_s <= 0 or self.ready_timeout_s <= 0:
+            raise _Invalid("healthy_for_s", self.healthy_for_s, "seconds > 0 (and ready_timeout_s too)")
