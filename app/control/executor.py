@@ -10,7 +10,7 @@ from app.config import ControlConfig
 from app.control.modes import PowerCommand
 from app.health import Health
 from hal.errors import HalError
-from hal.inverter.base import BatteryInverter, Ratings
+from hal.inverter.base import BatteryInverter, Ratings, Telemetry
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -160,9 +160,11 @@ class Executor:
             raise _RatingsUnknown("the inverter does not report the ratings opModFixedW refers to")
         target = rating_clamp(asked, ratings)
         self._note_clamp(command, "rating", asked, target)
+        telemetry = await self._telemetry()
         if self._changed:
             self._changed = False
-            await self._start_ramp(command, target, ratings, now)
+            measured = telemetry.w if telemetry is not None else None
+            self._start_ramp(command, target, ratings, measured, now)
         value = target
         if self._ramp is not None:
             ramped = self._ramp.value(target, now)
@@ -170,7 +172,7 @@ class Executor:
                 self._ramp = None
             else:
                 value = ramped
-        soc = await self._soc()
+        soc = telemetry.soc_pct if telemetry is not None else None
         limited = soc_clamp(value, soc, self._config)
         self._note_clamp(command, "state of charge", value, limited)
         limited = round(limited, 1)
@@ -199,21 +201,20 @@ class Executor:
             self._ratings_at = now
         return self._ratings
 
-    async def _soc(self) -> float | None:
+    async def _telemetry(self) -> Telemetry | None:
+        """A fresh reading (state of charge, power), or None: the write must not wait on it."""
         try:
-            return (await self._inverter.read_telemetry()).soc_pct
+            return await self._inverter.read_telemetry()
         except HalError as exc:
-            _LOGGER.debug("state of charge unknown: %s", exc)
+            _LOGGER.debug("telemetry unknown: %s", exc)
             return None
 
-    async def _start_ramp(self, command: PowerCommand, target: float, ratings: Ratings, now: float) -> None:
+    def _start_ramp(
+        self, command: PowerCommand, target: float, ratings: Ratings, measured: float | None, now: float
+    ) -> None:
         self._ramp = None
-        start = self._written
-        if start is None:
-            try:
-                start = (await self._inverter.read_telemetry()).w
-            except HalError:
-                start = None
+        # From what we last wrote; from the battery's own power when it was in its own mode.
+        start = self._written if self._written is not None else measured
         if start is None or start == target:
             return
         duration = command.ramp_s or 0.0
