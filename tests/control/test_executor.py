@@ -229,9 +229,10 @@ async def test_unknown_ratings_release_instead_of_keeping_an_old_setpoint() -> N
 async def test_ramp_starts_from_the_batterys_own_power_when_it_was_released() -> None:
     executor, inverter, clock, _ = make()
     await inverter.set_active_power(-1000.0)  # its own mode left it charging at 1 kW
+    clock.set(10)
     await inverter.release()
     inverter.writes.clear()
     executor.command(target(1000.0, ramp_s=4.0))
-    for t in range(5):
+    for t in range(10, 15):
         await executor.step(clock.set(t))
     assert inverter.watts == [-1000.0, -500.0, 0.0, 500.0, 1000.0]
