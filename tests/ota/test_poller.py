@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
 import random
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +25,7 @@ from app.ota.keys import private_key_pem
 from app.ota.poller import Poller
 from app.ota.transfer import download
 from tests.ota.conftest import KEY_ID, Box
+from tests.ota.fakes import REPO
 from tests.ota.test_install import assert_working
 
 LFDI = "3E4F45AB31EDFE5B67E343E5E4562E31984E23E5"  # cohort 57
@@ -204,3 +207,30 @@ async def test_the_updater_service_loop_installs_then_exits_for_a_restart(box: B
     await Poller(updater, LFDI, rng=random.Random(2), now=lambda: NOW).run_forever()
 
     assert_working(box, "1.1.0")
+
+
+async def test_an_outcome_the_fleet_did_not_take_is_sent_again_next_poll(box: Box, host: FleetHost) -> None:
+    publish(box, host, box.bundle("1.1.0"))
+
+    assert await poller(box, host, report_url=f"{host.url}/nowhere").poll_once() == "committed"
+    assert host.reports == []
+    assert await poller(box, host).poll_once() == "up-to-date"
+    assert [r["version"] for r in host.reports] == ["1.1.0"]
+    assert await poller(box, host).poll_once() == "up-to-date"
+    assert len(host.reports) == 1
+
+
+async def test_the_poll_command_runs_once_from_the_command_line(box: Box, host: FleetHost) -> None:
+    publish(box, host, box.bundle("1.1.0"), percent=10)
+    s = box.settings
+    argv = ["-m", "app.ota", "poll", "--once", "--lfdi", LFDI, "--root", str(s.root)]
+    argv += ["--state-dir", str(s.state_dir), "--trust-store", str(s.trust_store), "--systemctl", s.systemctl]
+    argv += ["--manifest-url", f"{host.url}/fleet/manifest.json"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *argv, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().strip() == "up-to-date"  # cohort 57 is not in the first 10 %
+    assert box.updater().state.manifest_serial == 1
