@@ -154,7 +154,7 @@ def _write_identity(folder: Path, uid: int, gid: int) -> None:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=30))
+            .not_valid_after(now + dt.timedelta(days=365))
             .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
         )
         return builder.sign(signer, hashes.SHA256())
@@ -272,6 +272,7 @@ def test_reaches_active_through_ready_as_its_own_user(box: Box) -> None:
     assert {str(box.groups["dialout"]), str(box.groups["gpio"])} <= set(fields["Groups"].split())
     assert int(fields["CapEff"], 16) == 0 and int(fields["CapBnd"], 16) == 0
     assert fields["NoNewPrivs"] == "1" and fields["Seccomp"] == "2"
+    box.figures["RSS at READY (MiB)"] = int(fields["VmRSS"].split()[0]) / 1024
 
     # The watchdog is fed: alive, same process, no restart, over two watchdog periods.
     before = c.show(UNIT, "WatchdogTimestampMonotonic")["WatchdogTimestampMonotonic"]
@@ -313,6 +314,7 @@ def test_stop_releases_the_battery_and_exits_cleanly(box: Box) -> None:
     assert held["WSetEna"] == 1 and held["WSet_W"] == -2000, held
     time.sleep(2)
     assert box.battery("read")["WSetEna"] == 1, "the setpoint was cleared before the stop"
+    sim_before = c.show(SIM_UNIT, "MainPID", "NRestarts")
 
     started = time.monotonic()
     c.sh("systemctl", "stop", UNIT, timeout=60)
@@ -327,6 +329,8 @@ def test_stop_releases_the_battery_and_exits_cleanly(box: Box) -> None:
     assert took < 10, f"stop took {took:.1f} s\n{box.explain()}"
     battery = box.battery("read")
     assert battery["WSetEna"] == 0, f"battery still held after stop: {battery}\n{box.explain()}"
+    # The same simulator process throughout: a restarted simulator would also read WSetEna 0.
+    assert c.show(SIM_UNIT, "MainPID", "NRestarts") == sim_before
     log = c.journal(UNIT, lines=200)
     assert "SIGKILL" not in log and "timed out" not in log, log
 
