@@ -124,7 +124,9 @@ class Executor:
             due = await self._step(now)
         except HalError as exc:
             self._failing = True
-            self._health.problem(PART, f"inverter: {exc}")
+            # The kind of failure, not its text: Health logs each change, and texts vary per attempt.
+            _LOGGER.debug("inverter step failed: %s", exc)
+            self._health.problem(PART, f"inverter: {type(exc).__name__}")
             return now + RETRY_S
         if self._failing:
             self._failing = False

@@ -93,7 +93,8 @@ class Responder:
             raise
         except Exception as exc:  # whatever the reason, the response stays owed and is retried
             self._failures += 1
-            self._health.problem(PART, f"cannot post responses ({exc})")
+            _LOGGER.debug("response %d for %s not taken: %s", response.status, response.mrid, exc)
+            self._health.problem(PART, f"cannot post responses ({type(exc).__name__})")
             return False
         self._ledger.delivered(response)
         _LOGGER.info("response %d for %s posted to %s", response.status, response.mrid, response.reply_to)
