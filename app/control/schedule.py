@@ -117,6 +117,8 @@ def evaluate(
     rng: random.Random,
 ) -> Plan:
     """Decide what is in force at `now` (server time), which events changed and which responses are due."""
+    if now.tzinfo is None:
+        raise ValueError(f"naive datetime {now!r}: the schedule needs the server's aware UTC time")
     t = now.timestamp()
     events = _collect(programs, records, t, rng)
     ordered = sorted(events, key=_priority)

@@ -383,3 +383,8 @@ def test_mrids_compare_case_insensitively() -> None:
     run.at(0, [program(1, control("abcd", 100, 60, fixed=1))])
     run.at(1, [program(1, control("ABCD", 100, 60, fixed=1))])
     assert run.sent == [(0, "ABCD", 1)]
+
+
+def test_a_naive_now_is_refused() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        evaluate([], {}, T0.replace(tzinfo=None), random.Random())
