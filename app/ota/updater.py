@@ -236,7 +236,8 @@ class Updater:
             if state.phase is Phase.ROLLING_BACK:
                 return self._roll_back()
             status = self.service.status()
-            base = status.n_restarts if base is None else base
+            # systemd may zero NRestarts when our (non-blocking) restart job runs after this first look
+            base = status.n_restarts if base is None else min(base, status.n_restarts)
             state = self.apply(_observation(status, base))
             if state.phase is Phase.IDLE and state.last is not None and state.last.result == "committed":
                 self._after_commit()

@@ -6,7 +6,7 @@ import io
 import json
 import subprocess
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,11 @@ from app.ota.errors import (
 )
 from app.ota.keys import TrustStore, generate_key, load_trust_store
 from app.ota.machine import Phase
+from app.ota.runner import CommandResult
 from app.ota.state import is_updating, update_lock
+from app.ota.updater import Updater
 from tests.ota.conftest import Box
-from tests.ota.fakes import BROKEN, CRASH, NEVER_READY
+from tests.ota.fakes import BROKEN, CRASH, NEVER_READY, FakeRunner
 
 
 def assert_working(box: Box, version: str) -> None:
@@ -206,3 +208,28 @@ def test_the_onfailure_entry_leaves_a_watched_trial_to_its_watcher(box: Box) -> 
         box.updater().rollback("crash loop", crash_loop=True, lock_wait_s=0.1)
     assert box.updater().resume().last is not None
     assert_working(box, "1.0.0")
+
+
+class ScriptedShow(FakeRunner):
+    """The fake systemd, except that `systemctl show` answers from a script (one answer per look)."""
+
+    def __init__(self, box: Box, answers: list[tuple[str, str, int]]) -> None:
+        super().__init__(box.systemd)
+        self.answers = answers
+
+    def run(self, argv: Sequence[str], timeout_s: float = 600.0) -> CommandResult:
+        if Path(argv[0]).name == "systemctl" and argv[1] == "show":
+            active, sub, restarts = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+            return CommandResult(0, f"ActiveState={active}\nSubState={sub}\nNRestarts={restarts}\nResult=x\n")
+        return super().run(argv, timeout_s)
+
+
+def test_a_restart_after_the_counter_was_reset_still_counts(box: Box) -> None:
+    # first look before our restart job ran (old count 2), then systemd zeroes it, then one crash
+    answers = [("active", "running", 2), ("active", "running", 0), ("active", "running", 1)]
+    updater = Updater(box.settings, ScriptedShow(box, answers), clock=box.clock.time, sleep=box.clock.sleep)
+
+    state = updater.install(box.bundle("1.1.0"))
+
+    assert state.last is not None and state.last.result == "rolled_back"
+    assert "1 restarts" in state.last.reason
