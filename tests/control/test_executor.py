@@ -11,6 +11,7 @@ from app.config import ControlConfig
 from app.control.executor import Executor, fixed_w_reference, requested_watts
 from app.control.modes import PowerCommand
 from app.health import Health
+from app.sep.types import ActivePower
 from hal.inverter.base import Ratings
 from hal.inverter.battery import BatterySpec
 from tests.control.builders import T0
@@ -33,19 +34,30 @@ class FakeTime:
         return seconds
 
 
-def make(spec: BatterySpec = SPEC, **control: float) -> tuple[Executor, RecordingInverter, FakeTime, Health]:
+def make(
+    spec: BatterySpec = SPEC,
+    *,
+    reassert_interval_s: int = 60,
+    min_soc_percent: float = 5.0,
+    max_soc_percent: float = 100.0,
+) -> tuple[Executor, RecordingInverter, FakeTime, Health]:
     clock = FakeTime()
     inverter = RecordingInverter(spec, clock=clock)
     health = Health(clock=lambda: 0.0)
-    return Executor(inverter, ControlConfig(**control), health), inverter, clock, health  # type: ignore[arg-type]
+    config = ControlConfig(
+        reassert_interval_s=reassert_interval_s,
+        min_soc_percent=min_soc_percent,
+        max_soc_percent=max_soc_percent,
+    )
+    return Executor(inverter, config, health), inverter, clock, health
 
 
-def fixed(hundredths: int, **kw: float) -> PowerCommand:
-    return PowerCommand("E1", fixed_w=hundredths, **kw)  # type: ignore[arg-type]
+def fixed(hundredths: int) -> PowerCommand:
+    return PowerCommand("E1", fixed_w=hundredths)
 
 
-def target(watts: float, **kw: float) -> PowerCommand:
-    return PowerCommand("E1", target_w=watts, **kw)  # type: ignore[arg-type]
+def target(watts: float, ramp_s: float | None = None, grad_pct_per_s: float | None = None) -> PowerCommand:
+    return PowerCommand("E1", target_w=watts, ramp_s=ramp_s, grad_pct_per_s=grad_pct_per_s)
 
 
 @pytest.mark.parametrize(
@@ -98,8 +110,6 @@ async def test_setpoint_written(command: PowerCommand, written: float) -> None:
 
 
 def test_target_w_multipliers() -> None:
-    from app.sep.types import ActivePower
-
     cases = [((-2, 3), -2000.0), ((15, -1), 1.5), ((-20000, -1), -2000.0), ((3, 9), 3e9), ((7, -9), 7e-9)]
     for (value, multiplier), watts in cases:
         assert ActivePower(value=value, multiplier=multiplier).watts == pytest.approx(watts)
