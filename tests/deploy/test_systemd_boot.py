@@ -303,6 +303,7 @@ def test_watchdog_kills_a_stopped_gateway_and_restarts_it(box: Box) -> None:
     log = c.journal(UNIT, lines=200)
     assert re.search(rf"Watchdog timeout \(limit {WATCHDOG_S}s\)", log), log
     assert "Failed with result 'watchdog'" in log, log  # restarted because of the watchdog, nothing else
+    assert "Fatal Python error: Aborted" in log, log  # PYTHONFAULTHANDLER: where it hung is in the journal
 
 
 def test_stop_releases_the_battery_and_exits_cleanly(box: Box) -> None:

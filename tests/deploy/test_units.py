@@ -104,6 +104,8 @@ def test_unit_carries_the_required_settings() -> None:
     for device in ("ttyAMA", "ttyUSB", "gpiochip", "gpiomem"):
         assert device in allowed
     assert service["ExecStart"][0].split()[0] == "/" + EXEC_PATH
+    assert "PYTHONFAULTHANDLER=1" in " ".join(service["Environment"])  # tracebacks on a watchdog kill
+    assert "network-online.target" not in " ".join(unit.get("After", []))  # never wait for a network
 
 
 def test_sysusers_and_tmpfiles_apply_to_an_empty_root(tmp_path: Path) -> None:
