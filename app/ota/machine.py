@@ -2,9 +2,12 @@
 
 Phases, in order: IDLE → STAGING (unpacking into a new release folder) → SWITCHING (about to flip
 `current`) → TRIAL (new release running, must reach READY and stay healthy) → IDLE (committed);
-from TRIAL (or a start-up in TRIAL) → ROLLING_BACK → IDLE (rolled back). `now` is wall-clock
-seconds because the state outlives reboots. No I/O here: the shell in updater.py performs what a
-phase asks for and feeds back the result.
+from TRIAL (or a start-up in TRIAL) → ROLLING_BACK → IDLE (rolled back).
+
+`now` is monotonic seconds (CLOCK_MONOTONIC, shared by every process within one boot): a Pi has no
+RTC, and NTP may step the wall clock by hours during a trial. A start-up (Boot) restarts every
+timer, so no time has to survive a reboot. No I/O here: the shell in updater.py performs what a
+phase asks for, feeds back the result, and stamps outcomes with the time of day for reports.
 """
 
 from __future__ import annotations

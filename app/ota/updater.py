@@ -30,7 +30,7 @@ from app.ota.releases import TRUST_STATEMENT, Releases, create_venv, write_marke
 from app.ota.runner import CommandRunner, Service, ServiceStatus, SubprocessRunner
 from app.ota.settings import OtaSettings
 from app.ota.state import StateFile, update_lock
-from app.ota.version import Version
+from app.ota.version import Version, is_version
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ class Updater:
         runner: CommandRunner | None = None,
         *,
         control_in_force: Callable[[], bool] = lambda: False,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
@@ -59,7 +60,7 @@ class Updater:
         self.service = Service(self.runner, settings.service, settings.systemctl)
         self.state_file = StateFile(settings.state_dir)
         self.control_in_force = control_in_force
-        self._clock, self._sleep = clock, sleep
+        self._clock, self._wall_clock, self._sleep = clock, wall_clock, sleep
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -77,6 +78,9 @@ class Updater:
         """Feed one event to the state machine at the current time and save the result."""
         old = self.state
         new = machine.step(old, event, self._clock(), self.settings)
+        if new.last is not None and new.last is not old.last:
+            # the machine times with the monotonic clock; reports want the time of day
+            new = dataclasses.replace(new, last=dataclasses.replace(new.last, at=self._wall_clock()))
         if new != old:
             self.state_file.save(new)
         if new.phase is not old.phase:
@@ -211,6 +215,9 @@ class Updater:
             raise ReleaseBroken(f"the new release does not start: {' / '.join(output)}")
 
     def _discard(self, version: str) -> None:
+        """Delete what an install of `version` left, unless a link still points at it."""
+        if not is_version(version):
+            return
         shutil.rmtree(self.releases.staging(version), ignore_errors=True)
         if version not in (self.releases.linked(), self.releases.linked(self.releases.previous)):
             shutil.rmtree(self.releases.path(version), ignore_errors=True)

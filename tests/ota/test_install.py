@@ -233,3 +233,19 @@ def test_a_restart_after_the_counter_was_reset_still_counts(box: Box) -> None:
 
     assert state.last is not None and state.last.result == "rolled_back"
     assert "1 restarts" in state.last.reason
+
+
+def test_trials_are_timed_by_the_monotonic_clock_and_stamped_with_the_time_of_day(box: Box) -> None:
+    wall = [1_000.0]  # a Pi without RTC before NTP...
+
+    def sleep(seconds: float) -> None:
+        box.clock.sleep(seconds)
+        wall[0] = 1_800_000_000.0  # ...then NTP steps the wall clock by decades mid-trial
+
+    updater = Updater(box.settings, box.runner, clock=box.clock.time, wall_clock=lambda: wall[0], sleep=sleep)
+    start = box.clock.now
+    state = updater.install(box.bundle("1.1.0"))
+
+    assert state.last is not None and state.last.result == "committed"
+    assert box.clock.now - start == box.settings.healthy_for_s
+    assert state.last.at == 1_800_000_000.0
