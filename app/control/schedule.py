@@ -75,6 +75,7 @@ class _Event:
     end: float
     categories: frozenset[str] = frozenset()
     cancel_ends: bool = False
+    superseded_ends: bool = False
     new: set[int] = field(default_factory=set)
     phase: Phase = Phase.SCHEDULED
 
@@ -88,14 +89,16 @@ class _Union:
         self.starts: list[float] = []
         self.ends: list[float] = []
 
-    def overlaps(self, start: float, end: float) -> bool:
-        """True when [start, end) shares an instant with the union (back-to-back does not)."""
+    def first_overlap(self, start: float, end: float) -> float | None:
+        """The first instant of [start, end) inside the union, or None (back-to-back is no overlap)."""
         if start >= end:
-            return False
+            return None
         i = bisect.bisect_right(self.starts, start) - 1
         if i >= 0 and self.ends[i] > start:
-            return True
-        return i + 1 < len(self.starts) and self.starts[i + 1] < end
+            return start
+        if i + 1 < len(self.starts) and self.starts[i + 1] < end:
+            return self.starts[i + 1]
+        return None
 
     def add(self, start: float, end: float) -> None:
         """Add [start, end), merging with what it touches."""
@@ -299,19 +302,22 @@ def _live(ev: _Event) -> bool:
 
 
 def _supersede(ordered: list[_Event]) -> None:
-    """An event overlapped in every one of its modes by higher-priority events is superseded."""
+    """Cut each event where higher-priority events have taken over every one of its modes.
+
+    sep.xsd EventStatus (Superseded): the superseded event runs until the overlapping event's
+    effective start, then ends for good; so a supersession whose newcomer is cancelled before
+    it takes over never happens.
+    """
     taken: dict[str, _Union] = {}
     for ev in ordered:
         if not _live(ev):
             continue
-        open_event = ev.record.terminal is None
-        if (
-            open_event
-            and ev.categories
-            and all(c in taken and taken[c].overlaps(ev.start, ev.end) for c in ev.categories)
-        ):
-            ev.new.add(_SUPERSEDED)
-            continue
+        if ev.record.terminal is None and ev.categories:
+            firsts = [taken[c].first_overlap(ev.start, ev.end) if c in taken else None for c in ev.categories]
+            if all(first is not None for first in firsts):
+                takeover = max(first for first in firsts if first is not None)
+                ev.end = takeover
+                ev.superseded_ends, ev.cancel_ends = True, False
         for c in ev.categories:
             taken.setdefault(c, _Union()).add(ev.start, ev.end)
 
@@ -322,12 +328,15 @@ def _advance(ev: _Event, t: float) -> Phase:
     terminal = next((c for c in reached if c in TERMINAL), None)
     if terminal is not None:
         return PHASE_OF_TERMINAL.get(terminal, Phase.REJECTED)
-    if t < ev.start:
-        return Phase.SCHEDULED
     if t < ev.end:
+        if t < ev.start:
+            return Phase.SCHEDULED
         if _STARTED not in reached:
             ev.new.add(_STARTED)
         return Phase.ACTIVE
+    if ev.superseded_ends:
+        ev.new.add(_SUPERSEDED)
+        return Phase.SUPERSEDED
     if ev.cancel_ends:
         ev.new.add(_CANCELLED)
         return Phase.CANCELLED

@@ -60,6 +60,9 @@ HIGH = control("C1", 100, 100, target=(-20, 2))
 LOW = control("C2", 150, 100, fixed=3000)
 OLD = control("D1", 100, 100, fixed=1000, created=0)
 NEW = control("D2", 120, 100, target=(5, 3), created=10)
+OUTER = control("L1", 100, 200, fixed=1000)
+INNER = control("H1", 150, 50, target=(1, 3))
+INNER_CANCELLED = control("H1", 150, 50, target=(1, 3), status=2)
 
 CASES = [
     Case(
@@ -78,7 +81,7 @@ CASES = [
     Case(
         "lower primacy number wins across programs; supersession is per mode (fixedW vs targetW)",
         steady([program(2, LOW), program(1, HIGH)], 0, 100, 150, 200, 250),
-        [(0, "C2", 1), (0, "C2", 7), (0, "C1", 1), (100, "C1", 2), (200, "C1", 3)],
+        [(0, "C2", 1), (0, "C1", 1), (100, "C1", 2), (150, "C2", 7), (200, "C1", 3)],
         {100: "C1", 150: "C1", 200: None},
         {"C2": Phase.SUPERSEDED},
     ),
@@ -89,15 +92,33 @@ CASES = [
         {150: "C2", 160: "C1"},
     ),
     Case(
-        "equal primacy: the newer creationTime wins",
+        "equal primacy: the newer creationTime wins, taking over at its start",
         steady([program(1, OLD, NEW)], 0, 100, 120),
-        [(0, "D1", 1), (0, "D1", 7), (0, "D2", 1), (120, "D2", 2)],
-        {100: None, 120: "D2"},
+        [(0, "D1", 1), (0, "D2", 1), (100, "D1", 2), (120, "D1", 7), (120, "D2", 2)],
+        {100: "D1", 120: "D2"},
     ),
     Case(
         "equal primacy in two programs: still the newer creationTime",
-        steady([program(1, NEW, mrid="AA"), program(1, OLD, mrid="BB")], 0),
-        [(0, "D2", 1), (0, "D1", 1), (0, "D1", 7)],
+        steady([program(1, NEW, mrid="AA"), program(1, OLD, mrid="BB")], 0, 100, 120),
+        [(0, "D2", 1), (0, "D1", 1), (100, "D1", 2), (120, "D2", 2), (120, "D1", 7)],
+    ),
+    Case(
+        "a nested higher-priority event ends the lower one for good",
+        steady([program(2, OUTER), program(1, INNER)], 0, 100, 150, 200, 300),
+        [(0, "L1", 1), (0, "H1", 1), (100, "L1", 2), (150, "L1", 7), (150, "H1", 2), (200, "H1", 3)],
+        {100: "L1", 150: "H1", 200: None, 300: None},
+    ),
+    Case(
+        "a newcomer cancelled before it takes over supersedes nothing",
+        [
+            (0, [program(2, OUTER), program(1, INNER)]),
+            (100, [program(2, OUTER), program(1, INNER)]),
+            (120, [program(2, OUTER), program(1, INNER_CANCELLED)]),
+            (150, [program(2, OUTER), program(1, INNER_CANCELLED)]),
+            (300, [program(2, OUTER), program(1, INNER_CANCELLED)]),
+        ],
+        [(0, "L1", 1), (0, "H1", 1), (100, "L1", 2), (120, "H1", 6), (300, "L1", 3)],
+        {150: "L1", 300: None},
     ),
     Case(
         "a rejected mode never supersedes anything",
