@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from typing import Final, Protocol
@@ -107,11 +106,3 @@ class Responder:
         ceiling = min(self._max_backoff_s, _FIRST_RETRY_S * 2.0 ** min(self._failures - 1, 30))
         # Full jitter above half the ceiling: spreads retries without ever hammering the server.
         return self._rng.uniform(ceiling / 2, ceiling)
-
-    async def drain(self, timeout_s: float) -> None:
-        """Try once more to deliver what is owed (at shutdown), within `timeout_s`."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                for response in self._ledger.owed():
-                    if not await self._send(response):
-                        return
