@@ -8,7 +8,8 @@ gateway installed by deploy/install.sh from a wheel of this checkout:
 - a SIGSTOPped gateway is killed by the systemd watchdog and restarted;
 - `systemctl stop` makes it release the battery (the SunSpec simulator's 704 WSetEna goes to 0) and
   exit 0 within 10 s;
-- deploy/install.sh also works on the running box (systemd up): it reinstalls and starts the service.
+- deploy/install.sh also works on the running box (systemd up): it reinstalls and starts the service;
+- a configuration error fails the unit at once (exit 2, RestartPreventExitStatus) instead of looping.
 
 The battery is hal.inverter.sunspec_server on 127.0.0.1:5020, a second unit in the container.
 Set WSG_KEEP_TREE=1 to keep the container tree for inspection (`systemd-nspawn -D <tree> -b`).
@@ -359,3 +360,24 @@ def test_install_script_on_the_running_box_reinstalls_and_starts_it(box: Box) ->
     assert c.sh("readlink", "/opt/wattsmart-gateway/current").stdout.strip().startswith("releases/")
     state = c.sh("systemctl", "is-system-running", check=False).stdout.strip()
     assert state == "running", c.sh("systemctl", "--failed", "--no-pager", check=False).stdout
+
+
+def test_a_configuration_error_fails_at_once_without_restart_loop(box: Box) -> None:
+    c = box.container
+    config = box.root / "etc/wattsmart-gateway/gateway.yaml"
+    good = config.read_text()
+    try:
+        config.write_text(good.replace("transport: tcp", "transport: carrier-pigeon"))
+        c.sh("systemctl", "restart", UNIT, check=False)  # fails before READY: exit status 2
+        nspawn.wait_until(lambda: box.state()["ActiveState"] == "failed", 30, "the unit to fail", box.explain)
+        time.sleep(3)  # > RestartSec: an automatic restart would have happened by now
+        state = box.state()
+        assert state["ActiveState"] == "failed" and state["NRestarts"] == "0", state
+        assert (state["Result"], state["ExecMainStatus"]) == ("exit-code", "2"), state
+        log = c.journal(UNIT, lines=40)
+        assert "configuration error" in log and "inverter.transport" in log, log
+    finally:
+        config.write_text(good)
+        c.sh("systemctl", "reset-failed", UNIT, check=False)
+        c.sh("systemctl", "start", UNIT, check=False)
+    box.wait_active()

@@ -89,6 +89,7 @@ def test_unit_carries_the_required_settings() -> None:
     assert service["Type"] == ["notify"]
     assert service["NotifyAccess"] == ["main"]
     assert service["Restart"] == ["on-failure"]
+    assert service["RestartPreventExitStatus"] == ["2"]  # app/cli.py: 2 = configuration error
     assert _seconds(service["WatchdogSec"][-1]) <= 60
     assert _seconds(service["TimeoutStopSec"][-1]) >= 15  # the gateway needs up to 10 s to release
     assert "StartLimitIntervalSec" in unit and "StartLimitBurst" in unit
