@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,7 @@ from app.control.engine import ControlEngine
 from app.control.ledger import Ledger
 from app.lab.server import LabServer
 from app.lab.tree import PollRates
+from app.sep.der import DefaultDERControl, DERControlBase
 from hal.clock import utc_now
 from hal.inverter.battery import BatterySpec
 from tests.control.fakes import RecordingInverter
@@ -68,7 +70,8 @@ class Gateway:
 @pytest.fixture
 def e2e_config(config: Config) -> Config:
     return Config(
-        server=config.server,
+        # retries within 2 s (0.2 s for the 10x-fast poller) once the server is back
+        server=dataclasses.replace(config.server, max_backoff_s=2.0),
         state_dir=config.state_dir,
         control=ControlConfig(fail_safe_after_s=60, reassert_interval_s=60),
     )
@@ -173,3 +176,27 @@ async def test_restart_mid_event_resumes_without_duplicates(
         await wait_until(lambda: (event.mRID, 3) in responses(lab_server), timeout_s=10)
     assert [s for m, s in responses(lab_server) if m == event.mRID] == [1, 2, 3]
     assert utc_now() >= start
+
+
+async def test_server_outage_fail_safe_then_owed_responses_delivered(
+    lab_server: LabServer, e2e_config: Config
+) -> None:
+    tree = lab_server.tree
+    tree.set_default_control(
+        FIXED, DefaultDERControl(mRID="D0", DERControlBase=DERControlBase(opModFixedW=-1000))
+    )
+    config = dataclasses.replace(e2e_config, control=ControlConfig(fail_safe_after_s=3))
+    inverter = RecordingInverter(SPEC)
+    event = tree.add_control(FIXED, start=tree.now() + timedelta(seconds=1), duration=1, fixed_w=3000)
+    async with gateway(config, lab_server, inverter) as gw:
+        await wait_until(lambda: gw.engine.setpoint == 1500.0)
+        await wait_until(lambda: (event.mRID, 2) in responses(lab_server))
+        await lab_server.down()
+        # The event ends while the server is away ("completed" is owed, its POST fails), and after
+        # 3 s of silence the fail-safe applies the default control last seen.
+        await wait_until(lambda: gw.engine.setpoint == -500.0 and gw.engine.plan is None)
+        assert (event.mRID, 3) not in responses(lab_server)
+        await lab_server.up()
+        await wait_until(lambda: (event.mRID, 3) in responses(lab_server))
+        await wait_until(lambda: gw.engine.plan is not None)
+    assert [s for m, s in responses(lab_server) if m == event.mRID] == [1, 2, 3]
