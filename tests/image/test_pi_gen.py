@@ -109,6 +109,7 @@ def shell_scripts() -> list[Path]:
         image / "pi-gen" / "config",
         STAGE / "EXPORT_IMAGE",
         image / "rootfs" / "usr" / "local" / "sbin" / "wattsmart-grow-data",
+        image / "base" / "initramfs-tools" / "hooks" / "wattsmart-modules",
     ]
     return sorted(scripts)
 
