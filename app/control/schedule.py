@@ -191,9 +191,10 @@ def _collect(
 ) -> list[_Event]:
     events: list[_Event] = []
     seen: set[str] = set()
+    digests = _Digests()
     for prog in programs:
         for control in prog.controls:
-            static = _digest(control)
+            static = digests.of(control)
             mrid = static.mrid
             if mrid in seen or not static.for_us:
                 continue  # listed by two programs: the first one owns it; or meant for other devices
@@ -208,6 +209,7 @@ def _collect(
             ev = _Event(control, static, prog, record, start, end, new=ev_new)
             _screen(ev, t, rng)
             events.append(ev)
+    digests.keep()
     return events
 
 
@@ -225,21 +227,37 @@ class _Static:
 
 
 # Snapshots are immutable and reused between polls, so each control object is digested once.
-# The cache holds the object itself, so its id cannot be reused while the entry lives.
+# Entries hold the object itself (so its id cannot be reused while they live) and only the last
+# evaluation's controls are kept, so memory follows the server's list, not its history.
 _DIGESTED: dict[int, tuple[DERControl, _Static]] = {}
-_DIGESTED_MAX: Final = 50_000
+
+
+class _Digests:
+    """The digests of one evaluation, reusing the previous evaluation's."""
+
+    def __init__(self) -> None:
+        self._now: dict[int, tuple[DERControl, _Static]] = {}
+
+    def of(self, control: DERControl) -> _Static:
+        """The digest of `control`, computed at most once per object."""
+        key = id(control)
+        hit = _DIGESTED.get(key)
+        if hit is None or hit[0] is not control:
+            hit = (control, _digest(control))
+        self._now[key] = hit
+        return hit[1]
+
+    def keep(self) -> None:
+        """Make this evaluation's digests the ones the next evaluation reuses."""
+        global _DIGESTED
+        _DIGESTED = self._now
 
 
 def _digest(control: DERControl) -> _Static:
-    hit = _DIGESTED.get(id(control))
-    if hit is not None and hit[0] is control:
-        return hit[1]
-    if len(_DIGESTED) >= _DIGESTED_MAX:
-        _DIGESTED.clear()
     code, categories = classify(control.DERControlBase)
     if code is None and control.interval.duration <= 0:
         code = ResponseStatus.REJECTED_INVALID  # an event with no time to run
-    static = _Static(
+    return _Static(
         normal_mrid(control.mRID),
         control.interval.start.timestamp(),
         float(control.interval.duration),
@@ -248,8 +266,6 @@ def _digest(control: DERControl) -> _Static:
         categories,
         addressed_to_us(control.deviceCategory),
     )
-    _DIGESTED[id(control)] = (control, static)
-    return static
 
 
 def _screen(ev: _Event, t: float, rng: random.Random) -> None:
