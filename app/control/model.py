@@ -93,10 +93,8 @@ class EventRecord:
     @property
     def terminal(self) -> int | None:
         """The final milestone, or None while the event is still open."""
-        for code in self.reached:
-            if code in TERMINAL:
-                return code
-        return None
+        final = self.reached & TERMINAL
+        return next(iter(final)) if final else None
 
 
 @dataclass(frozen=True, slots=True)
