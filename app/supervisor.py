@@ -41,6 +41,11 @@ class Notifier:
             import sdnotify  # the package reads NOTIFY_SOCKET itself
 
             self._notifier = sdnotify.SystemdNotifier()
+            sock = getattr(self._notifier, "socket", None)
+            if sock is not None:
+                # never block the event loop on a busy notify socket: a lost ping is harmless,
+                # a frozen loop is not (sdnotify swallows the EAGAIN)
+                sock.setblocking(False)
         self._last_status = ""
 
     def send(self, message: str) -> None:

@@ -100,6 +100,10 @@ async def test_ready_watchdog_control_and_clean_stop(
         ),
         encoding="utf-8",
     )
+    # scheduled before the gateway starts, so its first discovery walk reads it
+    tree = lab_server.tree
+    start = tree.now().replace(microsecond=0) + timedelta(seconds=6)
+    control = tree.add_control(1, start=start, duration=60, target_w=-2000.0)
     notify = Notifications(tmp_path / "notify.sock")
     env = dict(os.environ, NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="2000000")
     env.pop("WATCHDOG_PID", None)
@@ -121,10 +125,7 @@ async def test_ready_watchdog_control_and_clean_stop(
         assert ready_at - started < 15
         await notify.wait_for("WATCHDOG=1", within=5)
 
-        # A control starting 2 s from now reaches the battery's registers.
-        tree = lab_server.tree
-        start = tree.now().replace(microsecond=0) + timedelta(seconds=2)
-        control = tree.add_control(1, start=start, duration=60, target_w=-2000.0)
+        # The control scheduled before start-up reaches the battery's registers.
         for _ in range(400):
             if battery.device.get(704, "WSetEna") == 1:
                 break

@@ -116,3 +116,14 @@ def test_notifier_talks_to_notify_socket(tmp_path: Path, monkeypatch: pytest.Mon
         with pytest.raises(BlockingIOError):
             sock.recv(100)
         notifier.close()
+
+
+def test_notifier_never_blocks_when_nobody_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        notifier = Notifier()
+        for _ in range(1000):  # far beyond the datagram queue (net.unix.max_dgram_qlen)
+            notifier.send("WATCHDOG=1")
+        notifier.close()
