@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest run bench clean test-systemd verify-units
+.PHONY: install test lint typecheck pytest run bench clean test-systemd verify-units test-browser
 
 install: $(STAMP)
 
@@ -26,7 +26,11 @@ typecheck: $(STAMP)
 	$(BIN)/mypy app hal
 
 pytest: $(STAMP)
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow and not browser"
+
+# The status page in headless Chromium at phone size (apt-get install chromium).
+test-browser: $(STAMP)
+	$(BIN)/pytest -q -m browser
 
 # The deploy units under a real systemd: debootstrap (cached in /var/cache/wattsmart-gateway-test),
 # systemd-nspawn boot, READY / watchdog restart / clean stop. Needs root, debootstrap, systemd-container.

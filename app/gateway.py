@@ -32,6 +32,7 @@ from app.commissioning.panel import Panel
 from app.commissioning.status_page import StatusPage
 from app.config import Config
 from app.control.engine import ControlEngine
+from app.control.schedule import Plan
 from app.hardware import inverter_settings
 from app.health import Health
 from app.identity import IdentityFiles, IdentityStore, NoIdentity, identity_status, watch_store
@@ -261,7 +262,7 @@ class Gateway:
                 "programs": len(tree.programs) if tree is not None else None,
             },
             "control": {
-                "in force": ", ".join(sorted(plan.in_force.values())) if plan and plan.in_force else None,
+                "in force": _in_force(plan),
                 "next change": _iso(plan.next_change) if plan else None,
                 "setpoint W": inv.setpoint_w if inv is not None else None,
                 "mode": "utility setpoint"
@@ -364,6 +365,17 @@ class Gateway:
             else:
                 entry.unlink()
         _LOGGER.warning("state reset by the button: everything but the identity was removed")
+
+
+def _in_force(plan: Plan | None) -> str | None:
+    """What the status page says is in force: the events by mRID, else the default control."""
+    if plan is None:
+        return None
+    if plan.in_force:
+        return "event " + ", ".join(sorted(set(plan.in_force.values())))
+    if plan.default is not None and plan.power is not None:
+        return f"default control {plan.default.mRID}"
+    return None
 
 
 def _iso(epoch: float | None) -> str | None:
