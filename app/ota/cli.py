@@ -13,7 +13,7 @@ from pathlib import Path
 
 from app.config import ConfigError, load_config
 from app.ota.errors import BundleRejected, NothingToDo, OtaError, UpdateBusy
-from app.ota.machine import UpdateState, to_json
+from app.ota.machine import Phase, UpdateState, to_json
 from app.ota.settings import OtaSettings
 from app.ota.state import control_in_force
 from app.ota.updater import Updater
@@ -143,8 +143,11 @@ def _poll(args: argparse.Namespace, updater: Updater) -> int:
 
     lfdi = args.lfdi or _lfdi_from_config(args.config)
     if lfdi is None:
+        # not commissioned yet: still finish an update a reboot interrupted, then let systemd retry later
+        if updater.recover().phase is Phase.TRIAL:
+            updater.resume()
         print(
-            "wattsmart-gateway update poll: give --lfdi, or --config with a client certificate",
+            "wattsmart-gateway update poll: no LFDI (give --lfdi, or --config with a client certificate)",
             file=sys.stderr,
         )
         return 2
@@ -157,16 +160,23 @@ def _poll(args: argparse.Namespace, updater: Updater) -> int:
 
 
 def _lfdi_from_config(config: Path | None) -> str | None:
+    """The LFDI of the configured client certificate, or None when there is none (yet)."""
     if config is None:
         return None
-    from app.sep.identity import load_cert_identity
+    from app.sep.identity import IdentityError, load_cert_identity
 
-    lfdi: str = load_cert_identity(load_config(config).server.cert_file).lfdi
+    try:
+        lfdi: str = load_cert_identity(load_config(config).server.cert_file).lfdi
+    except (IdentityError, OSError) as exc:
+        _LOGGER.warning("no client certificate to take the LFDI from: %s", exc)
+        return None
     return lfdi
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(
+    argv: list[str] | None = None, updater_factory: Callable[[OtaSettings], Updater] | None = None
+) -> int:
     """`python -m app.ota`: the same commands without the gateway's CLI (used by the systemd units)."""
     parser = argparse.ArgumentParser(prog="python -m app.ota", description="Gateway updates.")
     add_commands(parser.add_subparsers(dest="update_command", required=True, metavar="COMMAND"))
-    return run(parser.parse_args(argv))
+    return run(parser.parse_args(argv), updater_factory)

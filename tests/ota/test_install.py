@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
+from app.ota.cli import main as ota_main
 from app.ota.errors import (
     IntegrityError,
     NothingToDo,
@@ -249,3 +250,18 @@ def test_trials_are_timed_by_the_monotonic_clock_and_stamped_with_the_time_of_da
     assert state.last is not None and state.last.result == "committed"
     assert box.clock.now - start == box.settings.healthy_for_s
     assert state.last.at == 1_800_000_000.0
+
+
+def test_the_updater_service_finishes_a_trial_even_before_commissioning(box: Box) -> None:
+    box.updater().install(box.bundle("1.1.0", NEVER_READY), watch=False)
+    s = box.settings
+    argv = ["poll", "--root", str(s.root), "--state-dir", str(s.state_dir), "--systemctl", s.systemctl]
+    argv += ["--trust-store", str(s.trust_store)]
+
+    assert (
+        ota_main(argv, lambda _: box.updater()) == 2
+    )  # no certificate, so no LFDI yet: systemd tries again later
+
+    state = box.updater().state
+    assert state.last is not None and state.last.result == "rolled_back"
+    assert_working(box, "1.0.0")
