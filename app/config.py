@@ -16,6 +16,8 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from app.ota.settings import OtaSettings
+
 T = TypeVar("T")
 
 
@@ -171,6 +173,7 @@ class Config:
     control: ControlConfig = field(default_factory=ControlConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
     status_page: StatusPageConfig = field(default_factory=StatusPageConfig)
+    ota: OtaSettings = field(default_factory=OtaSettings)
     state_dir: Path = Path("/var/lib/wattsmart-gateway")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

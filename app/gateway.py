@@ -37,6 +37,7 @@ from app.hardware import inverter_settings
 from app.health import Health
 from app.identity import IdentityFiles, IdentityStore, NoIdentity, identity_status, watch_store
 from app.observed import ObservedInverter
+from app.ota.state import is_updating
 from app.supervisor import Supervisor
 from app.telemetry import ServerTimebase, TelemetryLinks, TelemetryService
 from hal.gpio import LedState
@@ -220,6 +221,8 @@ class Gateway:
         crashed = [p for p in self.supervisor.parts.values() if p.restarts >= 3 and p.name in problems]
         if crashed or self.expiry.error:
             return LedState.FAULT
+        if is_updating(self.config.ota.state_dir):
+            return LedState.UPDATING
         tree = self.link.tree
         if SERVER_PART in problems:
             return LedState.NO_SERVER
@@ -305,7 +308,11 @@ class Gateway:
         self.inverter = inverter = ObservedInverter(inner)
         files = self._identity_files()
         lfdi = files.identity.lfdi if files is not None else _lfdi_of(cfg)
-        self.engine = ControlEngine(cfg, inverter, self.link, lfdi, rng=self.rng, health=self.health)
+        # the updater waits while this flag says a grid event is in force (RuntimeDirectory on the box)
+        flag = cfg.ota.control_flag if cfg.ota.control_flag.parent.is_dir() else None
+        self.engine = ControlEngine(
+            cfg, inverter, self.link, lfdi, rng=self.rng, health=self.health, in_force_flag=flag
+        )
         self.panel = Panel(cfg.gpio, self.led_state, self._on_press)
         if await self.panel.held_at_power_on():
             self.reset_state()

@@ -36,7 +36,7 @@ def test_example_validates_and_is_complete() -> None:
     assert config.telemetry.interval_s == 30
     # The example documents every key there is: loading it without any defaults gives the same keys.
     raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    for section in ("server", "inverter", "telemetry", "control", "gpio", "status_page"):
+    for section in ("server", "inverter", "telemetry", "control", "gpio", "status_page", "ota"):
         fields = set(getattr(config, section).__dataclass_fields__)
         assert fields == set(raw[section]), section
 
