@@ -314,6 +314,10 @@ class Gateway:
             cfg, inverter, self.link, lfdi, rng=self.rng, health=self.health, in_force_flag=flag
         )
         self.panel = Panel(cfg.gpio, self.led_state, self._on_press)
+        # one reading now, so the status page and LED tell the installer about the inverter at once
+        # (the sampler's first tick may be 30 s away); a dead inverter is shown, not fatal
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(inverter.read_telemetry(), 3)
         if await self.panel.held_at_power_on():
             self.reset_state()
         sup.add("link", self._link)

@@ -123,6 +123,7 @@ async def test_status_page_renders_live_values_on_a_phone(tmp_path: Path, status
             break
         await asyncio.sleep(0.1)
     assert status["server"]["registered"] is True
+    assert status["inverter"]["frequency Hz"] is not None
 
     dom = (await _chromium_run(tmp_path, "--dump-dom", url)).decode()
     lfdi = str(status["identity"].get("lfdi") or status["identity"].get("LFDI"))
