@@ -22,9 +22,10 @@ from app.control.executor import Executor
 from app.control.ledger import Ledger
 from app.control.modes import PowerCommand, default_command
 from app.control.responder import Responder
-from app.control.schedule import EventRecord, Plan, ProgramView, evaluate
+from app.control.schedule import MISSED, EventRecord, Plan, ProgramView, evaluate
 from app.health import Health
 from app.sep.der import DefaultDERControl
+from app.sep.response import ResponseStatus
 from hal.errors import HalError
 from hal.inverter.base import BatteryInverter
 
@@ -39,6 +40,19 @@ FAILSAFE_RECHECK_S: Final = 5.0
 #: finished events the server no longer lists are forgotten after this long
 FORGET_AFTER_S: Final = 30 * 24 * 3600.0
 _PRUNE_EVERY_S: Final = 3600.0
+
+
+_MILESTONES: Final = {
+    MISSED: "missed (its window passed while we were not running)",
+    ResponseStatus.EVENT_RECEIVED: "received",
+    ResponseStatus.EVENT_STARTED: "started",
+    ResponseStatus.EVENT_COMPLETED: "completed",
+    ResponseStatus.EVENT_CANCELLED: "cancelled",
+    ResponseStatus.EVENT_SUPERSEDED: "superseded",
+    ResponseStatus.REJECTED_NOT_APPLICABLE: "rejected: a mode this battery cannot obey",
+    ResponseStatus.REJECTED_INVALID: "rejected: invalid",
+    ResponseStatus.REJECTED_EXPIRED: "rejected: it had ended before it reached us",
+}
 
 
 class ServerTreeView(Protocol):
@@ -210,6 +224,9 @@ class ControlEngine:
             self._health.ok(FAILSAFE_PART)
         plan = evaluate(self._programs, self._records, now, self._rng)
         for record in plan.records:
+            old = self._records.get(record.mrid)
+            for milestone in sorted(record.reached - (old.reached if old else frozenset())):
+                _LOGGER.info("event %s: %s", record.mrid, _MILESTONES.get(milestone, str(milestone)))
             self._records[record.mrid] = record
         self.plan = plan
         return plan.power, plan.next_change, plan

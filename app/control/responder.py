@@ -96,7 +96,7 @@ class Responder:
             self._health.problem(PART, f"cannot post responses ({type(exc).__name__})")
             return False
         self._ledger.delivered(response)
-        _LOGGER.info("response %d for %s posted to %s", response.status, response.mrid, response.reply_to)
+        _LOGGER.debug("response %d for %s posted to %s", response.status, response.mrid, response.reply_to)
         if self._failures:
             self._failures = 0
             self._health.ok(PART)
