@@ -162,6 +162,11 @@ class ControlEngine:
                 tasks.create_task(responder.run(), name="control-responses")
                 tasks.create_task(self._follow(), name="control-snapshots")
                 await self._loop(ledger, responder)
+        except Exception:
+            # Until the supervisor restarts us nobody steers the battery, and the inverter's own
+            # keepalive would hold the last setpoint: hand it back first.
+            await self.stop()
+            raise
         finally:
             ledger.close()
 

@@ -235,3 +235,19 @@ async def test_in_force_flag_exists_exactly_while_an_event_is_in_force(tmp_path:
         await wait_until(flag.exists)
     await engine.stop()
     assert not flag.exists()
+
+
+async def test_a_crash_releases_the_battery(tmp_path: Path) -> None:
+    class BrokenLink(FakeLink):
+        async def snapshots(self) -> AsyncIterator[FakeTree]:
+            await asyncio.sleep(0.2)
+            raise RuntimeError("bug in the feed")
+            yield  # pragma: no cover
+
+    inverter = RecordingInverter(SPEC)
+    engine = ControlEngine(make_config(tmp_path), inverter, BrokenLink(), LFDI)
+    engine.update([program(1, control("E1", now_s(-1), 3600, fixed=5000))])
+    with pytest.raises(ExceptionGroup):
+        await engine.run()
+    assert inverter.watts == [2500.0]
+    assert inverter.model.target_w is None and engine.setpoint is None
