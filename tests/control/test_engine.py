@@ -16,6 +16,7 @@ from app.config import Config, ControlConfig, ServerConfig
 from app.control.engine import FAILSAFE_PART, ControlEngine
 from app.control.ledger import Ledger, OwedResponse
 from app.control.responder import response_document
+from app.control.schedule import ProgramControls
 from app.health import Health
 from app.sep.codec import to_xml
 from app.sep.der import DefaultDERControl, DERControlBase
@@ -238,16 +239,23 @@ async def test_in_force_flag_exists_exactly_while_an_event_is_in_force(tmp_path:
 
 
 async def test_a_crash_releases_the_battery(tmp_path: Path) -> None:
+    class BrokenTree:
+        read_at = None
+
+        @property
+        def programs(self) -> tuple[ProgramControls, ...]:
+            raise RuntimeError("a bug in the feed")
+
     class BrokenLink(FakeLink):
-        async def snapshots(self) -> AsyncIterator[FakeTree]:
+        async def snapshots(self) -> AsyncIterator[BrokenTree]:  # type: ignore[override]
             await asyncio.sleep(0.2)
-            raise RuntimeError("bug in the feed")
-            yield  # pragma: no cover
+            yield BrokenTree()
 
     inverter = RecordingInverter(SPEC)
     engine = ControlEngine(make_config(tmp_path), inverter, BrokenLink(), LFDI)
     engine.update([program(1, control("E1", now_s(-1), 3600, fixed=5000))])
-    with pytest.raises(ExceptionGroup):
+    with pytest.raises(ExceptionGroup) as raised:
         await engine.run()
+    assert raised.group_contains(RuntimeError, match="a bug in the feed")
     assert inverter.watts == [2500.0]
     assert inverter.model.target_w is None and engine.setpoint is None
