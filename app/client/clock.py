@@ -14,6 +14,7 @@ _LOGGER = logging.getLogger(__name__)
 
 #: an offset change smaller than this is rounding noise (TimeType is whole seconds), not news
 _LOG_THRESHOLD = timedelta(seconds=2)
+_RESOLUTION = timedelta(seconds=1)
 
 
 def utc_now() -> datetime:
@@ -51,9 +52,19 @@ class ServerClock:
         """Learn the offset from a Time.currentTime read between local `sent` and `received`."""
         if server_time.tzinfo is None:
             raise ValueError("server_time must be timezone-aware")
-        # the server stamped its answer somewhere inside the round trip: take the middle
-        local = sent + (received - sent) / 2
-        offset = server_time - local
+        # TimeType is whole seconds, truncated: the server's clock read somewhere in
+        # [server_time, server_time + 1 s) at a moment between `sent` and `received`. Any offset
+        # in that window fits the reading; zero fits when our (NTP-disciplined) clock agrees, and
+        # then it is the best answer: taking the window's middle instead would move every event
+        # start by up to half a second, and by a different amount after every Time read.
+        earliest = server_time - received
+        latest = server_time + _RESOLUTION - sent
+        if earliest <= timedelta(0) <= latest:
+            offset = timedelta(0)
+        elif self._synced and earliest <= self._offset <= latest:
+            offset = self._offset  # the offset we have still fits: keep it steady
+        else:
+            offset = earliest + (latest - earliest) / 2
         if not self._synced or abs(offset - self._offset) >= _LOG_THRESHOLD:
             _LOGGER.info("server clock offset %+.1f s", offset.total_seconds())
         self._offset = offset

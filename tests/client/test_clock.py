@@ -15,13 +15,36 @@ def test_offset_from_the_middle_of_the_round_trip() -> None:
     now = [T0]
     clock = ServerClock(lambda: now[0])
     assert clock.now() == T0 and not clock.synced
+    # the server read 61 s (truncated) at a moment between our 0 s and 2 s: its clock was 59-62 s ahead
     clock.update(T0 + timedelta(seconds=61), sent=T0, received=T0 + timedelta(seconds=2))
-    assert clock.offset == timedelta(seconds=60)
+    assert clock.offset == timedelta(seconds=60.5)
     now[0] = T0 + timedelta(hours=1)
-    assert clock.now() == T0 + timedelta(hours=1, seconds=60)
+    assert clock.now() == T0 + timedelta(hours=1, seconds=60.5)
     assert clock.local_now() == now[0] and clock.synced
 
 
 def test_naive_server_time_is_refused() -> None:
     with pytest.raises(ValueError, match="aware"):
         ServerClock().update(datetime(2026, 1, 1), T0, T0)
+
+
+def test_clocks_that_agree_within_the_resolution_keep_a_zero_offset() -> None:
+    """TimeType truncates to whole seconds: a server 0.7 s into its second must not move us 0.7 s."""
+    clock = ServerClock(lambda: T0)
+    at = T0 + timedelta(seconds=0.7)
+    clock.update(T0, sent=at - timedelta(milliseconds=20), received=at)
+    assert clock.offset == timedelta(0)
+
+
+def test_a_fitting_offset_is_kept_steady_across_reads() -> None:
+    clock = ServerClock(lambda: T0)
+    clock.update(T0 + timedelta(seconds=100), sent=T0, received=T0 + timedelta(milliseconds=10))
+    first = clock.offset
+    assert timedelta(seconds=99.99) <= first <= timedelta(seconds=101)
+    # a later read 0.4 s into the server's second is still consistent: no jitter
+    later = T0 + timedelta(seconds=30.4)
+    clock.update(T0 + timedelta(seconds=130), sent=later - timedelta(milliseconds=10), received=later)
+    assert clock.offset == first
+    # a real step of the server's clock is followed
+    clock.update(T0 + timedelta(seconds=200), sent=later, received=later)
+    assert timedelta(seconds=169) <= clock.offset <= timedelta(seconds=171)
