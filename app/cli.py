@@ -111,7 +111,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError:
         print("wattsmart-gateway: the supervisor is not built yet; configuration is valid", file=sys.stderr)
         return 1
-    status: int = supervisor.run(config)
+    from app.sep.identity import IdentityError
+
+    try:
+        status: int = supervisor.run(config)
+    except IdentityError as exc:
+        # exit 2 like a configuration error: systemd does not restart-loop on it
+        print(
+            f"wattsmart-gateway: {exc}; install the certificate (wattsmart-gateway identity)", file=sys.stderr
+        )
+        return 2
     return status
 
 

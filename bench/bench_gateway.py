@@ -21,29 +21,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from app.lab import pki as lab_pki
+from app.lab.gateway_config import write_lab_config
 from app.lab.server import LabServer
 from bench.common import Row
 from hal.inverter.sunspec_server import SunSpecServer
 
 WINDOW_S = float(os.environ.get("BENCH_GATEWAY_SECONDS", "120"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-CONFIG = """\
-server:
-  dcap_url: {dcap}
-  ca_file: {ca}
-  cert_file: {cert}
-  key_file: {key}
-inverter:
-  transport: tcp
-  port: {modbus}
-gpio:
-  backend: none
-status_page:
-  port: 0
-state_dir: {state}
-log_level: WARNING
-"""
 
 
 def _proc_cpu_s(pid: int) -> float:
@@ -98,18 +82,7 @@ async def _measure() -> list[Row]:
         pki = await asyncio.to_thread(lab_pki.generate, tmp / "pki")
         async with LabServer(pki) as server, SunSpecServer() as battery:
             server.tree.post_rate = 300  # the utility's MirrorUsagePoint postRate
-            client = pki.client("client")
-            config = tmp / "gateway.yaml"
-            config.write_text(
-                CONFIG.format(
-                    dcap=server.dcap_url,
-                    ca=pki.ca.cert,
-                    cert=client.cert,
-                    key=client.key,
-                    modbus=battery.port,
-                    state=tmp / "state",
-                )
-            )
+            config = write_lab_config(tmp / "gateway.yaml", server, battery.port, tmp / "state")
             notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             notify.bind(str(tmp / "notify.sock"))
             notify.setblocking(False)

@@ -23,6 +23,7 @@ from pathlib import Path
 from app.config import load_config
 from app.gateway import Gateway
 from app.lab import pki as lab_pki
+from app.lab.gateway_config import write_lab_config
 from app.lab.server import LabServer
 from app.sep.der import DefaultDERControl, DERControlBase
 from hal.inverter.battery import BatterySpec
@@ -40,30 +41,6 @@ RESPONSES = {
     6: "cancelled",
     7: "superseded",
 }  # the lab tree's "Wattsmart contracted" program (primacy 1)
-
-CONFIG = """\
-# Written by `make run` for the lab: edit freely, it is rewritten only if missing.
-server:
-  dcap_url: {dcap}
-  ca_file: pki/ca.crt
-  cert_file: pki/client.crt
-  key_file: pki/client.key
-inverter:
-  transport: tcp
-  host: 127.0.0.1
-  port: {modbus}
-  unit_id: 1
-  revert_timeout_s: 120
-telemetry:
-  interval_s: 30
-gpio:
-  backend: none
-status_page:
-  host: 127.0.0.1
-  port: {status}
-state_dir: state
-log_level: WARNING
-"""
 
 
 def _pki(folder: Path) -> lab_pki.Pki:
@@ -105,6 +82,7 @@ class Narrator:
         self.names = names
         self._seen: dict[str, object] = {}
         self._pending: float | None = None
+        self._pending_since = 0.0
 
     def _say(self, text: str) -> None:
         print(f"{datetime.now(UTC):%H:%M:%S}  {text}", flush=True)
@@ -124,13 +102,14 @@ class Narrator:
         inv = gw.inverter
         setpoint = inv.setpoint_w if inv is not None else None
         # a ramp writes a new value every second: report where it settles, not every step
-        if setpoint == self._pending and self._changed("setpoint", setpoint):
+        if setpoint != self._pending:
+            self._pending, self._pending_since = setpoint, time.monotonic()
+        elif time.monotonic() - self._pending_since >= 1.5 and self._changed("setpoint", setpoint):
             if setpoint is None:
                 self._say("battery released to its own mode")
             else:
                 verb = "discharge" if setpoint > 0 else "charge" if setpoint < 0 else "hold"
                 self._say(f"setpoint written to the inverter: {setpoint:+.0f} W ({verb})")
-        self._pending = setpoint
         done = int(str(self._seen.get("responses", 0)))
         for response in tree.responses[done:]:
             meaning = RESPONSES.get(response.status or 0, "")
@@ -165,9 +144,14 @@ async def demo(folder: Path, lead_s: float, status_port: int) -> int:
         LabServer(pki) as server,
         SunSpecServer(BatterySpec(max_w=5000, max_charge_w=5000, max_discharge_w=5000)) as battery,
     ):
-        config_path = folder / "gateway.yaml"
-        config_path.write_text(
-            CONFIG.format(dcap=server.dcap_url, modbus=battery.port, status=status_port), encoding="utf-8"
+        config_path = write_lab_config(
+            folder / "gateway.yaml",
+            server,
+            battery.port,
+            folder / "state",
+            status_port=status_port,
+            inverter={"revert_timeout_s": 120},
+            log_level="WARNING",
         )
         config = load_config(config_path)
         print(f"2030.5 server   {server.dcap_url}  (mutual TLS, test CA in {folder / 'pki'})")
@@ -210,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     quiet_library_logging()
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(demo(args.folder, args.lead, args.status_port))
+        return asyncio.run(demo(args.folder.resolve(), args.lead, args.status_port))
     return 0
 
 

@@ -2,55 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from app.commissioning.check import DEFAULT_CHECKS, CheckResult, run_checks
+from app.lab.gateway_config import write_lab_config
 from app.lab.pki import Pki
 from app.lab.server import LabServer
 from hal.inverter.sunspec_server import SunSpecServer
 
-CONFIG = """\
-server:
-  dcap_url: {dcap}
-  ca_file: {ca}
-  cert_file: {cert}
-  key_file: {key}
-inverter:
-  transport: tcp
-  port: {modbus}
-  timeout_s: 0.3
-  retries: 0
-gpio:
-  backend: fake
-state_dir: {state}
-"""
-
-
-@pytest.fixture
-async def battery() -> AsyncIterator[SunSpecServer]:
-    async with SunSpecServer() as server:
-        yield server
-
 
 def write_config(tmp_path: Path, pki: Pki, server: LabServer, battery: SunSpecServer, client: str) -> Path:
-    certs = pki.client(client)
-    path = tmp_path / "gateway.yaml"
-    path.write_text(
-        CONFIG.format(
-            dcap=server.dcap_url,
-            ca=pki.ca.cert,
-            cert=certs.cert,
-            key=certs.key,
-            modbus=battery.port,
-            state=tmp_path / "state",
-        ),
-        encoding="utf-8",
+    return write_lab_config(
+        tmp_path / "gateway.yaml",
+        server,
+        battery.port,
+        tmp_path / "state",
+        client=client,
+        inverter={"timeout_s": 0.3, "retries": 0},
+        gpio={"backend": "fake"},
     )
-    return path
 
 
 def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:

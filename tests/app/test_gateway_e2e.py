@@ -12,40 +12,16 @@ import socket
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from app.lab.gateway_config import write_lab_config
 from app.lab.pki import Pki
 from app.lab.server import LabServer
 from hal.inverter.sunspec_server import SunSpecServer
-
-CONFIG = """\
-server:
-  dcap_url: {dcap}
-  ca_file: {ca}
-  cert_file: {cert}
-  key_file: {key}
-inverter:
-  transport: tcp
-  host: 127.0.0.1
-  port: {modbus}
-  timeout_s: 0.5
-gpio:
-  backend: none
-status_page:
-  port: {status}
-state_dir: {state}
-log_level: INFO
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.app.conftest import free_port
 
 
 class Notifications:
@@ -76,29 +52,19 @@ class Notifications:
         raise AssertionError(f"{text!r} not received; got {[m for _, m in self.messages]}")
 
 
-@pytest.fixture
-async def battery() -> AsyncIterator[SunSpecServer]:
-    async with SunSpecServer() as server:
-        yield server
-
-
 async def test_ready_watchdog_control_and_clean_stop(
     tmp_path: Path, pki: Pki, lab_server: LabServer, battery: SunSpecServer
 ) -> None:
-    status_port = _free_port()
+    status_port = free_port()
     client = pki.client("client")
-    config = tmp_path / "gateway.yaml"
-    config.write_text(
-        CONFIG.format(
-            dcap=lab_server.dcap_url,
-            ca=pki.ca.cert,
-            cert=client.cert,
-            key=client.key,
-            modbus=battery.port,
-            status=status_port,
-            state=tmp_path / "state",
-        ),
-        encoding="utf-8",
+    config = write_lab_config(
+        tmp_path / "gateway.yaml",
+        lab_server,
+        battery.port,
+        tmp_path / "state",
+        status_port=status_port,
+        inverter={"timeout_s": 0.5},
+        log_level="INFO",
     )
     # scheduled before the gateway starts, so its first discovery walk reads it
     tree = lab_server.tree

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import struct
 import urllib.error
 import urllib.request
@@ -20,27 +19,13 @@ import pytest
 
 from app.config import load_config
 from app.gateway import Gateway
+from app.lab.gateway_config import write_lab_config
 from app.lab.pki import Pki
 from app.lab.server import LabServer
 from hal.inverter.sunspec_server import SunSpecServer
+from tests.app.conftest import free_port
 
 pytestmark = pytest.mark.browser
-
-CONFIG = """\
-server:
-  dcap_url: {dcap}
-  ca_file: {ca}
-  cert_file: {cert}
-  key_file: {key}
-inverter:
-  transport: tcp
-  port: {modbus}
-gpio:
-  backend: none
-status_page:
-  port: {status}
-state_dir: {state}
-"""
 
 
 def _chromium() -> str:
@@ -48,12 +33,6 @@ def _chromium() -> str:
     if path is None:
         pytest.fail("chromium is not installed (apt-get install chromium); make test-browser needs it")
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _chromium_run(tmp_path: Path, *args: str) -> bytes:
@@ -80,21 +59,10 @@ async def _chromium_run(tmp_path: Path, *args: str) -> bytes:
 
 @pytest.fixture
 async def status_port(tmp_path: Path, pki: Pki, lab_server: LabServer) -> AsyncIterator[int]:
-    status_port = _free_port()
+    status_port = free_port()
     async with SunSpecServer() as battery:
-        client = pki.client("client")
-        path = tmp_path / "gateway.yaml"
-        path.write_text(
-            CONFIG.format(
-                dcap=lab_server.dcap_url,
-                ca=pki.ca.cert,
-                cert=client.cert,
-                key=client.key,
-                modbus=battery.port,
-                status=status_port,
-                state=tmp_path / "state",
-            ),
-            encoding="utf-8",
+        path = write_lab_config(
+            tmp_path / "gateway.yaml", lab_server, battery.port, tmp_path / "state", status_port=status_port
         )
         gw = Gateway(load_config(path))
         task = asyncio.create_task(gw.run())
