@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
+import os
 import random
 import shutil
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from app import __version__
@@ -36,6 +40,7 @@ from app.control.schedule import Plan
 from app.hardware import inverter_settings
 from app.health import Health
 from app.identity import IdentityFiles, IdentityStore, NoIdentity, identity_status, watch_store
+from app.identity.peer import server_cert_fetch
 from app.observed import ObservedInverter
 from app.ota.state import is_updating
 from app.supervisor import Supervisor
@@ -47,6 +52,8 @@ _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SERVER_PART = "2030.5 server"
+#: the server's telemetry hrefs, so a restart during an outage goes on sampling into the outbox
+LINKS_FILE = "telemetry-links.json"
 #: how often the link checks for a newly installed certificate and confirms one on trial
 IDENTITY_CHECK_S = 30.0
 #: parts that must beat at least this often or the watchdog pings stop (their loops beat ≤ 30 s)
@@ -141,6 +148,7 @@ class Gateway:
         self.panel: Panel | None = None
         self.status_page: StatusPage | None = None
         self.commissioning_until: float | None = None
+        self._saved_links: TelemetryLinks | None = None
 
     # --- the parts ----------------------------------------------------------------------------
 
@@ -189,12 +197,22 @@ class Gateway:
         """Hand each new snapshot's links to the telemetry (control follows the snapshots itself)."""
         async for tree in self.link.snapshots():
             links = TelemetryLinks.from_tree(tree)
-            if self.telemetry is not None and links is not None:
+            if links is None:
+                continue
+            if self.telemetry is not None:
                 self.telemetry.update_links(links)
+            if links != self._saved_links:
+                await asyncio.to_thread(_save_links, self._links_file, links)
+                self._saved_links = links
+
+    @property
+    def _links_file(self) -> Path:
+        return self.config.state_dir / LINKS_FILE
 
     async def _telemetry(self, inverter: ObservedInverter, lfdi: str) -> None:
-        """Wait for the server's mirror list (beating meanwhile), then run the telemetry service."""
-        links = None
+        """Run the telemetry service on the links last seen (a restart during an outage keeps sampling),
+        or, on a box that has never reached the server, once discovery finds the mirror list."""
+        links = self._saved_links = await asyncio.to_thread(_load_links, self._links_file)
         while links is None:
             tree = self.link.tree
             links = TelemetryLinks.from_tree(tree) if tree is not None else None
@@ -324,7 +342,8 @@ class Gateway:
         sup.add("dispatch", self._dispatch)
         sup.add("control", self.engine.run, MAX_SILENCE_S)
         sup.add("telemetry", lambda: self._telemetry(inverter, lfdi), MAX_SILENCE_S)
-        sup.add("expiry", self.expiry.run)
+        fetch_server = server_cert_fetch(self.identity, cfg.server)
+        sup.add("expiry", lambda: self.expiry.run(fetch_server=fetch_server))
         sup.add("panel", self.panel.run)
         sup.on_shutdown("release the battery", self.engine.stop)
         sup.on_shutdown("flush the outbox", self._flush)
@@ -376,6 +395,23 @@ class Gateway:
             else:
                 entry.unlink()
         _LOGGER.warning("state reset by the button: everything but the identity was removed")
+
+
+def _load_links(path: Path) -> TelemetryLinks | None:
+    """The telemetry links saved by an earlier run, or None."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return TelemetryLinks(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _save_links(path: Path, links: TelemetryLinks) -> None:
+    """Save the links atomically (written only when the server moves them: rare)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(dataclasses.asdict(links)), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _in_force(plan: Plan | None) -> str | None:

@@ -74,12 +74,14 @@ class Panel:
         *,
         gpio: Gpio | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         settings = gpio_settings(cfg)
         self.gpio = gpio if gpio is not None else (Gpio(settings) if settings is not None else None)
         self._state = state
         self._on_press = on_press
         self._clock = clock
+        self._sleep = sleep
         self.override: tuple[LedState, float] | None = None
 
     def shown_state(self) -> LedState:
@@ -107,7 +109,7 @@ class Panel:
             self.gpio.led.render(LedState.FAULT, self._clock())
             if self._clock() - started >= RESET_HOLD_S:
                 return True
-            await asyncio.sleep(HELD_POLL_S)
+            await self._sleep(HELD_POLL_S)
         return False
 
     async def run(self) -> None:
@@ -125,7 +127,7 @@ class Panel:
             now = self._clock()
             state = self.shown_state()
             gpio.led.render(state, now)
-            await asyncio.sleep(max(min(next_edge(state, now), now + STATE_RECHECK_S) - now, 0.01))
+            await self._sleep(max(min(next_edge(state, now), now + STATE_RECHECK_S) - now, 0.01))
 
     async def _button_loop(self, gpio: Gpio) -> None:
         button = gpio.button
@@ -138,7 +140,7 @@ class Panel:
                     await self._on_press(press.value)
                 except Exception:
                     _LOGGER.exception("button action %s failed", press.value)
-            await asyncio.sleep(HELD_POLL_S if button.pressed() else IDLE_POLL_S)
+            await self._sleep(HELD_POLL_S if button.pressed() else IDLE_POLL_S)
 
     def close(self) -> None:
         """Turn the LED off and release the pins."""
