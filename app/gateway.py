@@ -338,7 +338,8 @@ class Gateway:
             await asyncio.wait_for(inverter.read_telemetry(), 3)
         if await self.panel.held_at_power_on():
             self.reset_state()
-        sup.add("link", self._link)
+        # the poller beats under the server's health name, also while it waits between polls
+        sup.add("link", self._link, MAX_SILENCE_S, heartbeat=SERVER_PART)
         sup.add("dispatch", self._dispatch)
         sup.add("control", self.engine.run, MAX_SILENCE_S)
         sup.add("telemetry", lambda: self._telemetry(inverter, lfdi), MAX_SILENCE_S)

@@ -87,6 +87,8 @@ class Part:
     factory: Callable[[], Awaitable[None]]
     #: a critical part must beat at least this often, or the watchdog pings stop
     max_silence_s: float | None
+    #: the Health name its loop beats under (default: the part's own name)
+    heartbeat: str = ""
     restarts: int = 0
     task: asyncio.Task[None] | None = None
 
@@ -104,10 +106,15 @@ class Supervisor:
     first_restart_delay_s: float = 1.0
 
     def add(
-        self, name: str, factory: Callable[[], Awaitable[None]], max_silence_s: float | None = None
+        self,
+        name: str,
+        factory: Callable[[], Awaitable[None]],
+        max_silence_s: float | None = None,
+        *,
+        heartbeat: str = "",
     ) -> None:
         """Register a part; `max_silence_s` makes it critical for the watchdog."""
-        self.parts[name] = Part(name, factory, max_silence_s)
+        self.parts[name] = Part(name, factory, max_silence_s, heartbeat or name)
 
     def on_shutdown(self, name: str, hook: Callable[[], Awaitable[None]]) -> None:
         """Register a hook run on stop, in registration order (e.g. release the battery)."""
@@ -117,7 +124,7 @@ class Supervisor:
         """Start every registered part; a critical part's allowance counts from now."""
         for part in self.parts.values():
             if part.max_silence_s is not None:
-                self.health.beat(part.name)
+                self.health.beat(part.heartbeat)
             part.task = asyncio.create_task(self._guard(part), name=part.name)
 
     async def _guard(self, part: Part) -> None:
@@ -149,8 +156,8 @@ class Supervisor:
         """Critical parts that have not beaten within their allowance."""
         stale: list[str] = []
         for part in self.parts.values():
-            if part.max_silence_s is not None:
-                stale += self.health.stale([part.name], part.max_silence_s)
+            if part.max_silence_s is not None and self.health.stale([part.heartbeat], part.max_silence_s):
+                stale.append(part.name)
         return stale
 
     def status_text(self) -> str:

@@ -56,7 +56,9 @@ async def test_watchdog_withholds_pings_while_a_critical_loop_is_hung() -> None:
     notifier = RecordingNotifier()
     sup = Supervisor(health=Health(clock=lambda: now[0]), notifier=notifier)
     sup.add("control", asyncio.Event().wait, max_silence_s=30)
+    sup.add("link", asyncio.Event().wait, max_silence_s=300, heartbeat="2030.5 server")
     sup.health.beat("control")
+    sup.health.beat("2030.5 server")
     sup.health.problem("session", "server unreachable")  # degraded is not hung: pings go on
     dog = asyncio.create_task(sup.watchdog(0.01))
     await asyncio.sleep(0.05)
@@ -70,6 +72,11 @@ async def test_watchdog_withholds_pings_while_a_critical_loop_is_hung() -> None:
     sup.health.beat("control")
     await asyncio.sleep(0.05)
     assert "WATCHDOG=1" in notifier.messages
+    now[0] = 400.0  # the poller's heartbeat is what counts for "link"
+    sup.health.beat("control")
+    assert sup.critical_stale() == ["link"]
+    sup.health.beat("2030.5 server")
+    assert sup.critical_stale() == []
     dog.cancel()
     await asyncio.gather(dog, return_exceptions=True)
 
