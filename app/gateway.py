@@ -58,6 +58,7 @@ LINKS_FILE = "telemetry-links.json"
 IDENTITY_CHECK_S = 30.0
 #: parts that must beat at least this often or the watchdog pings stop (their loops beat ≤ 30 s)
 MAX_SILENCE_S = 120.0
+LINK_MAX_SILENCE_S = 900.0
 
 
 class Link:
@@ -338,8 +339,10 @@ class Gateway:
             await asyncio.wait_for(inverter.read_telemetry(), 3)
         if await self.panel.held_at_power_on():
             self.reset_state()
-        # the poller beats under the server's health name, also while it waits between polls
-        sup.add("link", self._link, MAX_SILENCE_S, heartbeat=SERVER_PART)
+        # the poller beats under the server's health name, also while it waits between polls; one
+        # discovery walk over a slow server may take minutes (each request may take 20 s), hence
+        # a longer allowance than the local loops get
+        sup.add("link", self._link, LINK_MAX_SILENCE_S, heartbeat=SERVER_PART)
         sup.add("dispatch", self._dispatch)
         sup.add("control", self.engine.run, MAX_SILENCE_S)
         sup.add("telemetry", lambda: self._telemetry(inverter, lfdi), MAX_SILENCE_S)
