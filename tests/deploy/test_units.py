@@ -1,4 +1,4 @@
-"""Fast checks of deploy/: the unit verifies cleanly, its hardening score, sysusers/tmpfiles/udev syntax.
+"""Fast checks of deploy/: the units verify cleanly, their hardening scores, sysusers/tmpfiles/udev syntax.
 
 systemd 252's `systemd-analyze verify` only *warns* about unknown keys and bad values (exit 0), so any
 stderr output fails here. These run without systemd as PID 1 (only the systemd package is needed);
@@ -17,6 +17,12 @@ import pytest
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNIT = DEPLOY / "wattsmart-gateway.service"
+#: the update units (app/ota): drop-in for the gateway, rollback (OnFailure=), recover (boot), updater
+OTA_DROPIN = DEPLOY / "wattsmart-gateway.service.d" / "10-ota.conf"
+ROLLBACK = DEPLOY / "wattsmart-gateway-rollback.service"
+RECOVER = DEPLOY / "wattsmart-gateway-recover.service"
+UPDATER = DEPLOY / "wattsmart-gateway-updater.service"
+OTA_UNITS = (ROLLBACK, RECOVER, UPDATER)
 SYSUSERS = DEPLOY / "sysusers.d" / "wattsmart-gateway.conf"
 TMPFILES = DEPLOY / "tmpfiles.d" / "wattsmart-gateway.conf"
 UDEV_RULES = DEPLOY / "udev" / "rules.d" / "60-wattsmart-gateway-gpio.rules"
@@ -24,6 +30,12 @@ WATCHDOG_DROPIN = DEPLOY / "system.conf.d" / "10-wattsmart-watchdog.conf"
 INSTALL = DEPLOY / "install.sh"
 #: where the unit's ExecStart expects the gateway (deploy/install.sh puts it there)
 EXEC_PATH = "opt/wattsmart-gateway/current/bin/wattsmart-gateway"
+#: what the update units run (the venv's python of `current` and `previous`, and /bin/sh)
+OTA_EXEC_PATHS = (
+    "opt/wattsmart-gateway/current/bin/python",
+    "opt/wattsmart-gateway/previous/bin/python",
+    "bin/sh",
+)
 MAX_EXPOSURE = 2.0
 
 ANALYZE = shutil.which("systemd-analyze")
@@ -35,46 +47,62 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=30, check=False)
 
 
-def _staged_root(tmp_path: Path, unit_text: str) -> Path:
-    """A root holding systemd's own units, the unit as install.sh places it, and a stub ExecStart.
+def _staged_root(tmp_path: Path, texts: dict[str, str]) -> Path:
+    """A root holding systemd's own units, ours as install.sh places them, and stub executables.
 
-    verify needs the targets the unit refers to (sysinit.target, ...) and an executable at the
-    ExecStart path, which does not exist on a build machine.
+    verify needs the targets the units refer to (sysinit.target, ...) and an executable at each
+    ExecStart path, which does not exist on a build machine. `texts` replaces files by their path
+    under deploy/ (to plant a typo).
     """
     root = tmp_path / "root"
     units = Path("/usr/lib/systemd/system")
     if not units.is_dir():
         units = Path("/lib/systemd/system")
     shutil.copytree(units, root / "usr/lib/systemd/system", symlinks=True)
-    exe = root / EXEC_PATH
-    exe.parent.mkdir(parents=True)
-    exe.write_text("#!/bin/sh\n")
-    exe.chmod(0o755)
+    for path in (EXEC_PATH, *OTA_EXEC_PATHS):
+        exe = root / path
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        exe.write_text("#!/bin/sh\n")
+        exe.chmod(0o755)
     local = root / "usr/local/lib/systemd/system"
-    local.mkdir(parents=True)
-    (local / UNIT.name).write_text(unit_text)
+    for source in (UNIT, OTA_DROPIN, *OTA_UNITS):
+        name = str(source.relative_to(DEPLOY))
+        (local / name).parent.mkdir(parents=True, exist_ok=True)
+        (local / name).write_text(texts.get(name, source.read_text()))
     return root
 
 
-def _verify(tmp_path: Path, unit_text: str) -> subprocess.CompletedProcess[str]:
-    root = _staged_root(tmp_path, unit_text)
-    return _run(ANALYZE or "systemd-analyze", "verify", f"--root={root}", UNIT.name)
+def _verify(tmp_path: Path, **texts: str) -> subprocess.CompletedProcess[str]:
+    root = _staged_root(tmp_path, {k.replace("__", "/"): v for k, v in texts.items()})
+    names = [UNIT.name, *(u.name for u in OTA_UNITS)]
+    return _run(ANALYZE or "systemd-analyze", "verify", f"--root={root}", *names)
 
 
-def test_unit_verifies_without_any_message(tmp_path: Path) -> None:
-    result = _verify(tmp_path, UNIT.read_text())
+def test_units_verify_without_any_message(tmp_path: Path) -> None:
+    result = _verify(tmp_path)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
 
 def test_verify_check_catches_a_misspelt_key(tmp_path: Path) -> None:
     """The gate above is only worth something if a typo in [Service] produces output."""
     text = UNIT.read_text().replace("WatchdogSec=", "WatchdogSecs=", 1)
-    result = _verify(tmp_path, text)
+    result = _verify(tmp_path, **{UNIT.name: text})
     assert "WatchdogSecs" in result.stderr
 
 
-def test_security_exposure_is_at_most_2() -> None:
-    result = _run(ANALYZE or "systemd-analyze", "security", "--offline=yes", "--no-pager", UNIT)
+def test_verify_reads_the_ota_dropin_and_units(tmp_path: Path) -> None:
+    """The drop-in is where install.sh puts it (else verify would not see this typo), and so are the units."""
+    dropin = re.sub(r"^OnFailure=", "OnFailures=", OTA_DROPIN.read_text(), count=1, flags=re.M)
+    updater = re.sub(r"^ReadWritePaths=", "ReadWritePath=", UPDATER.read_text(), count=1, flags=re.M)
+    texts = {"wattsmart-gateway.service.d__10-ota.conf": dropin, UPDATER.name: updater}
+    result = _verify(tmp_path, **texts)
+    assert "OnFailures" in result.stderr and "ReadWritePath" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("unit", [UNIT, *OTA_UNITS], ids=lambda u: u.name)
+def test_security_exposure_is_at_most_2(unit: Path) -> None:
+    """The gateway and the (root) update units alike; deploy/README.md lists the scores."""
+    result = _run(ANALYZE or "systemd-analyze", "security", "--offline=yes", "--no-pager", unit)
     assert result.returncode == 0, result.stderr
     match = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)", result.stdout)
     assert match, result.stdout[-500:]
@@ -107,6 +135,37 @@ def test_unit_carries_the_required_settings() -> None:
     assert service["ExecStart"][0].split()[0] == "/" + EXEC_PATH
     assert "PYTHONFAULTHANDLER=1" in " ".join(service["Environment"])  # tracebacks on a watchdog kill
     assert "network-online.target" not in " ".join(unit.get("After", []))  # never wait for a network
+
+
+def test_ota_units_carry_the_update_contract() -> None:
+    """What app/ota relies on (app/ota/README.md); the units' paths are OtaSettings' defaults."""
+    from app.ota.settings import OtaSettings
+
+    dropin = _section(OTA_DROPIN, "Unit")
+    assert dropin["OnFailure"] == [ROLLBACK.name]
+    assert RECOVER.name in dropin["Wants"] and RECOVER.name in dropin["After"]
+    rollback = _section(ROLLBACK, "Service")["ExecStart"][0]
+    # code of the known-good release, never of the failing one
+    assert rollback.startswith("/opt/wattsmart-gateway/previous/bin/python -m app.ota rollback --crash-loop")
+    assert "wattsmart-gateway.service" in " ".join(_section(RECOVER, "Unit")["Before"])
+    assert _section(RECOVER, "Service")["Type"] == ["oneshot"]
+    assert _section(UPDATER, "Service")["Restart"] == ["always"]  # it exits after a commit
+    settings = OtaSettings()
+    for unit in OTA_UNITS:
+        service = _section(unit, "Service")
+        writable = " ".join(service["ReadWritePaths"]).split()
+        for path in (settings.root, settings.state_dir, settings.trust_store.parent):
+            assert str(path) in writable, (unit.name, path)
+        assert service["ProtectSystem"] == ["strict"]
+        assert service["NoNewPrivileges"] == ["yes"]
+        assert service["UMask"] == ["0022"]  # release folders must be readable by the gateway's user
+    script = INSTALL.read_text()
+    for unit in (OTA_DROPIN, *OTA_UNITS):
+        assert str(unit.relative_to(DEPLOY)) in script, f"install.sh does not install {unit.name}"
+    enabled = re.search(r'^ota_units="([^"]*)"', script, re.M)
+    assert enabled and set(enabled[1].split()) == {RECOVER.name, UPDATER.name}  # the rollback is not enabled
+    # ReadWritePaths= needs the state folder to exist: tmpfiles makes it, root's (the gateway only reads it)
+    assert re.search(rf"^d {settings.state_dir}\s+0755 root\s+root\s", TMPFILES.read_text(), re.M)
 
 
 def test_sysusers_and_tmpfiles_apply_to_an_empty_root(tmp_path: Path) -> None:
