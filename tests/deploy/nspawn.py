@@ -174,12 +174,41 @@ def copy_tree(source: Path, dest: Path) -> Path:
 
 
 def build_wheelhouse(dest: Path) -> Path:
-    """Wheels for the gateway (built from this checkout) and all its dependencies; returns the gateway's.
+    """Wheels for the gateway (built from this checkout) and all its dependencies; returns the gateway's."""
+    source = _copy_source(dest.parent / "source")
+    wheels = _pip_wheel(source, dest)
+    return wheels[-1]
 
-    The checkout is copied first so the build writes nothing into it (others work in it too).
-    """
+
+def build_gateway_wheel(dest: Path, version: str, replace: dict[str, str] | None = None) -> Path:
+    """The gateway's wheel alone (no dependencies) as `version`, built from a copy of the checkout in
+    which `replace` swaps whole files (path relative to the checkout -> new text): the releases an
+    update test installs. The version is set in pyproject.toml and app/__init__.py."""
+    source = _copy_source(dest.parent / f"source-{version}")
+    pyproject = source / "pyproject.toml"
+    text, found = re.subn(
+        r'(?m)^version = "[^"]*"$', f'version = "{version}"', pyproject.read_text(), count=1
+    )
+    init = source / "app" / "__init__.py"
+    code, found_too = re.subn(r'(?m)^__version__ = "[^"]*"$', f'__version__ = "{version}"', init.read_text())
+    if not (found and found_too):
+        raise HarnessError("cannot set the version: pyproject.toml or app/__init__.py changed shape")
+    pyproject.write_text(text)
+    init.write_text(code)
+    for name, content in (replace or {}).items():
+        (source / name).write_text(content)
+    wheels = [
+        w for w in _pip_wheel(source, dest, "--no-deps") if w.name.startswith(f"wattsmart_gateway-{version}-")
+    ]
+    shutil.rmtree(source, ignore_errors=True)
+    if not wheels:
+        raise HarnessError(f"no wattsmart_gateway-{version} wheel in {dest}")
+    return wheels[0]
+
+
+def _copy_source(source: Path) -> Path:
+    """The sources a wheel is built from, copied: the build writes nothing into the checkout."""
     checkout = Path(os.environ.get("WSG_GATEWAY_SOURCE", REPO))  # another checkout, to try it
-    source = dest.parent / "source"
     shutil.rmtree(source, ignore_errors=True)
     source.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -188,11 +217,15 @@ def build_wheelhouse(dest: Path) -> Path:
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         if (checkout / name).exists():
             shutil.copy(checkout / name, source / name)
+    return source
+
+
+def _pip_wheel(source: Path, dest: Path, *options: str) -> list[Path]:
     pip = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv")) / "bin" / "pip"
     if not pip.exists():
         pip = REPO / ".venv" / "bin" / "pip"
     result = subprocess.run(
-        [str(pip), "wheel", "--quiet", "--wheel-dir", str(dest), str(source)],
+        [str(pip), "wheel", "--quiet", *options, "--wheel-dir", str(dest), str(source)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -201,7 +234,7 @@ def build_wheelhouse(dest: Path) -> Path:
     wheels = sorted(dest.glob("wattsmart_gateway-*.whl"))
     if result.returncode != 0 or not wheels:
         raise HarnessError(f"pip wheel failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return wheels[-1]
+    return wheels
 
 
 def _nspawn_base(root: Path) -> list[str]:
@@ -278,7 +311,10 @@ class Container:
                 ppid = re.search(r"^PPid:\s+(\d+)$", text, re.M)
                 nspid = re.search(r"^NSpid:\s+(.*)$", text, re.M)
                 ours = ppid and int(ppid.group(1)) == self._proc.pid
-                if ours and nspid and nspid.group(1).split()[-1] == "1":
+                # PID 1 of the container once it is systemd: before the exec it is nspawn's own
+                # child still setting up mounts, where `systemctl` would report "offline"
+                execd = re.search(r"^Name:\s+systemd$", text, re.M)
+                if ours and execd and nspid and nspid.group(1).split()[-1] == "1":
                     return int(status.parent.name)
         return 0
 
@@ -286,7 +322,7 @@ class Container:
         state = self.sh("systemctl", "is-system-running", check=False).stdout.strip()
         if state in ("running", "degraded"):
             return True
-        if state in ("maintenance", "stopping", "offline"):
+        if state in ("maintenance", "stopping"):  # "offline" may still be the very start: wait
             raise HarnessError(f"container system state {state!r}: {self._console_tail()}")
         return False
 
@@ -343,6 +379,10 @@ class Container:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._proc.wait(timeout)
         if self._proc.poll() is None:
+            # killing nspawn alone would leave the container's PID 1 (and so all of it) running
+            if self.leader:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.leader, signal.SIGKILL)
             self._proc.send_signal(signal.SIGKILL)
             self._proc.wait(10)
         self._proc = None
