@@ -81,7 +81,8 @@ class SerialPort:
 class InverterConfig:
     """The battery inverter and how to reach it."""
 
-    transport: Literal["rtu", "tcp", "sim"] = "sim"
+    #: required in the file: a forgotten section must not drive a simulated battery in the field
+    transport: Literal["rtu", "tcp", "sim"] = field(default="sim", metadata={"required": True})
     serial: SerialPort = field(default_factory=SerialPort)
     host: str = "127.0.0.1"
     port: int = 502
@@ -138,6 +139,14 @@ class ControlConfig:
     min_soc_percent: float = 5.0
     max_soc_percent: float = 100.0
 
+    def __post_init__(self) -> None:
+        if self.reassert_interval_s < 1:
+            raise _Invalid("reassert_interval_s", self.reassert_interval_s, "at least 1 second")
+        if self.max_soc_percent > 100:
+            raise _Invalid("max_soc_percent", self.max_soc_percent, "a percentage up to 100")
+        if self.min_soc_percent >= self.max_soc_percent:
+            raise _Invalid("min_soc_percent", self.min_soc_percent, "less than max_soc_percent")
+
 
 @dataclass(frozen=True, slots=True)
 class GpioConfig:
@@ -168,7 +177,7 @@ class Config:
     """The whole gateway configuration."""
 
     server: ServerConfig
-    inverter: InverterConfig = field(default_factory=InverterConfig)
+    inverter: InverterConfig = field(default_factory=InverterConfig, metadata={"required": True})
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)
@@ -188,7 +197,7 @@ def load_config(path: Path | str) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -199,6 +208,12 @@ def load_config(path: Path | str) -> Config:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     config = _resolve_paths(config, path.parent)
+    if config.inverter.revert_timeout_s <= config.control.reassert_interval_s:
+        raise ConfigError(
+            f"{path}: inverter.revert_timeout_s: got {config.inverter.revert_timeout_s}, expected more than "
+            f"control.reassert_interval_s ({config.control.reassert_interval_s}): the battery would revert "
+            "between refreshes"
+        )
     # The HAL checks what it alone knows (standard baud rates, ...); its reason names the setting.
     from app.hardware import inverter_settings
 
@@ -207,6 +222,27 @@ def load_config(path: Path | str) -> Config:
     except ValueError as exc:
         raise ConfigError(f"{path}: inverter: {exc}") from None
     return config
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: YAML would silently keep the last one."""
+
+
+def _no_duplicates(
+    loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[object, object]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (the second would silently win)", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
 def from_dict(cls: type[T], data: object, path: str) -> T:
@@ -224,7 +260,8 @@ def from_dict(cls: type[T], data: object, path: str) -> T:
     for name, f in fields.items():
         key = _join(path, name)
         if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if no_default or f.metadata.get("required"):
                 raise ConfigError(f"{key}: missing (required)")
             continue
         kwargs[name] = _convert(hints[name], data[name], key)
@@ -293,7 +330,10 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         cert_file=fix(config.server.cert_file),
         key_file=fix(config.server.key_file),
     )
-    return dataclasses.replace(config, server=server, state_dir=fix(config.state_dir))
+    inverter = config.inverter
+    if inverter.profile.endswith((".yaml", ".yml")):  # a file of ours, not "sunspec" or a shipped name
+        inverter = dataclasses.replace(inverter, profile=str(fix(Path(inverter.profile))))
+    return dataclasses.replace(config, server=server, inverter=inverter, state_dir=fix(config.state_dir))
 
 
 def _join(path: str, name: str) -> str:

@@ -13,13 +13,14 @@ from app.config import Config, ConfigError, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "gateway.example.yaml"
 
-MINIMAL = """
+SERVER = """
 server:
   dcap_url: https://127.0.0.1:8443/dcap
   ca_file: ca.pem
   cert_file: client.pem
   key_file: client.key
 """
+MINIMAL = SERVER + "inverter:\n  transport: sim\n"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -49,20 +50,30 @@ def test_minimal_config_gets_defaults_and_resolves_paths(tmp_path: Path) -> None
     assert config.inverter.transport == "sim"
 
 
+def test_relative_profile_file_is_relative_to_the_config(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, SERVER + "inverter:\n  transport: tcp\n  profile: vendor.yaml\n"))
+    assert config.inverter.profile == str(tmp_path / "vendor.yaml")
+    config = load_config(write(tmp_path, SERVER + "inverter:\n  transport: tcp\n  profile: sunspec\n"))
+    assert config.inverter.profile == "sunspec"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         (
-            MINIMAL + "inverter:\n  transport: usb\n",
+            SERVER + "inverter:\n  transport: usb\n",
             "inverter.transport: got 'usb', expected one of 'rtu', 'tcp', 'sim'",
         ),
-        (MINIMAL + "inverter:\n  port: fast\n", "inverter.port: got 'fast', expected a whole number"),
         (
-            MINIMAL + "inverter:\n  unit_id: 300\n",
+            SERVER + "inverter:\n  transport: sim\n  port: fast\n",
+            "inverter.port: got 'fast', expected a whole number",
+        ),
+        (
+            SERVER + "inverter:\n  transport: sim\n  unit_id: 300\n",
             "inverter.unit_id: got 300, expected a Modbus device id between 1 and 247",
         ),
         (
-            MINIMAL + "inverter:\n  serial:\n    stopbits: 3\n",
+            SERVER + "inverter:\n  transport: sim\n  serial:\n    stopbits: 3\n",
             "inverter.serial.stopbits: got 3, expected one of 1, 2",
         ),
         (
@@ -81,10 +92,25 @@ def test_minimal_config_gets_defaults_and_resolves_paths(tmp_path: Path) -> None
         ),
         (MINIMAL.replace("  key_file: client.key\n", ""), "server.key_file: missing (required)"),
         ("inverter: {}\n", "server: missing (required)"),
+        (SERVER, "inverter: missing (required)"),
+        (SERVER + "inverter:\n  port: 502\n", "inverter.transport: missing (required)"),
+        (MINIMAL + "inverter:\n  transport: tcp\n", "duplicate key 'inverter'"),
+        (
+            MINIMAL + "control:\n  reassert_interval_s: 0\n",
+            "control.reassert_interval_s: got 0, expected at least 1",
+        ),
+        (
+            MINIMAL + "control:\n  min_soc_percent: 90\n  max_soc_percent: 80\n",
+            "control.min_soc_percent: got 90.0, expected less than max_soc_percent",
+        ),
+        (
+            SERVER + "inverter:\n  transport: sim\n  revert_timeout_s: 30\n",
+            "inverter.revert_timeout_s: got 30, expected more than control.reassert_interval_s (60)",
+        ),
         ("- a\n- b\n", "top level: expected a mapping of keys, got ['a', 'b']"),
         ("server: [unclosed\n", "not valid YAML"),
         (MINIMAL + "state_dir: 12\n", "state_dir: got 12, expected a file or folder path"),
-        (MINIMAL + "inverter:\n  transport: rtu\n  serial:\n    baudrate: 9601\n", "inverter: baudrate 9601"),
+        (SERVER + "inverter:\n  transport: rtu\n  serial:\n    baudrate: 9601\n", "inverter: baudrate 9601"),
         (
             MINIMAL + "control:\n  min_soc_percent: -1\n",
             "control.min_soc_percent: got -1, expected a number ≥ 0",
@@ -104,7 +130,7 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_cli_prints_one_line_and_exits_nonzero(tmp_path: Path) -> None:
-    path = write(tmp_path, MINIMAL + "inverter:\n  transport: usb\n")
+    path = write(tmp_path, SERVER + "inverter:\n  transport: usb\n")
     result = subprocess.run(
         [sys.executable, "-m", "app", "run", "--config", str(path)],
         capture_output=True,

@@ -147,6 +147,8 @@ def write_config(folder: Path, state_dir: Path, ca_file: Path, cert: Path | None
         f"  ca_file: {ca_file}\n"
         f"  cert_file: {cert_file}\n"
         f"  key_file: {key_file}\n"
+        "inverter:\n"
+        "  transport: sim\n"
         f"state_dir: {state_dir}\n",
         encoding="utf-8",
     )
