@@ -25,20 +25,12 @@ RAMP_STEP_S: Final = 1.0
 SOC_CHECK_S: Final = 10.0
 
 
-def first_known(*values: float | None) -> float | None:
-    """The first value that is not None."""
-    return next((v for v in values if v is not None), None)
-
-
 def fixed_w_reference(ratings: Ratings, discharge: bool) -> float | None:
     """The watts 100 % of opModFixedW means: the battery inverter's own max discharge or charge rate."""
-    # 2030.5-2018 §10.10 / notes §3.5: + is a percentage of setMaxDischargeRateW (else setMaxW),
-    # − of setMaxChargeRateW (else setMaxW); nameplate ratings when the settings are unknown.
-    if discharge:
-        return first_known(
-            ratings.set_max_discharge_w, ratings.set_max_w, ratings.max_discharge_w, ratings.max_w
-        )
-    return first_known(ratings.set_max_charge_w, ratings.set_max_w, ratings.max_charge_w, ratings.max_w)
+    # 2030.5-2018 §10.10: + is a percentage of setMaxDischargeRateW, − of setMaxChargeRateW. Those
+    # are what DERSettings reports (app.telemetry.der), from the same Ratings methods, so the
+    # server computes the watts we write.
+    return ratings.discharge_limit_w() if discharge else ratings.charge_limit_w()
 
 
 def requested_watts(command: PowerCommand, ratings: Ratings) -> float | None:
@@ -222,7 +214,7 @@ class Executor:
         duration = command.ramp_s or 0.0
         if not duration and command.grad_pct_per_s:
             # setGradW: hundredths of a percent of setMaxW per second (2030.5 DefaultDERControl).
-            max_w = first_known(ratings.set_max_w, ratings.max_w)
+            max_w = ratings.active_power_limit_w()
             if max_w:
                 duration = abs(target - start) / (command.grad_pct_per_s / 100.0 * max_w)
         if duration > 0:

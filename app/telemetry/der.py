@@ -93,25 +93,21 @@ class Nameplate:
 
 def nameplate(ratings: Ratings, overrides: Ratings | None) -> Nameplate:
     """The inverter's own values; an override fills only what the inverter cannot report."""
-    own = Nameplate(
+    if overrides is not None:
+        ratings = Ratings(
+            **{f.name: _first(getattr(ratings, f.name), getattr(overrides, f.name)) for f in fields(Ratings)}
+        )
+    return Nameplate(
         max_w=ratings.max_w,
         max_charge_w=ratings.max_charge_w,
         max_discharge_w=ratings.max_discharge_w,
         max_wh=ratings.energy_capacity_wh,
-        # A device without separate settings runs at its ratings.
-        set_max_w=_first(ratings.set_max_w, ratings.max_w),
-        set_max_charge_w=_first(ratings.set_max_charge_w, ratings.max_charge_w),
-        set_max_discharge_w=_first(ratings.set_max_discharge_w, ratings.max_discharge_w),
+        # The limits the executor scales opModFixedW by and the HAL clamps to, from the same methods.
+        set_max_w=ratings.active_power_limit_w(),
+        set_max_charge_w=ratings.charge_limit_w(),
+        set_max_discharge_w=ratings.discharge_limit_w(),
         set_max_wh=ratings.energy_capacity_wh,
     )
-    if overrides is None:
-        return own
-    extra = nameplate(overrides, None)
-    values = {}
-    for f in fields(Nameplate):
-        mine, theirs = getattr(own, f.name), getattr(extra, f.name)
-        values[f.name] = mine if mine is not None else theirs
-    return Nameplate(**values)
 
 
 def _first(*values: float | None) -> float | None:

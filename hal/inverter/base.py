@@ -55,12 +55,25 @@ class Ratings:
     set_max_discharge_w: float | None = None
     """Current maximum discharge rate setting, W (702.WDisChaRteMax)."""
 
+    # The one definition of the battery inverter's limits: the HAL clamps to them, opModFixedW is a
+    # share of them and DERSettings reports them, so the server computes exactly what we write.
+
+    def active_power_limit_w(self) -> float | None:
+        """Largest active power, W, from the setting or the rating (DERSettings.setMaxW)."""
+        return _first_known(self.set_max_w, self.max_w)
+
     def charge_limit_w(self) -> float | None:
-        """Largest charge power the device will take, W (positive), from settings or ratings."""
+        """Largest charge power the device will take, W (positive), from settings or ratings.
+
+        DERSettings.setMaxChargeRateW, and 100 % of a negative opModFixedW.
+        """
         return _first_known(self.set_max_charge_w, self.max_charge_w, self.set_max_w, self.max_w)
 
     def discharge_limit_w(self) -> float | None:
-        """Largest discharge power the device will give, W, from settings or ratings."""
+        """Largest discharge power the device will give, W, from settings or ratings.
+
+        DERSettings.setMaxDischargeRateW, and 100 % of a positive opModFixedW.
+        """
         return _first_known(self.set_max_discharge_w, self.max_discharge_w, self.set_max_w, self.max_w)
 
 

@@ -11,7 +11,10 @@ from app.config import ControlConfig
 from app.control.executor import Executor, fixed_w_reference, requested_watts
 from app.control.modes import PowerCommand
 from app.health import Health
+from app.sep import parse, to_xml
+from app.sep.der import DERSettings
 from app.sep.types import ActivePower
+from app.telemetry.der import der_settings, nameplate
 from hal.inverter.base import Ratings
 from hal.inverter.battery import BatterySpec
 from tests.control.builders import T0
@@ -73,6 +76,9 @@ def target(watts: float, ramp_s: float | None = None, grad_pct_per_s: float | No
         (Ratings(6000, None, None, None, 4500, None, None), -5000, -2250.0),
         (Ratings(6000, 3000, 2000, None, None, None, None), 5000, 1000.0),
         (Ratings(6000, 3000, 2000, None, None, None, None), -5000, -1500.0),
+        # A rate rating beats setMaxW: the battery's own rate, as DERSettings reports it.
+        (Ratings(10000, 5000, 5000, None, 10000, None, None), 5000, 2500.0),
+        (Ratings(10000, 5000, 5000, None, 10000, None, None), -5000, -2500.0),
         (Ratings(None, None, None, None), 5000, None),
     ],
 )
@@ -87,6 +93,28 @@ def test_fixed_w_reference_prefers_settings() -> None:
     ratings = Ratings(5000, 4000, 3000, None, 4800, 3500, 2500)
     assert fixed_w_reference(ratings, True) == 2500
     assert fixed_w_reference(ratings, False) == 3500
+
+
+@pytest.mark.parametrize(
+    "ratings",
+    [
+        Ratings(10000, 5000, 5000, None, 10000, None, None),  # WMax 10 kW, 5 kW rate ratings
+        Ratings(10000, 5000, 4000, None, 8000, 3000, None),
+        Ratings(6000, None, None, None, 4500, None, None),
+        Ratings(6000, 3000, 2000, None, None, None, None),
+        Ratings(5000, 4000, 3000, 10000, 5000, 4000, 3000),
+    ],
+)
+@pytest.mark.parametrize("hundredths", [10000, 5000, 1, -1, -5000, -10000])
+def test_fixed_w_is_what_the_server_computes_from_our_der_settings(ratings: Ratings, hundredths: int) -> None:
+    settings = der_settings(nameplate(ratings, None), T0, set_grad_w=0)
+    assert settings is not None
+    sent = parse(DERSettings, to_xml(settings))
+    # 2030.5 opModFixedW: + in % of setMaxDischargeRateW (else setMaxW), − of setMaxChargeRateW.
+    rate = sent.setMaxDischargeRateW if hundredths > 0 else sent.setMaxChargeRateW
+    reference = (rate or sent.setMaxW).watts
+    server = hundredths / 10000 * reference
+    assert requested_watts(fixed(hundredths), ratings) == pytest.approx(server)
 
 
 @pytest.mark.parametrize(
