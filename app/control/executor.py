@@ -23,6 +23,10 @@ RATINGS_MAX_AGE_S: Final = 3600.0
 RAMP_STEP_S: Final = 1.0
 #: while the battery is driven, its state of charge is checked this often against the limits
 SOC_CHECK_S: Final = 10.0
+#: while the battery is in its own mode, a reading is kept at most this old for the next write
+IDLE_SAMPLE_S: Final = 60.0
+#: an older reading (or none: just started, inverter unreadable) is refreshed before writing
+SAMPLE_MAX_AGE_S: Final = 120.0
 
 
 def fixed_w_reference(ratings: Ratings, discharge: bool) -> float | None:
@@ -98,6 +102,10 @@ class Executor:
         self._ramp: _Ramp | None = None
         self._clamps: set[tuple[str, str]] = set()
         self._failing = False
+        self._sample: Telemetry | None = None
+        self._sample_at = 0.0
+        self._sample_tried = -1
+        self._steps = 0
 
     @property
     def written(self) -> float | None:
@@ -140,12 +148,16 @@ class Executor:
         self._written = None
 
     async def _step(self, now: float) -> float | None:
+        self._steps += 1
         command = self._command
         if command is None:
             if not self._released:
                 await self._release()
+            # Idle, nothing waits: keep a reading for the next event's start.
+            await self._sample_if_older(IDLE_SAMPLE_S, now)
             return None
-        ratings = await self._ratings_at_most(RATINGS_MAX_AGE_S, now)
+        stale_ratings = self._ratings is not None and now - self._ratings_at > RATINGS_MAX_AGE_S
+        ratings = self._ratings if self._ratings is not None else await self._read_ratings(now)
         asked = requested_watts(command, ratings)
         if asked is None:
             # Never keep forcing an old setpoint when the new one cannot be computed.
@@ -154,10 +166,14 @@ class Executor:
             raise _RatingsUnknown("the inverter does not report the ratings opModFixedW refers to")
         target = rating_clamp(asked, ratings)
         self._note_clamp(command, "rating", asked, target)
-        telemetry = await self._telemetry()
+        # The write must not wait on a reading (~350 ms on RS-485 at 9600 baud against a 250 ms
+        # event-start budget): the last one serves, and a fresh one follows the write. Only when
+        # there is none recent enough for the state-of-charge limits is it read first.
+        await self._sample_if_older(SAMPLE_MAX_AGE_S, now)
         if self._changed:
             self._changed = False
-            measured = telemetry.w if telemetry is not None else None
+            # the battery's own power at most IDLE_SAMPLE_S old: where a ramp from its own mode starts
+            measured = self._sample.w if self._sample is not None else None
             self._start_ramp(command, target, ratings, measured, now)
         value = target
         if self._ramp is not None:
@@ -166,42 +182,68 @@ class Executor:
                 self._ramp = None
             else:
                 value = ramped
-        soc = telemetry.soc_pct if telemetry is not None else None
-        limited = soc_clamp(value, soc, self._config)
-        self._note_clamp(command, "state of charge", value, limited)
-        limited = round(limited, 1)
+        limited = self._soc_limited(command, value)
+        if not self._write_due(limited, now) and now - self._sample_at >= SOC_CHECK_S:
+            # Nothing to write yet, so nothing waits: check the state of charge with a fresh reading.
+            await self._sample_if_older(0.0, now)
+            limited = self._soc_limited(command, value)
+        if self._write_due(limited, now):
+            await self._write(command, limited, now)
+            await self._sample_if_older(0.0, now)  # unless it was read (or failed) this step
+            again = self._soc_limited(command, value)
+            if again != limited:
+                await self._write(command, again, now)
+        # Stale ratings are re-read after the write; a change is acted on by the next step, at once.
+        if stale_ratings and await self._read_ratings(now) != ratings:
+            return now
         reassert = float(self._config.reassert_interval_s)
-        if limited != self._written or now - self._last_write >= reassert or self._released:
-            held = await self._inverter.set_active_power(limited)
-            if limited != self._written:
-                # a ramp's intermediate steps are not news; where it settles is
-                level = logging.DEBUG if self._ramp is not None else logging.INFO
-                _LOGGER.log(
-                    level, "setpoint %.0f W for %s (inverter holds %.0f W)", limited, command.source, held
-                )
-            self._written = limited
-            self._released = False
-            self._last_write = now
         due = self._last_write + reassert
         if self._ramp is not None:
             due = min(due, now + RAMP_STEP_S)
-        elif limited != 0.0:
+        elif self._written != 0.0:
             due = min(due, now + SOC_CHECK_S)
         return due
 
-    async def _ratings_at_most(self, max_age_s: float, now: float) -> Ratings:
-        if self._ratings is None or now - self._ratings_at > max_age_s:
-            self._ratings = await self._inverter.read_ratings()
-            self._ratings_at = now
+    def _soc_limited(self, command: PowerCommand, value: float) -> float:
+        soc = self._sample.soc_pct if self._sample is not None else None
+        limited = soc_clamp(value, soc, self._config)
+        self._note_clamp(command, "state of charge", value, limited)
+        return round(limited, 1)
+
+    def _write_due(self, watts: float, now: float) -> bool:
+        reassert = float(self._config.reassert_interval_s)
+        return watts != self._written or now - self._last_write >= reassert or self._released
+
+    async def _write(self, command: PowerCommand, watts: float, now: float) -> None:
+        held = await self._inverter.set_active_power(watts)
+        if watts != self._written:
+            # a ramp's intermediate steps are not news; where it settles is
+            level = logging.DEBUG if self._ramp is not None else logging.INFO
+            _LOGGER.log(level, "setpoint %.0f W for %s (inverter holds %.0f W)", watts, command.source, held)
+        self._written = watts
+        self._released = False
+        self._last_write = now
+
+    async def _read_ratings(self, now: float) -> Ratings:
+        self._ratings = await self._inverter.read_ratings()
+        self._ratings_at = now
         return self._ratings
 
-    async def _telemetry(self) -> Telemetry | None:
-        """A fresh reading (state of charge, power), or None: the write must not wait on it."""
+    async def _sample_if_older(self, max_age_s: float, now: float) -> None:
+        """Read the inverter if the last reading is older than `max_age_s`, at most once per step."""
+        if self._sample is not None and now - self._sample_at < max_age_s:
+            return
+        if self._sample_tried == self._steps:
+            return
+        self._sample_tried = self._steps
         try:
-            return await self._inverter.read_telemetry()
+            self._sample = await self._inverter.read_telemetry()
         except HalError as exc:
             _LOGGER.debug("telemetry unknown: %s", exc)
-            return None
+            if self._sample is not None and now - self._sample_at >= SAMPLE_MAX_AGE_S:
+                self._sample = None  # too old to clamp by: unknown does not clamp
+            return
+        self._sample_at = now
 
     def _start_ramp(
         self, command: PowerCommand, target: float, ratings: Ratings, measured: float | None, now: float

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
 from app.config import ControlConfig
-from app.control.executor import Executor, fixed_w_reference, requested_watts
+from app.control.executor import SAMPLE_MAX_AGE_S, Executor, fixed_w_reference, requested_watts
 from app.control.modes import PowerCommand
 from app.health import Health
 from app.sep import parse, to_xml
 from app.sep.der import DERSettings
 from app.sep.types import ActivePower
 from app.telemetry.der import der_settings, nameplate
-from hal.inverter.base import Ratings
+from hal.inverter.base import Ratings, Telemetry
 from hal.inverter.battery import BatterySpec
 from tests.control.builders import T0
-from tests.control.fakes import RecordingInverter
+from tests.control.fakes import RecordingInverter, wait_until
 
 SPEC = BatterySpec(max_w=5000, max_charge_w=4000, max_discharge_w=3000, initial_soc_pct=50)
 
@@ -274,3 +276,59 @@ async def test_ramp_starts_from_the_batterys_own_power_when_it_was_released() ->
     for t in range(10, 15):
         await executor.step(clock.set(t))
     assert inverter.watts == [-1000.0, -500.0, 0.0, 500.0, 1000.0]
+
+
+class SlowReads(RecordingInverter):
+    """A telemetry read that takes as long as the test says (RS-485 at 9600 baud: ~350 ms)."""
+
+    def __init__(self, spec: BatterySpec, clock: FakeTime) -> None:
+        super().__init__(spec, clock=clock)
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.reads = 0
+        self.soc_pct: float | None = None
+        """When set, the state of charge the readings report."""
+
+    async def read_telemetry(self) -> Telemetry:
+        self.reads += 1
+        await self.gate.wait()
+        sample = await super().read_telemetry()
+        return sample if self.soc_pct is None else replace(sample, soc_pct=self.soc_pct)
+
+
+def make_slow(spec: BatterySpec = SPEC) -> tuple[Executor, SlowReads, FakeTime]:
+    clock = FakeTime()
+    inverter = SlowReads(spec, clock)
+    return Executor(inverter, ControlConfig(min_soc_percent=5.0), Health(clock=lambda: 0.0)), inverter, clock
+
+
+async def test_an_event_start_writes_without_waiting_for_a_reading() -> None:
+    executor, inverter, clock = make_slow()
+    assert await executor.step(clock.set(0)) is None  # idle: takes a reading for later
+    assert inverter.reads == 1
+    inverter.gate.clear()
+    executor.command(fixed(5000))
+    step = asyncio.create_task(executor.step(clock.set(30)))
+    await wait_until(lambda: inverter.watts == [1500.0], timeout_s=1.0)  # while the read is stuck
+    assert not step.done()  # the fresh reading follows the write
+    inverter.gate.set()
+    assert await step == 40.0
+    assert inverter.reads == 2
+
+
+async def test_a_stale_reading_is_corrected_right_after_the_write() -> None:
+    executor, inverter, clock = make_slow()
+    await executor.step(clock.set(0))  # idle reading: 50 %
+    inverter.soc_pct = 4.0  # drained by its own mode since
+    executor.command(target(1000.0))
+    await executor.step(clock.set(30))
+    assert inverter.watts == [1000.0, 0.0]  # the reading after the write stops the discharge at once
+
+
+async def test_without_a_recent_reading_the_state_of_charge_is_read_first() -> None:
+    executor, inverter, clock = make_slow()
+    await executor.step(clock.set(0))  # idle reading: 50 %
+    inverter.soc_pct = 4.0
+    executor.command(target(1000.0))
+    await executor.step(clock.set(SAMPLE_MAX_AGE_S + 1))  # the idle reading is too old to trust
+    assert inverter.watts == [0.0]
