@@ -168,7 +168,8 @@ class StatusPageConfig:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8080
-    #: commissioning mode keeps the page reachable on all interfaces for this long
+    #: commissioning mode (a 5-10 s button hold) opens the page on this address for a while
+    commissioning_host: str = "0.0.0.0"  # noqa: S104 - the installer's phone is on the site network
     commissioning_s: int = 1800
 
 

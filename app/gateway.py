@@ -2,14 +2,17 @@
 
 Parts and their owners:
 
-- `link`: the 2030.5 session (TLS, discovery, polling). It is rebuilt when a new certificate is
-  installed (hot pickup), confirms a certificate on trial once the server accepts it, and falls
-  back to the previous identity when the server refuses it.
-- `dispatch`: hands each new server snapshot to the control engine and the telemetry.
+- `link`: the 2030.5 session (TLS, discovery, polling). It confirms a certificate on trial once
+  the server accepts it and lists our EndDevice, and falls back to the previous identity when the
+  server refuses it. When another certificate comes into force (an install, a fall-back, or the
+  first certificate of a new box) the process exits with EXIT_RESTART and systemd starts it again
+  on the new identity: LFDI, mirrors and responses then all agree (a reconnect, not a reboot).
+- `dispatch`: hands each new server snapshot's links to the telemetry (and saves them).
 - `control`: the DER control engine (releases the battery on shutdown).
-- `telemetry`: the 30-s sampler, mirrors, DER reports and the outbox (flushed on shutdown).
+- `telemetry`: the 30-s sampler, mirrors, DER reports and the outbox (committed when it stops).
 - `panel`: the status LED and the button; `expiry`: the certificate expiry watch.
-The status page is a listener owned by `Gateway.run` itself.
+The status page is a listener owned by `Gateway.run` itself; the status page and the panel are
+conveniences: if they cannot start, the gateway logs it and controls the battery regardless.
 """
 
 from __future__ import annotations
@@ -24,12 +27,13 @@ import random
 import shutil
 import time
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from app import __version__
-from app.client.errors import NotAuthorized, TlsHandshakeError
+from app.client.clock import ServerClock
+from app.client.errors import ConnectionFailed, NotAuthorized, TlsHandshakeError
 from app.client.session import Session
 from app.client.snapshot import ServerTree
 from app.commissioning.panel import Panel
@@ -43,9 +47,10 @@ from app.identity import IdentityFiles, IdentityStore, NoIdentity, identity_stat
 from app.identity.peer import server_cert_fetch
 from app.observed import ObservedInverter
 from app.ota.state import is_updating
+from app.sep.identity import IdentityError, load_cert_identity
 from app.supervisor import Supervisor
 from app.telemetry import ServerTimebase, TelemetryLinks, TelemetryService
-from hal.gpio import LedState
+from hal.gpio import LedState, highest
 from hal.inverter import connect_inverter
 
 _LOGGER = logging.getLogger(__name__)
@@ -59,30 +64,29 @@ IDENTITY_CHECK_S = 30.0
 #: parts that must beat at least this often or the watchdog pings stop (their loops beat ≤ 30 s)
 MAX_SILENCE_S = 120.0
 LINK_MAX_SILENCE_S = 900.0
+#: exit status asking systemd (Restart=on-failure) to start us again, e.g. on a new certificate
+EXIT_RESTART = 75
+#: errors in the poller's failure reason that mean this box has no network at all
+_NO_NETWORK = ("Network is unreachable", "Temporary failure in name resolution", "No route to host")
 
 
 class Link:
     """The current 2030.5 session, whichever certificate it runs on; what control and telemetry hold."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: ServerClock) -> None:
+        self.clock = clock
         self.session: Session | None = None
         self.ready = asyncio.Event()
         self._switched = asyncio.Event()
 
     def _current(self) -> Session:
         if self.session is None:
-            from app.client.errors import ConnectionFailed
-
             raise ConnectionFailed("no session yet (starting, or switching certificate)")
         return self.session
 
     def now(self) -> datetime:
-        """Server time (system time until the first Time resource is read)."""
-        if self.session is None:
-            from datetime import UTC
-
-            return datetime.now(UTC)
-        return self.session.now()
+        """Server time (our clock until the first Time resource is read)."""
+        return self.clock.now()
 
     async def get(self, href: str, cls: type[T], params: Mapping[str, str | int] | None = None) -> T:
         """GET through the current session."""
@@ -122,11 +126,14 @@ class Link:
             while not switched.is_set():
                 nxt = asyncio.ensure_future(anext(trees))
                 gone = asyncio.ensure_future(switched.wait())
-                await asyncio.wait({nxt, gone}, return_when=asyncio.FIRST_COMPLETED)
-                gone.cancel()
-                if not nxt.done():
-                    nxt.cancel()
-                    await asyncio.gather(nxt, return_exceptions=True)
+                try:
+                    await asyncio.wait({nxt, gone}, return_when=asyncio.FIRST_COMPLETED)
+                finally:  # also when our consumer is cancelled: leave no future pending
+                    gone.cancel()
+                    if not nxt.done():
+                        nxt.cancel()
+                        await asyncio.gather(nxt, return_exceptions=True)
+                if nxt.cancelled():
                     break
                 yield nxt.result()
 
@@ -141,7 +148,14 @@ class Gateway:
         self.supervisor = Supervisor(health=self.health, rng=self.rng)
         self.identity = IdentityStore.from_config(config)
         self.expiry = watch_store(self.identity)
-        self.link = Link()
+        #: one server clock for the process, whichever session learns the offset
+        self.clock = ServerClock()
+        self.link = Link(self.clock)
+        self.lfdi: str | None = None
+        #: why there is no usable client certificate (None when there is one)
+        self.identity_problem: str | None = None
+        self.exit_status = 0
+        self.identity_check_s = IDENTITY_CHECK_S
         self.started = time.monotonic()
         self.inverter: ObservedInverter | None = None
         self.engine: ControlEngine | None = None
@@ -150,6 +164,7 @@ class Gateway:
         self.status_page: StatusPage | None = None
         self.commissioning_until: float | None = None
         self._saved_links: TelemetryLinks | None = None
+        self._commissioning: asyncio.Task[None] | None = None
 
     # --- the parts ----------------------------------------------------------------------------
 
@@ -161,38 +176,83 @@ class Gateway:
         except NoIdentity:
             return None
 
-    async def _link(self) -> None:
-        """Run the session on the identity in force; rebuild it when the identity changes."""
-        while True:
-            files = self._identity_files()
-            server = files.server_config(self.config.server) if files is not None else self.config.server
-            async with Session(server, health=self.health, rng=self.rng, poll=False) as session:
-                self.link.replace(session)
-                poll = asyncio.create_task(session.poller.run(), name="poller")
-                try:
-                    await self._watch_identity(session, files)
-                finally:
-                    self.link.replace(None)
-                    poll.cancel()
-                    await asyncio.gather(poll, return_exceptions=True)
-            _LOGGER.info("reconnecting with the identity now in force")
+    def _load_identity(self) -> str | None:
+        """Our LFDI from the certificate in force; None (and the reason kept) when there is none."""
+        files = self._identity_files()
+        if files is not None:
+            self.identity_problem = None
+            return files.identity.lfdi
+        try:
+            lfdi = load_cert_identity(self.config.server.cert_file).lfdi
+        except IdentityError as exc:
+            self.identity_problem = str(exc)
+            return None
+        self.identity_problem = None
+        return lfdi
 
-    async def _watch_identity(self, session: Session, files: IdentityFiles | None) -> None:
-        """Return when the session must be rebuilt on another certificate."""
+    def _cert_stamp(self) -> tuple[int, int] | None:
+        """The configured certificate file's mtime and size, to notice a replaced file."""
+        try:
+            st = self.config.server.cert_file.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def restart(self, reason: str) -> None:
+        """Stop cleanly with EXIT_RESTART so that systemd starts us again (e.g. on a new identity)."""
+        _LOGGER.warning("%s: restarting the gateway to take it up", reason)
+        self.exit_status = EXIT_RESTART
+        self.supervisor.stopping.set()
+
+    async def _link(self) -> None:
+        """Run the session on the identity in force; restart when another identity comes into force."""
+        if self.lfdi is None:
+            await self._await_identity()
+            self.restart("a client certificate is now installed")
+            return
+        files = self._identity_files()
+        server = files.server_config(self.config.server) if files is not None else self.config.server
+        session = Session(server, health=self.health, rng=self.rng, clock=self.clock, poll=False)
+        async with session:
+            self.link.replace(session)
+            poll = asyncio.create_task(session.poller.run(), name="poller")
+            try:
+                reason = await self._watch_identity(session, files)
+            finally:
+                self.link.replace(None)
+                poll.cancel()
+                await asyncio.gather(poll, return_exceptions=True)
+        self.restart(reason)
+
+    async def _await_identity(self) -> None:
+        """A box without a usable certificate waits for one, beating so the watchdog stays fed."""
         while True:
-            await asyncio.sleep(IDENTITY_CHECK_S)
-            if self.identity.managed and self.identity.changed(files):
-                self.expiry.check()
+            self.health.beat(SERVER_PART)
+            await asyncio.sleep(self.identity_check_s)
+            if await asyncio.to_thread(self._load_identity) is not None:
                 return
+
+    async def _watch_identity(self, session: Session, files: IdentityFiles | None) -> str:
+        """Confirm or fall back a certificate on trial; return why the session must be rebuilt."""
+        stamp = self._cert_stamp()
+        while True:
+            await asyncio.sleep(self.identity_check_s)
+            if self.identity.managed:
+                if self.identity.changed(files):
+                    return "another client certificate is in force"
+            elif self._cert_stamp() != stamp:
+                return f"{self.config.server.cert_file} changed"
             if files is None or not self.identity.on_trial():
                 continue
             failing = self.health.problems().get(SERVER_PART, "")
-            if session.tree is not None and not failing:
+            tree = session.tree
+            if tree is not None and tree.registered and not failing:
+                # the server accepts the new certificate and knows the new LFDI: retire the old one
                 await asyncio.to_thread(self.identity.confirm_working, files)
             elif failing.startswith((TlsHandshakeError.__name__, NotAuthorized.__name__)):
                 _LOGGER.error("the server refuses the new certificate; going back to the previous one")
                 await asyncio.to_thread(self.identity.fall_back, files)
-                return
+                return "fell back to the previous client certificate"
 
     async def _dispatch(self) -> None:
         """Hand each new snapshot's links to the telemetry (control follows the snapshots itself)."""
@@ -235,27 +295,33 @@ class Gateway:
     # --- status -------------------------------------------------------------------------------
 
     def led_state(self) -> LedState:
-        """The highest-priority condition, for the status LED."""
+        """The highest-priority condition that holds, for the status LED."""
         problems = self.health.problems()
-        crashed = [p for p in self.supervisor.parts.values() if p.restarts >= 3 and p.name in problems]
-        if crashed or self.expiry.error:
-            return LedState.FAULT
+        holds: set[LedState] = set()
+        if self.supervisor.crash_looping() or self.expiry.error or self.identity_problem:
+            holds.add(LedState.FAULT)
         if is_updating(self.config.ota.state_dir):
-            return LedState.UPDATING
+            holds.add(LedState.UPDATING)
         tree = self.link.tree
-        if SERVER_PART in problems:
-            return LedState.NO_SERVER
-        if tree is None:
-            return LedState.BOOTING
-        if not tree.registered:
-            return LedState.NOT_REGISTERED
+        server_problem = problems.get(SERVER_PART)
+        if server_problem is not None:
+            if server_problem.startswith(NotAuthorized.__name__):
+                holds.add(LedState.NOT_REGISTERED)  # 401/403: the utility does not know our LFDI
+            elif any(text in server_problem for text in _NO_NETWORK):
+                holds.add(LedState.NO_NETWORK)
+            else:
+                holds.add(LedState.NO_SERVER)
+        elif tree is None:
+            holds.add(LedState.BOOTING)
+        elif not tree.registered:
+            holds.add(LedState.NOT_REGISTERED)
         if self.inverter is None or self.inverter.failure is not None:
-            return LedState.NO_INVERTER
+            holds.add(LedState.NO_INVERTER)
         if self.commissioning_until is not None and time.monotonic() < self.commissioning_until:
-            return LedState.COMMISSIONING
+            holds.add(LedState.COMMISSIONING)
         if self.expiry.attention or problems:
-            return LedState.ATTENTION
-        return LedState.OK
+            holds.add(LedState.ATTENTION)
+        return highest(holds)
 
     def status(self) -> dict[str, Any]:
         """Everything the status page and /api/status show (no secrets)."""
@@ -272,6 +338,8 @@ class Gateway:
             ident = identity_status(self.identity, self.expiry)
         except Exception as exc:  # the page must render even without an identity
             ident = {"error": str(exc)}
+        if self.identity_problem:
+            ident = {"problem": f"{self.identity_problem}; install one with `wattsmart-gateway identity`"}
         return {
             "state": state,
             "led": self.led_state().name,
@@ -310,6 +378,8 @@ class Gateway:
     def _telemetry_status(self) -> dict[str, Any]:
         service = self.telemetry
         if service is None:
+            if self.lfdi is None:
+                return {"state": "waiting for a client certificate"}
             return {"state": "waiting for the server's mirror list"}
         out: dict[str, Any] = {"interval s": self.config.telemetry.interval_s}
         status = getattr(service, "status", None)
@@ -323,49 +393,60 @@ class Gateway:
         """Bring the hardware and listener up, say READY, run until SIGTERM, shut down cleanly."""
         cfg = self.config
         sup = self.supervisor
+        self.lfdi = lfdi = await asyncio.to_thread(self._load_identity)
+        if lfdi is None:
+            _LOGGER.error(
+                "no usable client certificate (%s); waiting for one: wattsmart-gateway identity init/install",
+                self.identity_problem,
+            )
         inner = await connect_inverter(inverter_settings(cfg.inverter))
         self.inverter = inverter = ObservedInverter(inner)
-        files = self._identity_files()
-        lfdi = files.identity.lfdi if files is not None else _lfdi_of(cfg)
-        # the updater waits while this flag says a grid event is in force (RuntimeDirectory on the box)
-        flag = cfg.ota.control_flag if cfg.ota.control_flag.parent.is_dir() else None
-        self.engine = ControlEngine(
-            cfg, inverter, self.link, lfdi, rng=self.rng, health=self.health, in_force_flag=flag
-        )
-        self.panel = Panel(cfg.gpio, self.led_state, self._on_press)
+        try:
+            self.panel = Panel(cfg.gpio, self.led_state, self._on_press)
+        except Exception as exc:  # no LED is no reason to leave the battery uncontrolled
+            _LOGGER.error("status LED and button unavailable: %s", exc)
         # one reading now, so the status page and LED tell the installer about the inverter at once
         # (the sampler's first tick may be 30 s away); a dead inverter is shown, not fatal
         with contextlib.suppress(Exception):
             await asyncio.wait_for(inverter.read_telemetry(), 3)
-        if await self.panel.held_at_power_on():
-            self.reset_state()
+        if self.panel is not None and await self.panel.held_at_power_on():
+            await asyncio.to_thread(self.reset_state)
         # the poller beats under the server's health name, also while it waits between polls; one
         # discovery walk over a slow server may take minutes (each request may take 20 s), hence
         # a longer allowance than the local loops get
         sup.add("link", self._link, LINK_MAX_SILENCE_S, heartbeat=SERVER_PART)
-        sup.add("dispatch", self._dispatch)
-        sup.add("control", self.engine.run, MAX_SILENCE_S)
-        sup.add("telemetry", lambda: self._telemetry(inverter, lfdi), MAX_SILENCE_S)
-        fetch_server = server_cert_fetch(self.identity, cfg.server)
-        sup.add("expiry", lambda: self.expiry.run(fetch_server=fetch_server))
-        sup.add("panel", self.panel.run)
-        sup.on_shutdown("release the battery", self.engine.stop)
-        sup.on_shutdown("flush the outbox", self._flush)
+        if lfdi is not None:
+            # the updater waits while this flag says a grid event is in force (RuntimeDirectory on a box)
+            flag = cfg.ota.control_flag if cfg.ota.control_flag.parent.is_dir() else None
+            self.engine = engine = ControlEngine(
+                cfg, inverter, self.link, lfdi, rng=self.rng, health=self.health, in_force_flag=flag
+            )
+            sup.add("dispatch", self._dispatch)
+            sup.add("control", engine.run, MAX_SILENCE_S)
+            sup.add("telemetry", lambda: self._telemetry(inverter, lfdi), MAX_SILENCE_S)
+            fetch_server = server_cert_fetch(self.identity, cfg.server)
+            sup.add("expiry", lambda: self.expiry.run(fetch_server=fetch_server))
+            # the parts are cancelled first (telemetry commits its outbox as it stops), then this
+            sup.on_shutdown("release the battery", engine.stop)
+        if self.panel is not None:
+            sup.add("panel", self.panel.run)
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if cfg.status_page.enabled:
                     page = StatusPage(self.status, cfg.status_page.host, cfg.status_page.port)
-                    self.status_page = await stack.enter_async_context(page)
+                    try:
+                        self.status_page = await stack.enter_async_context(page)
+                    except OSError as exc:  # e.g. the port is taken: the battery matters more
+                        _LOGGER.error("status page unavailable on %s:%d: %s", page.host, page.port, exc)
                 await sup.run_until_stopped()
         finally:
+            if self._commissioning is not None:
+                self._commissioning.cancel()
             await inverter.close()
-            self.panel.close()
+            if self.panel is not None:
+                self.panel.close()
             sup.notifier.close()
-        return 0
-
-    async def _flush(self) -> None:
-        if self.telemetry is not None:
-            await self.telemetry.flush()
+        return self.exit_status
 
     async def _on_press(self, press: str) -> None:
         """Button: short = self-test on the LED; long = commissioning mode for a while."""
@@ -374,8 +455,27 @@ class Gateway:
             _LOGGER.info("self-test %s", "passed" if ok else "failed: " + "; ".join(self.health.problems()))
             self.panel.show_result(ok)
         elif press == "long":
-            self.commissioning_until = time.monotonic() + self.config.status_page.commissioning_s
-            _LOGGER.info("commissioning mode for %d s", self.config.status_page.commissioning_s)
+            await self.commission()
+
+    async def commission(self) -> None:
+        """Commissioning mode: the status page opens to the local network for a bounded time."""
+        seconds = self.config.status_page.commissioning_s
+        self.commissioning_until = time.monotonic() + seconds
+        if self._commissioning is not None:
+            self._commissioning.cancel()
+        host = self.config.status_page.commissioning_host
+        if self.status_page is not None:
+            # the installer's phone is on the site network, not on this box's loopback
+            await self.status_page.serve_on(host)
+        _LOGGER.info("commissioning mode for %d s: status page on %s", seconds, host)
+        self._commissioning = asyncio.create_task(self._end_commissioning(seconds))
+
+    async def _end_commissioning(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.commissioning_until = None
+        if self.status_page is not None:
+            await self.status_page.serve_on(self.config.status_page.host)
+        _LOGGER.info("commissioning mode ended")
 
     async def self_test(self) -> bool:
         """Quick on-box test: inverter answers now, server reachable and registered, certificate fine."""
@@ -389,10 +489,12 @@ class Gateway:
         return inverter_ok and server_ok and self.expiry.error is None
 
     def reset_state(self) -> None:
-        """Forget everything in the state folder except the identity (keys and certificates)."""
+        """Forget the gateway's state (outbox, control ledger, saved links); never the identity, and
+        never the updater's folder (root's, and a reset must not undo an update in progress)."""
         state_dir = self.config.state_dir
+        keep = {state_dir / "identity", self.config.ota.state_dir}
         for entry in state_dir.iterdir() if state_dir.is_dir() else ():
-            if entry.name == "identity":
+            if entry in keep:
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
@@ -430,12 +532,4 @@ def _in_force(plan: Plan | None) -> str | None:
 
 
 def _iso(epoch: float | None) -> str | None:
-    from datetime import UTC
-
     return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None
-
-
-def _lfdi_of(config: Config) -> str:
-    from app.sep.identity import load_cert_identity
-
-    return load_cert_identity(config.server.cert_file).lfdi

@@ -18,6 +18,7 @@ import os
 import random
 import signal
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -90,6 +91,7 @@ class Part:
     #: the Health name its loop beats under (default: the part's own name)
     heartbeat: str = ""
     restarts: int = 0
+    recent_restarts: deque[float] = field(default_factory=lambda: deque(maxlen=10))
     task: asyncio.Task[None] | None = None
 
 
@@ -104,6 +106,8 @@ class Supervisor:
     shutdown_hooks: list[tuple[str, Callable[[], Awaitable[None]]]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     first_restart_delay_s: float = 1.0
+    #: a restarted part that runs this long is marked healthy again
+    stable_after_s: float = 60.0
 
     def add(
         self,
@@ -130,8 +134,11 @@ class Supervisor:
     async def _guard(self, part: Part) -> None:
         """Run a part; when it crashes or returns, restart it with backoff, leaving the others alone."""
         delay = self.first_restart_delay_s
+        loop = asyncio.get_running_loop()
         while not self.stopping.is_set():
             started = time.monotonic()
+            # a restarted part that keeps running is healthy again (the LED must not stay red)
+            healed = loop.call_later(self.stable_after_s, self._healed, part) if part.restarts else None
             try:
                 await part.factory()
                 reason = "stopped unexpectedly"
@@ -140,6 +147,9 @@ class Supervisor:
             except Exception as exc:
                 reason = f"crashed: {exc!r}"
                 _LOGGER.exception("%s crashed", part.name)
+            finally:
+                if healed is not None:
+                    healed.cancel()
             if self.stopping.is_set():
                 return
             if time.monotonic() - started > 10 * MAX_RESTART_DELAY_S:
@@ -147,10 +157,26 @@ class Supervisor:
                     self.first_restart_delay_s
                 )  # it ran fine for a long time: this is a new problem, not a loop
             part.restarts += 1
+            part.recent_restarts.append(time.monotonic())
             self.health.problem(part.name, f"{reason}; restart #{part.restarts} in {delay:.0f} s")
+            # waiting to restart is not being hung: keep the watchdog fed through the backoff
+            self.health.beat(part.heartbeat)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), delay)
+            self.health.beat(part.heartbeat)
             delay = min(delay * 2, MAX_RESTART_DELAY_S)
+
+    def _healed(self, part: Part) -> None:
+        self.health.ok(part.name)
+
+    def crash_looping(self, within_s: float = 600.0, count: int = 3) -> list[str]:
+        """Parts restarted `count` times within the last `within_s` seconds (a fault, not a hiccup)."""
+        now = time.monotonic()
+        return [
+            p.name
+            for p in self.parts.values()
+            if sum(1 for t in p.recent_restarts if now - t < within_s) >= count
+        ]
 
     def critical_stale(self) -> list[str]:
         """Critical parts that have not beaten within their allowance."""

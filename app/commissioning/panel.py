@@ -28,8 +28,10 @@ IDLE_POLL_S = 0.1
 HELD_POLL_S = 0.02
 #: how long a self-test result stays on the LED
 RESULT_SHOW_S = 5.0
-#: a hold at power-on this long resets state
+#: a hold at power-on this long, then a release, resets state (the LED turns green: let go now)
 RESET_HOLD_S = 10.0
+#: held longer than this, the button is stuck: no reset
+STUCK_S = 30.0
 
 PressHandler = Callable[[str], Awaitable[None]]
 
@@ -98,19 +100,23 @@ class Panel:
         self.override = (LedState.OK if ok else LedState.FAULT, self._clock() + RESULT_SHOW_S)
 
     async def held_at_power_on(self) -> bool:
-        """True when the button is held from start-up for RESET_HOLD_S (the LED blinks meanwhile)."""
+        """True when the button, held from start-up, is let go after RESET_HOLD_S (and before STUCK_S)."""
         if self.gpio is None or self.gpio.button is None or not self.gpio.button.pressed():
             return False
         _LOGGER.warning(
-            "button held at power-on: keep holding %d s to reset the gateway's state", RESET_HOLD_S
+            "button held at power-on: hold %d s, until the LED turns green, then let go to reset the state",
+            RESET_HOLD_S,
         )
         started = self._clock()
         while self.gpio.button.pressed():
-            self.gpio.led.render(LedState.FAULT, self._clock())
-            if self._clock() - started >= RESET_HOLD_S:
-                return True
+            held = self._clock() - started
+            if held >= STUCK_S:
+                # a stuck button (or a wrong button_active_low) must not wipe the state at every boot
+                _LOGGER.error("button held for %d s at power-on: stuck or miswired; no reset", held)
+                return False
+            self.gpio.led.render(LedState.FAULT if held < RESET_HOLD_S else LedState.OK, self._clock())
             await self._sleep(HELD_POLL_S)
-        return False
+        return self._clock() - started >= RESET_HOLD_S
 
     async def run(self) -> None:
         """Drive the LED and watch the button until cancelled."""

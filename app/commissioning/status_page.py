@@ -87,23 +87,36 @@ def make_app(snapshot: Snapshot) -> web.Application:
 
 
 class StatusPage:
-    """The page's HTTP listener as an async context manager."""
+    """The page's HTTP listener as an async context manager; `serve_on` moves it to another address."""
 
     def __init__(self, snapshot: Snapshot, host: str, port: int) -> None:
         self._runner = web.AppRunner(make_app(snapshot), access_log=None)
-        self._host, self._port = host, port
+        self.host, self.port = host, port
+        self._site: web.TCPSite | None = None
         self.url = ""
 
     async def __aenter__(self) -> StatusPage:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        port = sockets[0].getsockname()[1] if sockets else self._port
-        self.url = f"http://{self._host}:{port}/"
-        _LOGGER.info("status page on %s", self.url)
+        try:
+            await self.serve_on(self.host)
+        except BaseException:
+            await self._runner.cleanup()
+            raise
         return self
+
+    async def serve_on(self, host: str) -> None:
+        """Listen on `host` (same port) instead of the current address."""
+        if self._site is not None:
+            await self._site.stop()
+        site = web.TCPSite(self._runner, host, self.port)
+        await site.start()
+        self._site = site
+        sockets = getattr(site._server, "sockets", None) or []
+        if sockets:
+            self.port = sockets[0].getsockname()[1]  # port 0 picked one: keep it for a move
+        self.host = host
+        self.url = f"http://{host}:{self.port}/"
+        _LOGGER.info("status page on %s", self.url)
 
     async def __aexit__(self, *exc: object) -> None:
         await self._runner.cleanup()

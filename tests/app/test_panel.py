@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from app.commissioning.panel import IDLE_POLL_S, RESET_HOLD_S, RESULT_SHOW_S, Panel, gpio_settings, next_edge
+from app.commissioning.panel import IDLE_POLL_S, RESULT_SHOW_S, STUCK_S, Panel, gpio_settings, next_edge
 from app.config import GpioConfig
 from hal.gpio import FakeGpio, Gpio, LedState, colour_at
 from hal.gpio.patterns import PATTERNS
@@ -113,12 +113,19 @@ async def test_hold_at_power_on_for_ten_seconds_resets() -> None:
             backend.release(CFG.button)
 
     panel, backend, _, now = make_panel(sleep=nap)
+    release_after.append(int(12 / 0.02))  # let go after 12 s
     backend.press(CFG.button)
     assert await panel.held_at_power_on() is True
-    assert sum(naps) == pytest.approx(RESET_HOLD_S, abs=0.05)
+    assert sum(naps) == pytest.approx(12, abs=0.05)
 
     naps.clear()
-    release_after.append(100)  # let go after 100 polls of 20 ms = 2 s
+    release_after[0] = 10_000  # never let go: a stuck button
+    backend.press(CFG.button)
+    assert await panel.held_at_power_on() is False
+    assert sum(naps) == pytest.approx(STUCK_S, abs=0.05)
+
+    naps.clear()
+    release_after[0] = 100  # let go after 100 polls of 20 ms = 2 s
     backend.press(CFG.button)
     assert await panel.held_at_power_on() is False
     assert sum(naps) == pytest.approx(2.0, abs=0.05)

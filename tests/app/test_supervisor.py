@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,45 @@ async def test_crashing_part_restarts_with_backoff_and_others_keep_running() -> 
     assert sup.parts["flaky"].restarts == flaky_runs
     assert "flaky" in sup.health.problems()
     assert all(p.task is not None and p.task.done() for p in sup.parts.values())
+
+
+async def test_a_restarted_part_that_keeps_running_is_healthy_again() -> None:
+    runs = 0
+    sup = Supervisor(notifier=RecordingNotifier(), first_restart_delay_s=0.01, stable_after_s=0.1)
+
+    async def crashes_once() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise RuntimeError("boom")
+        await asyncio.Event().wait()
+
+    sup.add("flaky", crashes_once)
+    sup.start()
+    await asyncio.sleep(0.05)
+    assert "flaky" in sup.health.problems()
+    assert sup.crash_looping(count=1) == ["flaky"]
+    await asyncio.sleep(0.15)
+    assert sup.health.problems() == {}
+    assert sup.crash_looping() == []  # one crash is not a loop
+    await sup.stop()
+
+
+async def test_a_part_in_restart_backoff_is_not_hung() -> None:
+    now = [0.0]
+    sup = Supervisor(
+        health=Health(clock=lambda: now[0]), notifier=RecordingNotifier(), first_restart_delay_s=0.05
+    )
+
+    async def cannot_start() -> None:
+        now[0] += 100  # each failed attempt "takes" 100 s of the health clock
+        raise OSError("certificate unreadable")
+
+    sup.add("link", cannot_start, max_silence_s=150, heartbeat="2030.5 server")
+    sup.start()
+    await asyncio.sleep(0.3)
+    assert sup.critical_stale() == []  # crashing and retrying, but not hung: systemd must not kill us
+    await sup.stop()
 
 
 async def test_watchdog_withholds_pings_while_a_critical_loop_is_hung() -> None:
@@ -131,6 +171,9 @@ def test_notifier_never_blocks_when_nobody_reads(tmp_path: Path, monkeypatch: py
         sock.bind(str(path))
         monkeypatch.setenv("NOTIFY_SOCKET", str(path))
         notifier = Notifier()
+        started = time.monotonic()
         for _ in range(1000):  # far beyond the datagram queue (net.unix.max_dgram_qlen)
             notifier.send("WATCHDOG=1")
+        assert time.monotonic() - started < 1.0  # a blocking socket would hang here for good
+        assert sock.recv(100) == b"WATCHDOG=1"  # the first ones did arrive
         notifier.close()

@@ -142,18 +142,3 @@ def test_cli_prints_one_line_and_exits_nonzero(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "inverter.transport" in lines[0] and "'usb'" in lines[0]
-
-
-def test_run_without_a_certificate_is_one_clear_line(tmp_path: Path) -> None:
-    path = write(tmp_path, MINIMAL + f"state_dir: {tmp_path / 'state'}\ngpio:\n  backend: none\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "run", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert str(tmp_path / "client.pem") in lines[0] and "does not exist" in lines[0]
