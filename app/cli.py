@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -106,22 +105,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from hal.modbus import quiet_library_logging
 
     quiet_library_logging()
-    try:
-        supervisor = importlib.import_module("app.supervisor")
-    except ModuleNotFoundError:
-        print("wattsmart-gateway: the supervisor is not built yet; configuration is valid", file=sys.stderr)
-        return 1
-    from app.sep.identity import IdentityError
+    from app import supervisor  # imported here: `id` and `validate` need none of it
 
-    try:
-        status: int = supervisor.run(config)
-    except IdentityError as exc:
-        # exit 2 like a configuration error: systemd does not restart-loop on it
-        print(
-            f"wattsmart-gateway: {exc}; install the certificate (wattsmart-gateway identity)", file=sys.stderr
-        )
-        return 2
-    return status
+    return supervisor.run(config)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

@@ -1,16 +1,21 @@
 """`wattsmart-gateway check`: the installer's self-test, one line per check with a fix for each failure.
 
 Checks run in order and later checks are skipped when what they need failed (no point trying the
-server without a readable certificate). The same results feed the button's short-press self-test.
+server without a readable certificate). On a box where the gateway is running, the inverter and
+the pins belong to it: those checks then report what the running gateway sees (its status page)
+instead of opening a second Modbus master on the RS-485 line or taking over the LED.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -164,17 +169,45 @@ async def check_registered(ctx: Context) -> CheckResult:
     return CheckResult("registration", True, f"EndDevice {tree.end_device.href}, {programs} DER programs")
 
 
+def running_gateway(config: Config) -> dict[str, Any] | None:
+    """The running gateway's /api/status, or None when no gateway answers on this box."""
+    page = config.status_page
+    if not page.enabled:
+        return None
+    host = "127.0.0.1" if page.host in ("0.0.0.0", "::") else page.host  # noqa: S104
+    try:
+        with urllib.request.urlopen(f"http://{host}:{page.port}/api/status", timeout=2) as reply:
+            data = json.loads(reply.read())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+async def _live(ctx: Context) -> dict[str, Any] | None:
+    if "live" not in ctx.extra:
+        ctx.extra["live"] = await asyncio.to_thread(running_gateway, ctx.config) if ctx.config else None
+    live = ctx.extra["live"]
+    return live if isinstance(live, dict) else None
+
+
 async def check_inverter(ctx: Context) -> CheckResult:
     """The inverter answers, with plausible ratings and telemetry."""
     name = "inverter"
     if ctx.config is None:
         return CheckResult(name, None, "skipped (no valid configuration)")
+    live = await _live(ctx)
+    if live is not None:
+        inv = live.get("inverter", {})
+        if inv.get("reachable") and inv.get("frequency Hz") is not None:
+            detail = (
+                f"seen by the running gateway: {inv.get('power W') or 0:+.0f} W, "
+                f"{inv['frequency Hz']:.2f} Hz, {inv.get('state of charge %') or 0:.0f} %"
+            )
+            return CheckResult(name, True, detail)
+        problem = inv.get("problem") or "no reading yet"
+        return CheckResult(name, False, f"the running gateway cannot read it: {problem}", _inverter_fix(ctx))
     cfg = ctx.config.inverter
-    fix = (
-        f"check the RS-485 wiring, {cfg.serial.port}, {cfg.serial.baudrate} baud and unit id {cfg.unit_id}"
-        if cfg.transport == "rtu"
-        else f"check that {cfg.host}:{cfg.port} is the inverter and unit id {cfg.unit_id} is right"
-    )
+    fix = _inverter_fix(ctx)
     try:
         inverter = await connect_inverter(inverter_settings(cfg))
         try:
@@ -195,10 +228,22 @@ async def check_inverter(ctx: Context) -> CheckResult:
     return CheckResult(name, True, detail)
 
 
+def _inverter_fix(ctx: Context) -> str:
+    assert ctx.config is not None
+    cfg = ctx.config.inverter
+    if cfg.transport == "rtu":
+        port = cfg.serial
+        return f"check the RS-485 wiring, {port.port}, {port.baudrate} baud and unit id {cfg.unit_id}"
+    return f"check that {cfg.host}:{cfg.port} is the inverter and unit id {cfg.unit_id} is right"
+
+
 async def check_gpio(ctx: Context) -> CheckResult:
     """The status LED and button pins can be opened."""
     if ctx.config is None:
         return CheckResult("LED and button", None, "skipped (no valid configuration)")
+    live = await _live(ctx)
+    if live is not None:
+        return CheckResult("LED and button", True, f"in use by the running gateway (LED: {live.get('led')})")
     settings = gpio_settings(ctx.config.gpio)
     if settings is None:
         return CheckResult("LED and button", True, "none configured (gpio.backend: none)")

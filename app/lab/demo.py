@@ -34,13 +34,8 @@ _LOGGER = logging.getLogger("demo")
 
 #: the lab tree's "Wattsmart contracted" program (primacy 1)
 CONTRACTED_PROGRAM = 1
-RESPONSES = {
-    1: "received",
-    2: "started",
-    3: "completed",
-    6: "cancelled",
-    7: "superseded",
-}  # the lab tree's "Wattsmart contracted" program (primacy 1)
+#: what the response codes the demo shows mean (2030.5-2018 Table 27)
+RESPONSES = {1: "received", 2: "started", 3: "completed", 6: "cancelled", 7: "superseded"}
 
 
 def _pki(folder: Path) -> lab_pki.Pki:

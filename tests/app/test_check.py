@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from app.commissioning.check import DEFAULT_CHECKS, CheckResult, run_checks
+from app.config import load_config
+from app.gateway import Gateway
 from app.lab.gateway_config import write_lab_config
 from app.lab.pki import Pki
 from app.lab.server import LabServer
 from hal.inverter.sunspec_server import SunSpecServer
+from tests.app.conftest import free_port
 
 
 def write_config(tmp_path: Path, pki: Pki, server: LabServer, battery: SunSpecServer, client: str) -> Path:
@@ -95,3 +99,36 @@ async def test_bad_config_names_the_key(tmp_path: Path) -> None:
     assert results[0].ok is False
     assert "server.ca_file" in results[0].detail or "dcap_url" in results[0].detail
     assert all(r.ok is None for r in results[2:])
+
+
+async def test_on_a_running_box_the_inverter_and_pins_are_left_to_the_gateway(
+    tmp_path: Path, pki: Pki, lab_server: LabServer, battery: SunSpecServer
+) -> None:
+    path = write_lab_config(
+        tmp_path / "gateway.yaml",
+        lab_server,
+        battery.port,
+        tmp_path / "state",
+        status_port=free_port(),
+        gpio={"backend": "fake"},
+    )
+    gw = Gateway(load_config(path))
+    run = asyncio.create_task(gw.run())
+    try:
+        for _ in range(100):
+            if gw.status_page is not None and gw.inverter is not None and gw.inverter.telemetry is not None:
+                break
+            await asyncio.sleep(0.05)
+        results = by_name(await run_checks(path, DEFAULT_CHECKS))
+        assert results["inverter"].ok is True
+        assert results["inverter"].detail.startswith("seen by the running gateway")
+        assert results["LED and button"].detail.startswith("in use by the running gateway")
+        await battery.cut()
+        await gw.self_test()  # the button's self-test reads the inverter now and records the failure
+        results = by_name(await run_checks(path, DEFAULT_CHECKS))
+        assert results["inverter"].ok is False
+        assert "the running gateway cannot read it" in results["inverter"].detail
+        await battery.restore()
+    finally:
+        gw.supervisor.stopping.set()
+        await asyncio.wait_for(run, 15)
