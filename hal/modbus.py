@@ -6,9 +6,10 @@ Why this wrapper exists rather than using pymodbus directly:
   explicit and a whole call is also bounded by our own deadline.
 * RTU frames carry no transaction id: a reply that arrives after its request timed out would be
   taken as the reply to the next request (pymodbus PR #2636). Retries are therefore ours (pymodbus
-  gets `retries=0`), and after any timeout the bus stays quiet for `quiet_after_timeout_s`, so a
-  reply up to that late arrives while nothing is outstanding and pymodbus drops it. Replies later
-  still are caught only by the reply-length check and by read-back; size the timeout to the device.
+  gets `retries=0`), and after any timeout, or a request cancelled in flight, the bus stays quiet
+  for `quiet_after_timeout_s`, so a reply up to that late arrives while nothing is outstanding and
+  pymodbus drops it. Replies later still are caught only by the reply-length check and by
+  read-back; size the timeout to the device.
 * Cheap RS-485 devices need silence between frames; pymodbus' async transport enforces none, so
   requests are paced by `inter_frame_gap_s`.
 * pymodbus' own reconnect loop is disabled (`reconnect_delay=0`): reconnects happen here, with
@@ -259,6 +260,11 @@ class ModbusBus:
                     last_exc = exc
                     self._after_silence()
                     continue
+                except asyncio.CancelledError:
+                    # Cancelled mid-request (shutdown): the reply may still come, and on RTU the next
+                    # request (the release) would take it for its own. Quiet as after a timeout.
+                    self._after_silence()
+                    raise
                 self._set_ready(self.gap_s)
                 return self._check_reply(response, address, device_id, resp_pdu)
             self._on_no_reply(device_id, last_exc)

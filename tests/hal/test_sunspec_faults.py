@@ -139,3 +139,22 @@ async def test_dead_device_does_not_stall_live_one_on_rtu_bus(sim_clock: Monoton
 async def test_protocol_error_is_an_inverter_protocol_error() -> None:
     assert issubclass(ModbusExceptionReply, InverterProtocolError)
     assert FAST_BUS.call_budget_s() == pytest.approx(0.65)
+
+
+async def test_release_after_a_cancelled_read_gets_its_own_reply_on_rtu(sim_clock: Monotonic) -> None:
+    # SIGTERM cancels the telemetry read mid-request and the release goes out next. RTU replies carry
+    # no transaction id: the read's late reply must not be taken for the release's.
+    bus = BusSettings(timeout_s=0.5, retries=0, inter_frame_gap_s=0.0, settle_after_connect_s=0.0)
+    async with (
+        SunSpecServer(SPEC, clock=sim_clock, framing="rtu") as server,
+        open_inverter(settings_for(server, bus=bus), auto_keepalive=False) as inverter,
+    ):
+        await inverter.set_active_power(-3000.0)
+        server.faults.delay_s = 0.3  # every reply: one in flight when the read is cancelled
+        read = asyncio.create_task(inverter.read_telemetry())
+        await asyncio.sleep(0.1)
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+        await inverter.release()
+        assert server.device.battery.target_w is None
