@@ -24,6 +24,7 @@ from app.control.modes import PowerCommand, default_command
 from app.control.responder import Responder
 from app.control.schedule import MISSED, EventRecord, Plan, ProgramView, evaluate
 from app.health import Health
+from app.ota.state import set_control_in_force
 from app.sep.der import DefaultDERControl
 from app.sep.response import ResponseStatus
 from hal.errors import HalError
@@ -90,7 +91,7 @@ class ControlEngine:
     `run()` follows `link.snapshots()`, schedules, drives the inverter and posts responses until
     cancelled; `stop()` releases the battery (register it as a shutdown hook). `update(programs)`
     can also feed programs directly (tools, tests). `in_force_flag` (the updater's
-    `control_flag`) exists exactly while a server event is in force.
+    `control_flag`) exists exactly while a server event is in force, carrying its end.
     """
 
     def __init__(
@@ -121,7 +122,8 @@ class ControlEngine:
         self._failsafe = False
         self._pruned_at: float | None = None
         self._flag = in_force_flag
-        self._flagged: bool | None = None
+        self._flagged: float | None = None
+        self._flag_synced = False
         self.plan: Plan | None = None
         """The last evaluation (None before the first snapshot or while in fail-safe)."""
 
@@ -172,7 +174,7 @@ class ControlEngine:
 
     async def stop(self) -> None:
         """Release the battery to its own mode (shutdown): never leave a setpoint forcing it."""
-        self._mark_in_force(False)
+        self._mark_in_force(None)
         try:
             await self._executor.release()
         except HalError as exc:
@@ -201,7 +203,7 @@ class ControlEngine:
             power, next_change, plan = self._decide(now, mono)
             self._executor.command(power)
             executor_due = await self._executor.step(self._monotonic())
-            self._mark_in_force(plan is not None and bool(plan.in_force))
+            self._mark_in_force(_in_force_until(plan))
             self._health.beat(PART)
             if plan is not None:
                 # After the write: persisting must not delay the setpoint at an event's start.
@@ -236,20 +238,21 @@ class ControlEngine:
         self.plan = plan
         return plan.power, plan.next_change, plan
 
-    def _mark_in_force(self, in_force: bool) -> None:
-        """Keep the flag file that tells the updater a grid-control event is in force (transitions only)."""
-        if self._flag is None or in_force == self._flagged:
+    def _mark_in_force(self, until: float | None) -> None:
+        """Keep the flag that tells the updater a grid-control event is in force, and until when.
+
+        The updater (`app.ota.state.control_in_force`) waits while the flag's `until` (epoch
+        seconds) lies ahead, so a flag left behind by a crashed gateway stops blocking updates.
+        """
+        if self._flag is None or (self._flag_synced and until == self._flagged):
             return
         try:
-            if in_force:
-                self._flag.parent.mkdir(parents=True, exist_ok=True)
-                self._flag.touch()
-            else:
-                self._flag.unlink(missing_ok=True)
+            set_control_in_force(self._flag, until)
         except OSError as exc:
-            _LOGGER.warning("cannot %s %s: %s", "create" if in_force else "remove", self._flag, exc)
+            _LOGGER.warning("cannot %s %s: %s", "update" if until else "remove", self._flag, exc)
             return
-        self._flagged = in_force
+        self._flagged = until
+        self._flag_synced = True
 
     def _fallback(self) -> PowerCommand | None:
         """The DefaultDERControl last seen, else nothing (release)."""
@@ -284,3 +287,10 @@ class ControlEngine:
         if delay > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
+
+
+def _in_force_until(plan: Plan | None) -> float | None:
+    """The end (epoch seconds) of the events in force, or None when none is."""
+    if plan is None or not plan.in_force:
+        return None
+    return max(plan.states[mrid].end for mrid in set(plan.in_force.values()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -18,6 +19,7 @@ from app.control.ledger import Ledger, OwedResponse
 from app.control.responder import response_document
 from app.control.schedule import ProgramControls
 from app.health import Health
+from app.ota.state import control_in_force
 from app.sep.codec import to_xml
 from app.sep.der import DefaultDERControl, DERControlBase
 from hal.clock import utc_now
@@ -232,8 +234,14 @@ async def test_in_force_flag_exists_exactly_while_an_event_is_in_force(tmp_path:
         assert engine.setpoint == 1000.0
         await wait_until(lambda: not flag.exists())
         assert engine.setpoint == 50.0
-        engine.update([program(1, control("E2", now_s(-1), 60, fixed=2000))])
+        e2_start = now_s(-1)
+        engine.update([program(1, control("E2", e2_start, 60, fixed=2000))])
         await wait_until(flag.exists)
+        # The updater's format: the end of the events in force, so a stale flag expires by itself.
+        e2_end = T0.timestamp() + e2_start + 60
+        assert json.loads(flag.read_bytes()) == {"until": pytest.approx(e2_end, abs=1)}
+        assert control_in_force(flag, now=e2_end - 1)
+        assert not control_in_force(flag, now=e2_end)
     await engine.stop()
     assert not flag.exists()
 
