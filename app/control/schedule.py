@@ -49,6 +49,7 @@ __all__ = [
     "Plan",
     "ProgramControls",
     "ProgramView",
+    "default_control",
     "evaluate",
     "new_record",
     "normal_mrid",
@@ -137,7 +138,7 @@ def evaluate(
             upcoming = ev.start if ev.start > t else ev.end
             if next_change is None or upcoming < next_change:
                 next_change = upcoming
-    default = _default(programs)
+    default = default_control(programs)
     grad = default_grad(default)
     active = in_force.get(POWER)
     if active is not None:
@@ -392,7 +393,8 @@ def _response_order(code: int) -> int:
     return -1 if code == _RECEIVED else code
 
 
-def _default(programs: Sequence[ProgramView]) -> DefaultDERControl | None:
+def default_control(programs: Sequence[ProgramView]) -> DefaultDERControl | None:
+    """The DefaultDERControl in force: that of the highest-priority program that has one."""
     best: ProgramView | None = None
     for prog in programs:
         if prog.default_control is not None and (best is None or prog.program.primacy < best.program.primacy):

@@ -8,7 +8,7 @@ Wiring (the supervisor):
     supervisor.add("telemetry", telemetry.run, max_silence_s=120)   # beats "telemetry" every 30 s
     supervisor.on_shutdown("telemetry outbox", telemetry.flush)
     # on every new snapshot: telemetry.update_links(TelemetryLinks.from_tree(tree))
-    # on a DefaultDERControl with setGradW: telemetry.set_grad_w(value)
+    #   (the links carry the default control's setGradW, which DERSettings reports)
 
 Health parts: "telemetry" (beat), "telemetry.inverter" and "telemetry.server" (problem/ok).
 State: one sqlite file in config.state_dir (app.store), owned by one process at a time.

@@ -71,7 +71,7 @@ class TelemetryService:
         lfdi: str,
         *,
         overrides: Ratings | None = None,
-        set_grad_w: int = 0,
+        set_grad_w: int | None = None,
         max_readings_per_post: int = MAX_READINGS_PER_POST,
         backlog_pace_s: float = BACKLOG_PACE_S,
         rng: random.Random | None = None,
@@ -86,7 +86,8 @@ class TelemetryService:
         self._lfdi = lfdi
         self._max_batch = max_readings_per_post
         self._pace = backlog_pace_s
-        self._nameplate = NameplateReporter(uplink, links, overrides, set_grad_w)
+        grad = links.set_grad_w if set_grad_w is None else set_grad_w
+        self._nameplate = NameplateReporter(uplink, links, overrides, grad)
         self._backoff = Backoff(cap_s=config.server.max_backoff_s, rng=rng or random.Random(), base_s=30.0)
         self._store: Store | None = None
         self._mirrors: Mirrors | None = None
@@ -148,6 +149,7 @@ class TelemetryService:
         _LOGGER.info("Telemetry links now %s", links)
         self._links = links
         self._nameplate.links = links
+        self.set_grad_w(links.set_grad_w)
         if self._mirrors is not None:
             self._mirrors.list_href = links.mirror_usage_points
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from app.client.snapshot import ServerTree
+from app.control.schedule import default_control
 
 T = TypeVar("T")
 
@@ -34,6 +35,9 @@ class TelemetryLinks:
     der_capability: str | None = None
     der_settings: str | None = None
     der_status: str | None = None
+    set_grad_w: int = 0
+    """Not a link: the setGradW of the DefaultDERControl in force (the one the control engine obeys),
+    which DERSettings reports; it follows every snapshot, and a restart, with the links."""
 
     @classmethod
     def from_tree(cls, tree: ServerTree) -> TelemetryLinks | None:
@@ -45,9 +49,11 @@ class TelemetryLinks:
         def href(link: object | None) -> str | None:
             return getattr(link, "href", None)
 
+        default = default_control(tree.programs)
         return cls(
             mirror_usage_points=tree.mirror_usage_point_list_href,
             der_capability=href(der.DERCapabilityLink) if der else None,
             der_settings=href(der.DERSettingsLink) if der else None,
             der_status=href(der.DERStatusLink) if der else None,
+            set_grad_w=(default.setGradW or 0) if default is not None else 0,
         )

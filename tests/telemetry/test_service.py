@@ -240,3 +240,25 @@ async def test_a_refused_report_is_not_repeated_and_blocks_nothing(
     assert any("refused DERCapability" in r.getMessage() for r in caplog.records)
     assert lab.count("PUT", f"/edev/{device.index}/der/0/derg") == 1
     assert [len(counts) for counts in received_ticks(lab).values()] == [11, 11]  # through 10:05:00
+
+
+async def test_der_settings_report_the_default_controls_set_grad_w(
+    lab: LabServer,
+    http: Session,
+    device: Device,
+    clock: SimClock,
+    inverter: SimInverter,
+    make_config: Callable[..., Config],
+) -> None:
+    links = dataclasses.replace(device.links, set_grad_w=300)  # a restart on the saved links
+    service = TelemetryService(make_config(), inverter, http, links, clock, Health(), device.lfdi)
+    async with running(service) as stop:
+        await clock.run_for(60)
+        # a new snapshot: the DefaultDERControl in force now limits the ramp to 10 %/s
+        service.update_links(dataclasses.replace(device.links, set_grad_w=1000))
+        await clock.run_for(60)
+        await stop()
+    derg = f"/edev/{device.index}/der/0/derg"
+    sets = [parse(DERSettings, r.body) for r in lab.requests if r.method == "PUT" and r.path == derg]
+    assert [s.setGradW for s in sets] == [300, 1000]
+    assert sets[1].updatedTime > sets[0].updatedTime
