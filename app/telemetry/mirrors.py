@@ -24,7 +24,7 @@ class Mirrors:
         self,
         uplink: Uplink,
         state: StateTable,
-        list_href: str,
+        list_href: str | None,
         lfdi: str,
         qualifiers: dict[str, int],
     ) -> None:
@@ -45,8 +45,11 @@ class Mirrors:
         """The server's postRate for the MUP of `point`, or None when it gave none."""
         return self._post_rates.get(point.key)
 
-    async def ensure(self, point: DataPoint) -> str:
-        """The href of `point`'s MUP: remembered, found on the server by mRID, or created (in that order)."""
+    async def ensure(self, point: DataPoint) -> str | None:
+        """The href of `point`'s MUP: remembered, found on the server by mRID, or created (in that order).
+
+        None while the server offers no MirrorUsagePointList to find or create it in.
+        """
         href = self._hrefs.get(point.key)
         if href is not None:
             return href
@@ -54,9 +57,11 @@ class Mirrors:
         key = f"mup:{mrid}"
         href = self._state.get(key)
         if href is None:
+            if self.list_href is None:
+                return None
             href = await self._find(mrid)
             if href is None:
-                href = await self._create(point)
+                href = await self._create(point, self.list_href)
             self._state.set(key, href)
         self._hrefs[point.key] = href
         await self.refresh(point)
@@ -87,6 +92,8 @@ class Mirrors:
         self._state.delete(f"mup:{mup_mrid(self._lfdi, point)}")
 
     async def _find(self, mrid: str) -> str | None:
+        if self.list_href is None:
+            return None
         start = 0
         while True:
             # Always page explicitly: a server may default `l` to 1 (envoy does).
@@ -100,13 +107,13 @@ class Mirrors:
             if not page.MirrorUsagePoint or start >= page.all:
                 return None
 
-    async def _create(self, point: DataPoint) -> str:
+    async def _create(self, point: DataPoint, list_href: str) -> str:
         mup = mirror_usage_point(point, self._lfdi, self._qualifiers.get(point.key, 0))
-        location = await self._uplink.post(self.list_href, mup)
+        location = await self._uplink.post(list_href, mup)
         if location is None:
             # Some servers answer 201 without Location; the list tells us where it went.
             location = await self._find(mup.mRID)
             if location is None:
-                raise Rediscover(f"server created no MirrorUsagePoint for {mup.mRID}", href=self.list_href)
+                raise Rediscover(f"server created no MirrorUsagePoint for {mup.mRID}", href=list_href)
         _LOGGER.info("Created mirror usage point %s for %s", location, point.description)
         return location

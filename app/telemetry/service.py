@@ -236,7 +236,8 @@ class TelemetryService:
         if poll_due:
             self._last_mup_poll = tick
         for point in POINTS:
-            await self._deliver(point, tick, deadline)
+            if mirrors.href(point) is not None:  # else its readings wait for a MirrorUsagePointList
+                await self._deliver(point, tick, deadline)
 
     async def _send_status(self, tick: int, sample: Telemetry | None) -> None:
         href = self._links.der_status

@@ -29,9 +29,12 @@ class Uplink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class TelemetryLinks:
-    """The hrefs discovery found for our device; a None DER link means that report is not sent."""
+    """The hrefs discovery found for our device; a None link means that report is not sent (yet).
 
-    mirror_usage_points: str
+    Without a MirrorUsagePointList the DER reports still go out; readings wait in the outbox.
+    """
+
+    mirror_usage_points: str | None
     der_capability: str | None = None
     der_settings: str | None = None
     der_status: str | None = None
@@ -41,19 +44,19 @@ class TelemetryLinks:
 
     @classmethod
     def from_tree(cls, tree: ServerTree) -> TelemetryLinks | None:
-        """The links in a discovery snapshot; None while the server offers no MirrorUsagePointList."""
-        if tree.mirror_usage_point_list_href is None:
-            return None
+        """The links in a discovery snapshot; None while the server offers nowhere to report to."""
         der = tree.der
 
         def href(link: object | None) -> str | None:
             return getattr(link, "href", None)
 
         default = default_control(tree.programs)
-        return cls(
+        links = cls(
             mirror_usage_points=tree.mirror_usage_point_list_href,
             der_capability=href(der.DERCapabilityLink) if der else None,
             der_settings=href(der.DERSettingsLink) if der else None,
             der_status=href(der.DERStatusLink) if der else None,
             set_grad_w=(default.setGradW or 0) if default is not None else 0,
         )
+        reports = (links.mirror_usage_points, links.der_capability, links.der_settings, links.der_status)
+        return links if any(reports) else None

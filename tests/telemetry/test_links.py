@@ -46,3 +46,11 @@ def test_links_carry_the_set_grad_w_of_the_default_control_in_force() -> None:
     assert no_default is not None and no_default.set_grad_w == 0
     absent = TelemetryLinks.from_tree(tree(branch(1, None)))
     assert absent is not None and absent.set_grad_w == 0
+
+
+def test_der_links_without_a_mirror_list_are_links() -> None:
+    links = TelemetryLinks.from_tree(tree(mirrors=None))
+    assert links is not None
+    assert links.mirror_usage_points is None and links.der_status == "/edev/0/der/0/ders"
+    bare = ServerTree(identity=DeviceIdentity(LFDI, 0), device_capability=DeviceCapability(href="/dcap"))
+    assert TelemetryLinks.from_tree(bare) is None  # nowhere to report to yet

@@ -262,3 +262,35 @@ async def test_der_settings_report_the_default_controls_set_grad_w(
     sets = [parse(DERSettings, r.body) for r in lab.requests if r.method == "PUT" and r.path == derg]
     assert [s.setGradW for s in sets] == [300, 1000]
     assert sets[1].updatedTime > sets[0].updatedTime
+
+
+async def test_der_reports_go_out_before_the_server_offers_a_mirror_list(
+    lab: LabServer,
+    http: Session,
+    device: Device,
+    clock: SimClock,
+    inverter: SimInverter,
+    make_config: Callable[..., Config],
+) -> None:
+    config = make_config()
+    no_mirrors = dataclasses.replace(device.links, mirror_usage_points=None)
+    service = TelemetryService(config, inverter, http, no_mirrors, clock, Health(), device.lfdi)
+    der = f"/edev/{device.index}/der/0"
+    async with running(service) as stop:
+        await clock.run_for(600)
+        assert lab.count("PUT", f"{der}/dercap") == 1
+        assert lab.count("PUT", f"{der}/derg") == 1
+        assert lab.count("PUT", f"{der}/ders") >= 9
+        assert lab.count("POST", "/mup") == 0 and received_ticks(lab) == {}
+        service.update_links(device.links)  # the next discovery finds the list
+        await clock.run_for(600)
+        await stop()
+    assert lab.count("POST", "/mup") == 2
+    first = int((START + timedelta(seconds=10)).timestamp())
+    with open_store(config.state_dir) as store:
+        waiting = {p: [t for t, _ in store.outbox.pending(p, 1000)] for p in ("W", "Hz")}
+    for n, counts in received_ticks(lab).items():
+        key = "W" if lab.tree.mups[n].MirrorMeterReading[0].ReadingType.uom == 38 else "Hz"  # type: ignore[union-attr]
+        delivered = sorted(counts) + waiting[key]
+        assert delivered[0] == first  # the readings kept in the outbox went out, none lost
+        assert delivered == list(range(first, delivered[-1] + 1, 30))
