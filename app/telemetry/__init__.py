@@ -2,7 +2,7 @@
 
 Wiring (the supervisor):
 
-    links = TelemetryLinks.from_tree(await session.wait_for(lambda t: t.mirror_usage_point_list_href))
+    links = TelemetryLinks.from_tree(await session.wait_for(lambda t: bool(TelemetryLinks.from_tree(t))))
     telemetry = TelemetryService(config, inverter, session, links, ServerTimebase(session.now),
                                  supervisor.health, session.identity.lfdi)
     supervisor.add("telemetry", telemetry.run, max_silence_s=120)   # beats "telemetry" every 30 s
