@@ -30,12 +30,25 @@ class Mirrors:
     ) -> None:
         self._uplink = uplink
         self._state = state
-        self.list_href = list_href
+        self._list_href = list_href
+        self._list_read = False
         self._lfdi = lfdi
         self._qualifiers = qualifiers
         self._hrefs: dict[str, str] = {}
         self._post_rates: dict[str, int | None] = {}
         self.pollRate: int | None = None
+        """The MirrorUsagePointList's pollRate: how often the MUPs are re-read for their postRate."""
+
+    @property
+    def list_href(self) -> str | None:
+        """The MirrorUsagePointList, where MUPs are found and created; None while the server has none."""
+        return self._list_href
+
+    @list_href.setter
+    def list_href(self, href: str | None) -> None:
+        if href != self._list_href:
+            self._list_href = href
+            self._list_read = False
 
     def href(self, point: DataPoint) -> str | None:
         """The MUP's href, once known."""
@@ -73,6 +86,12 @@ class Mirrors:
         if href is None:
             await self.ensure(point)
             return
+        if not self._list_read and self.list_href is not None:
+            # MUPs remembered from an earlier run are not looked up in the list, which alone
+            # carries the pollRate: read its head once, or the default rate would apply until
+            # some MUP is lost and found again.
+            page = await self._uplink.get(f"{self.list_href}?s=0&l=1", MirrorUsagePointList)
+            self._learn_poll_rate(page)
         try:
             mup = await self._uplink.get(href, MirrorUsagePoint)
         except Rediscover:
@@ -98,7 +117,7 @@ class Mirrors:
         while True:
             # Always page explicitly: a server may default `l` to 1 (envoy does).
             page = await self._uplink.get(f"{self.list_href}?s={start}&l={_PAGE}", MirrorUsagePointList)
-            self.pollRate = page.pollRate
+            self._learn_poll_rate(page)
             for mup in page.MirrorUsagePoint:
                 if mup.mRID.upper() == mrid and mup.href:
                     _LOGGER.info("Found existing mirror usage point %s for mRID %s", mup.href, mrid)
@@ -117,3 +136,9 @@ class Mirrors:
                 raise Rediscover(f"server created no MirrorUsagePoint for {mup.mRID}", href=list_href)
         _LOGGER.info("Created mirror usage point %s for %s", location, point.description)
         return location
+
+    def _learn_poll_rate(self, page: MirrorUsagePointList) -> None:
+        if page.pollRate != self.pollRate:
+            _LOGGER.info("mirror usage point list %s: server pollRate %s s", self.list_href, page.pollRate)
+        self.pollRate = page.pollRate
+        self._list_read = True

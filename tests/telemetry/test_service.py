@@ -294,3 +294,28 @@ async def test_der_reports_go_out_before_the_server_offers_a_mirror_list(
         delivered = sorted(counts) + waiting[key]
         assert delivered[0] == first  # the readings kept in the outbox went out, none lost
         assert delivered == list(range(first, delivered[-1] + 1, 30))
+
+
+async def test_after_a_restart_the_mirrors_are_re_read_at_the_lists_poll_rate(
+    lab: LabServer,
+    http: Session,
+    device: Device,
+    clock: SimClock,
+    inverter: SimInverter,
+    make_config: Callable[..., Config],
+) -> None:
+    lab.tree.poll_rates.mup = 120
+    config = make_config()
+    async with running(service_for(config, inverter, http, device, clock)) as stop:
+        await clock.run_for(60)
+        await stop()
+    lab.requests.clear()
+    # the restart finds both MUPs in its state: no lookup in the list, yet the list's pollRate holds
+    async with running(service_for(config, inverter, http, device, clock)) as stop:
+        await clock.run_for(20 * 60)
+        await stop()
+    assert lab.count("POST", "/mup") == 0
+    for n in lab.tree.mups:
+        reads = [int(t.timestamp()) for t in times(lab, "GET", f"/mup/{n}")]
+        assert len(reads) >= 10  # every 120 s, not the default 900 s
+        assert max(b - a for a, b in itertools.pairwise(reads)) == 120
