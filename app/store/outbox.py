@@ -12,10 +12,17 @@ class Outbox:
     A row with a NULL value records a failed read: a gap that is kept, never filled in. Writes are
     staged in an open transaction and committed together with the next delivery (or by `commit`),
     so a 30-s cycle costs one commit: the fewest bytes on flash for the durability asked of it.
+    The backlog per point is counted once at open and then kept in memory, so asking is free.
     """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._backlog: dict[str, int] = {
+            str(point): int(count)
+            for point, count in conn.execute(
+                "SELECT point, count(*) FROM reading WHERE value IS NOT NULL GROUP BY point"
+            )
+        }
 
     def _begin(self) -> None:
         if not self._conn.in_transaction:
@@ -24,10 +31,12 @@ class Outbox:
     def stage(self, tick: int, values: Mapping[str, int | None]) -> None:
         """Add one sample (all points of one tick) to the open transaction; a tick seen before is kept."""
         self._begin()
-        self._conn.executemany(
-            "INSERT OR IGNORE INTO reading (tick, point, value) VALUES (?, ?, ?)",
-            [(tick, point, value) for point, value in values.items()],
-        )
+        for point, value in values.items():
+            added = self._conn.execute(
+                "INSERT OR IGNORE INTO reading (tick, point, value) VALUES (?, ?, ?)", (tick, point, value)
+            ).rowcount
+            if added > 0 and value is not None:
+                self._backlog[point] = self._backlog.get(point, 0) + added
 
     def commit(self) -> None:
         """Make everything staged durable."""
@@ -43,11 +52,12 @@ class Outbox:
         return [(int(tick), int(value)) for tick, value in rows]
 
     def backlog(self, point: str) -> int:
-        """How many readings of `point` wait for the server."""
-        (count,) = self._conn.execute(
-            "SELECT count(*) FROM reading WHERE point = ? AND value IS NOT NULL", (point,)
-        ).fetchone()
-        return int(count)
+        """How many readings of `point` wait for the server (no I/O)."""
+        return self._backlog.get(point, 0)
+
+    def backlogs(self) -> dict[str, int]:
+        """How many readings wait for the server, per point that ever had one (no I/O)."""
+        return dict(self._backlog)
 
     def delivered(self, point: str, through: int, *, commit: bool = True) -> None:
         """The server accepted every reading of `point` up to tick `through`: forget them.
@@ -55,7 +65,11 @@ class Outbox:
         With `commit=False` the deletion joins the open transaction (made durable by `commit`).
         """
         self._begin()
-        self._conn.execute("DELETE FROM reading WHERE point = ? AND tick <= ?", (point, through))
+        taken = self._conn.execute(
+            "DELETE FROM reading WHERE point = ? AND tick <= ? AND value IS NOT NULL", (point, through)
+        ).rowcount
+        self._backlog[point] = self._backlog.get(point, 0) - taken
+        self._conn.execute("DELETE FROM reading WHERE point = ? AND tick <= ?", (point, through))  # gaps
         if commit:
             self._conn.execute("COMMIT")
 
@@ -72,6 +86,8 @@ class Outbox:
         # A DELETE that matches nothing dirties no page, so the hourly call costs no write.
         self._conn.execute("DELETE FROM reading WHERE tick < ?", (cutoff,))
         self._conn.execute("COMMIT")
+        for point, count in dropped.items():
+            self._backlog[point] = self._backlog.get(point, 0) - count
         return dropped
 
     def latest_tick(self) -> int | None:

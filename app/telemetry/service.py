@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 from app.client.backoff import Backoff
@@ -49,6 +49,8 @@ _MAX_GAP_FILL: Final = 2880
 class _PointState:
     last_post: int | None = None
     catching_up: bool = False
+    accepted_at: datetime | None = None
+    """Server time the server last took a POST of this point's readings."""
 
 
 class TelemetryService:
@@ -99,6 +101,8 @@ class TelemetryService:
         self._last_prune: int | None = None
         self._inverter_down = False
         self._retry_at = 0.0
+        self._last_sample: datetime | None = None
+        self._backlog: dict[str, int] = {}
         self.dropped = 0
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -122,6 +126,7 @@ class TelemetryService:
                 await self._cycle(tick)
                 self._health.beat(PART)
         finally:
+            self._backlog = store.outbox.backlogs()
             self._store = None
             store.close()
 
@@ -153,6 +158,20 @@ class TelemetryService:
         if self._mirrors is not None:
             self._mirrors.list_href = links.mirror_usage_points
 
+    def status(self) -> dict[str, object]:
+        """For the status page: the last sample, the last accepted post and the backlog per point (no I/O)."""
+        backlog = self._store.outbox.backlogs() if self._store is not None else self._backlog
+        out: dict[str, object] = {
+            "last sample": _iso(self._last_sample),
+            "mirror list": self._links.mirror_usage_points or "none yet: readings wait in the outbox",
+        }
+        for point in POINTS:
+            out[f"last post {point.key}"] = _iso(self._points[point.key].accepted_at)
+        for point in POINTS:
+            out[f"waiting {point.key}"] = backlog.get(point.key, 0)
+        out["dropped"] = self.dropped
+        return out
+
     def set_grad_w(self, value: int) -> None:
         """A DefaultDERControl's setGradW (hundredths of a percent per second) updates DERSettings."""
         self._nameplate.set_grad_w(value, self._clock.now())
@@ -163,6 +182,8 @@ class TelemetryService:
         assert self._store is not None
         outbox = self._store.outbox
         sample = await self._read()
+        if sample is not None:
+            self._last_sample = tick_time(tick)
         self._record_skipped(tick)
         outbox.stage(tick, {p.key: self._wire(p, sample) for p in POINTS})
         deadline = tick + self._tc.interval_s - CYCLE_MARGIN_S
@@ -294,6 +315,7 @@ class TelemetryService:
         document = readings_post(point, self._lfdi, batch, self._tc.interval_s)
         try:
             await self._uplink.post(href, document)
+            self._points[point.key].accepted_at = self._clock.now()
         except Rediscover:
             self._mirrors.forget(point)
             raise
@@ -327,3 +349,7 @@ class TelemetryService:
                 self._tc.outbox_max_age_s,
                 dropped,
             )
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None

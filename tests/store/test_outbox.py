@@ -96,3 +96,31 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         store._conn.execute("PRAGMA user_version = 99")
     with pytest.raises(RuntimeError, match="newer"):
         open_store(tmp_path)
+
+
+def test_the_backlog_is_kept_in_memory_and_matches_the_rows(tmp_path: Path) -> None:
+    def counted(store_dir: Path) -> dict[str, int]:
+        conn = sqlite3.connect(store_dir / FILENAME)
+        try:
+            rows = conn.execute("SELECT point, count(*) FROM reading WHERE value IS NOT NULL GROUP BY point")
+            return {str(p): int(n) for p, n in rows}
+        finally:
+            conn.close()
+
+    with open_store(tmp_path) as store:
+        for tick in (30, 60, 90, 120):
+            store.outbox.stage(tick, {"W": None if tick == 60 else tick, "Hz": tick})
+        store.outbox.stage(30, {"W": 7, "Hz": 7})  # a tick seen before is kept, not counted again
+        store.outbox.delivered("W", 90)
+        store.outbox.commit()
+        statements: list[str] = []
+        store._conn.set_trace_callback(statements.append)
+        assert store.outbox.backlogs() == {"W": 1, "Hz": 4}
+        assert store.outbox.backlog("Hz") == 4
+        assert statements == []  # the status page may ask as often as it likes
+        store._conn.set_trace_callback(None)
+        assert store.outbox.drop_older_than(61) == {"Hz": 2}
+        assert store.outbox.backlogs() == {"W": 1, "Hz": 2}
+    assert counted(tmp_path) == {"W": 1, "Hz": 2}
+    with open_store(tmp_path) as again:
+        assert again.outbox.backlogs() == {"W": 1, "Hz": 2}

@@ -319,3 +319,38 @@ async def test_after_a_restart_the_mirrors_are_re_read_at_the_lists_poll_rate(
         reads = [int(t.timestamp()) for t in times(lab, "GET", f"/mup/{n}")]
         assert len(reads) >= 10  # every 120 s, not the default 900 s
         assert max(b - a for a, b in itertools.pairwise(reads)) == 120
+
+
+async def test_status_tells_the_last_sample_post_and_backlog(
+    lab: LabServer,
+    http: Session,
+    device: Device,
+    clock: SimClock,
+    inverter: SimInverter,
+    make_config: Callable[..., Config],
+) -> None:
+    config = make_config()
+    service = service_for(config, inverter, http, device, clock)
+    assert service.status() == {
+        "last sample": None,
+        "mirror list": device.links.mirror_usage_points,
+        "last post W": None,
+        "last post Hz": None,
+        "waiting W": 0,
+        "waiting Hz": 0,
+        "dropped": 0,
+    }
+    async with running(service) as stop:
+        await clock.run_for(100)  # samples at 10:00:00, :30, 10:01:00, :30; the first is posted
+        status = service.status()
+        await stop()
+    last_post = max(times(lab, "POST", "/mup/0") + times(lab, "POST", "/mup/1"))
+    assert status["last sample"] == (START + timedelta(seconds=100)).isoformat()
+    assert status["last post W"] == status["last post Hz"] == last_post.isoformat()
+    with open_store(config.state_dir) as store:
+        assert (status["waiting W"], status["waiting Hz"]) == (
+            store.outbox.backlog("W"),
+            store.outbox.backlog("Hz"),
+        )
+    assert status["waiting W"] == 3
+    assert service.status()["waiting W"] == 3  # also once the service stopped
