@@ -19,6 +19,11 @@ from app.ota.state import control_in_force
 from app.ota.updater import Updater
 
 _LOGGER = logging.getLogger(__name__)
+#: the gateway's configuration (app.cli.DEFAULT_CONFIG; not imported from there: app.cli imports this module)
+DEFAULT_CONFIG = Path("/etc/wattsmart-gateway/gateway.yaml")
+#: entries that never read a configuration unless given one: a config a newer release wrote must not
+#: stop the known-good release from rolling back or recovering (they need only the default paths)
+CONFIG_FREE = frozenset({"rollback", "recover"})
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,7 +35,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the update subcommands to `sub`."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="gateway configuration (its `ota:` section, if any)")
+    common.add_argument(
+        "--config",
+        type=Path,
+        help=f"gateway configuration, for its `ota:` section (default {DEFAULT_CONFIG} if it exists;"
+        " rollback and recover read none unless given one)",
+    )
     common.add_argument("--root", type=Path, help="release root (default /opt/wattsmart-gateway)")
     common.add_argument("--state-dir", type=Path, help="update state folder")
     common.add_argument("--trust-store", type=Path, help="trusted fleet keys (JSON)")
@@ -56,6 +66,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     poll.add_argument("--report-url", help="where to POST update outcomes")
 
 
+def config_path(args: argparse.Namespace, default: Path = DEFAULT_CONFIG) -> Path | None:
+    """The configuration a command reads: `--config`, else `default` when it exists (none for CONFIG_FREE)."""
+    given: Path | None = args.config
+    if given is not None or args.update_command in CONFIG_FREE:
+        return given
+    return default if default.is_file() else None
+
+
 def settings_from_args(args: argparse.Namespace) -> OtaSettings:
     """Defaults, then the config file's `ota:` section when it has one, then command-line options."""
     settings = OtaSettings()
@@ -75,13 +93,25 @@ def settings_from_args(args: argparse.Namespace) -> OtaSettings:
     return dataclasses.replace(settings, **{k: v for k, v in changes.items() if v is not None})
 
 
-def run(args: argparse.Namespace, updater_factory: Callable[[OtaSettings], Updater] | None = None) -> int:
+def run(
+    args: argparse.Namespace,
+    updater_factory: Callable[[OtaSettings], Updater] | None = None,
+    default_config: Path = DEFAULT_CONFIG,
+) -> int:
     """Run one update subcommand; returns the exit status (0 done, 1 failed or rolled back, 2 refused)."""
+    implicit = args.config is None
+    args.config = config_path(args, default_config)
     try:
         settings = settings_from_args(args)
     except (ValueError, ConfigError) as exc:
-        print(f"wattsmart-gateway update: {exc}", file=sys.stderr)
-        return 2
+        if not (implicit and args.update_command == "status"):
+            hint = " (the default configuration; --config FILE reads another)" if implicit else ""
+            print(f"wattsmart-gateway update: {exc}{hint}", file=sys.stderr)
+            return 2
+        # status only reads: show it with the built-in paths rather than nothing
+        print(f"wattsmart-gateway update: {exc}; showing the built-in paths' state", file=sys.stderr)
+        args.config = None
+        settings = settings_from_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     factory = updater_factory or (
         lambda s: Updater(s, control_in_force=lambda: control_in_force(s.control_flag))
@@ -94,6 +124,14 @@ def run(args: argparse.Namespace, updater_factory: Callable[[OtaSettings], Updat
         return 0
     except (BundleRejected, UpdateBusy) as exc:
         print(f"wattsmart-gateway update: refused: {exc}", file=sys.stderr)
+        if isinstance(exc, UpdateBusy) and args.update_command in ("commit", "rollback"):
+            print(
+                "the trial is being watched (by the updater service, or an `update install` still waiting)"
+                " and ends by itself. To decide now, stop the watcher (systemctl stop"
+                " wattsmart-gateway-updater.service, or Ctrl-C the install), run this again, then start"
+                " the updater again.",
+                file=sys.stderr,
+            )
         return 2
     except OtaError as exc:
         print(f"wattsmart-gateway update: failed: {exc}", file=sys.stderr)
@@ -174,9 +212,11 @@ def _lfdi_from_config(config: Path | None) -> str | None:
 
 
 def main(
-    argv: list[str] | None = None, updater_factory: Callable[[OtaSettings], Updater] | None = None
+    argv: list[str] | None = None,
+    updater_factory: Callable[[OtaSettings], Updater] | None = None,
+    default_config: Path = DEFAULT_CONFIG,
 ) -> int:
     """`python -m app.ota`: the same commands without the gateway's CLI (used by the systemd units)."""
     parser = argparse.ArgumentParser(prog="python -m app.ota", description="Gateway updates.")
     add_commands(parser.add_subparsers(dest="update_command", required=True, metavar="COMMAND"))
-    return run(parser.parse_args(argv), updater_factory)
+    return run(parser.parse_args(argv), updater_factory, default_config)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import ssl
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,11 +36,14 @@ class Poller:
         *,
         rng: random.Random | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.updater, self.settings = updater, updater.settings
         self.lfdi, self.cohort = lfdi, cohort(lfdi)
         self._rng = rng or random.Random()
         self._now = now
+        self._clock, self._sleep = clock, sleep
 
     def _session(self) -> aiohttp.ClientSession:
         ctx = ssl.create_default_context(cafile=self.settings.ca_file)
@@ -136,7 +141,58 @@ class Poller:
             if result == "deferred":
                 delay = min(delay, self.settings.control_retry_s)
             _LOGGER.debug("update poll: %s; next in %.0f s", result, delay)
-            await asyncio.sleep(delay)
+            if await self.wait(delay) == "committed":
+                return
+
+    async def wait(self, delay: float) -> str | None:
+        """Sleep `delay` seconds until the next poll, meanwhile taking over trials other processes leave.
+
+        `update install --no-wait` (or an `update install` whose ssh session dropped) leaves a release
+        on trial that nobody watches: within `probe_interval_s` this loop sees it in the state file and
+        watches it to its commit or rollback. A trial whose own `update install` is still watching it
+        holds the update lock, so it is left alone until that process goes away. Returns "committed"
+        when a release was committed meanwhile (here or by another process), so that the updater exits
+        and systemd starts it again from the new release; otherwise None once `delay` is over.
+
+        Cost while nothing happens: one stat() of the state file every `probe_interval_s`; the file is
+        read only when it changed, and the lock tried only while an update is under way.
+        """
+        path = self.updater.state_file.path
+        seen = _signature(path)
+        state = self.updater.state
+        baseline = _outcome_key(state)
+        deadline = self._clock() + delay
+        while (left := deadline - self._clock()) > 0:
+            await self._sleep(min(left, self.settings.probe_interval_s))
+            signature = _signature(path)
+            if signature == seen and not state.updating:
+                continue
+            seen, state = signature, self.updater.state
+            if state.updating:
+                try:  # with the lock free, whoever started this update is gone: it is ours to finish
+                    state = await asyncio.to_thread(self.updater.resume)
+                except UpdateBusy:
+                    continue  # its own process (`update install` without --no-wait) watches it
+                seen = _signature(path)
+            last = state.last
+            if last is not None and last.result == "committed" and _outcome_key(state) != baseline:
+                return "committed"
+        return None
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What changes whenever the state file is rewritten (atomically, so a new inode each time)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _outcome_key(state: machine.UpdateState) -> tuple[str, str, float] | None:
+    """Which update outcome the state holds (ignoring whether the fleet was told yet)."""
+    last = state.last
+    return None if last is None else (last.version, last.result, last.at)
 
 
 def _remove_downloads(folder: Path, keep: str = "") -> None:

@@ -23,6 +23,8 @@ class OtaSettings:
     ready_timeout_s: float = 300.0
     #: ...and then stay active without a restart this long before the update is committed
     healthy_for_s: float = 600.0
+    #: how often a trial looks at the service; also how soon the updater service takes over a trial
+    #: nobody watches (`update install --no-wait`): it stat()s the state file at this interval
     probe_interval_s: float = 5.0
     #: power cuts during a trial beyond this count roll back (a release that reboots the box)
     max_trial_boots: int = 2
@@ -54,5 +56,8 @@ class OtaSettings:
             raise _Invalid("manifest_url", url, "an https:// URL (plain http only on loopback, for the lab)")
         if not 0 <= self.poll_jitter < 1:
             raise _Invalid("poll_jitter", self.poll_jitter, "a fraction from 0 up to (not including) 1")
+        if self.probe_interval_s <= 0:
+            # the trial and the updater's wait for trials others left tick at this interval
+            raise _Invalid("probe_interval_s", self.probe_interval_s, "seconds > 0")
         if self.healthy_for_s <= 0 or self.ready_timeout_s <= 0:
             raise _Invalid("healthy_for_s", self.healthy_for_s, "seconds > 0 (and ready_timeout_s too)")

@@ -363,7 +363,10 @@ class Updater:
     def resume(self) -> UpdateState:
         """Take over an update left by an updater that went away (e.g. an interrupted `update install`)."""
         with update_lock(self.settings.state_dir):
-            if self.state.phase in (Phase.STAGING, Phase.SWITCHING):
+            state = self.state
+            if state.updating:
+                _LOGGER.info("update to %s is %s and unwatched: watching it", state.target, state.phase)
+            if state.phase in (Phase.STAGING, Phase.SWITCHING):
                 self._recover()
             return self.watch()
 
