@@ -272,7 +272,7 @@ class Gateway:
 
     async def _telemetry(self, inverter: ObservedInverter, lfdi: str) -> None:
         """Run the telemetry service on the links last seen (a restart during an outage keeps sampling),
-        or, on a box that has never reached the server, once discovery finds the mirror list."""
+        or, on a box that has never reached the server, once discovery finds our DER or mirror links."""
         links = self._saved_links = await asyncio.to_thread(_load_links, self._links_file)
         while links is None:
             tree = self.link.tree
@@ -290,6 +290,11 @@ class Gateway:
             lfdi,
             rng=self.rng,
         )
+        # a snapshot published before the service existed was not handed to it by _dispatch
+        tree = self.link.tree
+        current = TelemetryLinks.from_tree(tree) if tree is not None else None
+        if current is not None:
+            self.telemetry.update_links(current)
         await self.telemetry.run()
 
     # --- status -------------------------------------------------------------------------------
@@ -380,7 +385,7 @@ class Gateway:
         if service is None:
             if self.lfdi is None:
                 return {"state": "waiting for a client certificate"}
-            return {"state": "waiting for the server's mirror list"}
+            return {"state": "waiting for the server's DER or mirror links"}
         out: dict[str, Any] = {"interval s": self.config.telemetry.interval_s}
         status = getattr(service, "status", None)
         if callable(status):
