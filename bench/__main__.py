@@ -22,9 +22,9 @@ def main(argv: list[str]) -> int:
     rows: list[Row] = []
     failed: list[str] = []
     for name in _modules(argv):
-        module = importlib.import_module(f"bench.{name}")
         started = time.perf_counter()
         try:
+            module = importlib.import_module(f"bench.{name}")
             rows.extend(module.run())
         except Exception as exc:  # a broken benchmark is reported, the others still run
             failed.append(f"{name}: {exc!r}")

@@ -82,7 +82,9 @@ async def _measure() -> list[Row]:
         pki = await asyncio.to_thread(lab_pki.generate, tmp / "pki")
         async with LabServer(pki) as server, SunSpecServer() as battery:
             server.tree.post_rate = 300  # the utility's MirrorUsagePoint postRate
-            config = write_lab_config(tmp / "gateway.yaml", server, battery.port, tmp / "state")
+            config = write_lab_config(
+                tmp / "gateway.yaml", server, battery.port, tmp / "state", log_level="WARNING"
+            )
             notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             notify.bind(str(tmp / "notify.sock"))
             notify.setblocking(False)
