@@ -9,11 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app import __version__
-from app.config import ConfigError, load_config
+from app.config import DEFAULT_CONFIG, ConfigError, load_config
 from app.identity import cli as identity_cli
 from app.ota import cli as ota_cli
-
-DEFAULT_CONFIG = Path("/etc/wattsmart-gateway/gateway.yaml")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -21,6 +21,10 @@ from app.ota.settings import OtaSettings
 T = TypeVar("T")
 
 
+#: where the gateway's configuration lives on a box
+DEFAULT_CONFIG = Path("/etc/wattsmart-gateway/gateway.yaml")
+
+
 class ConfigError(Exception):
     """The configuration is unusable; the message names the key, the value and what was expected."""
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from app.config import ConfigError, load_config
+from app.config import DEFAULT_CONFIG, ConfigError, load_config
 from app.ota.errors import BundleRejected, NothingToDo, OtaError, UpdateBusy
 from app.ota.machine import Phase, UpdateState, to_json
 from app.ota.settings import OtaSettings
@@ -19,8 +19,6 @@ from app.ota.state import control_in_force
 from app.ota.updater import Updater
 
 _LOGGER = logging.getLogger(__name__)
-#: the gateway's configuration (app.cli.DEFAULT_CONFIG; not imported from there: app.cli imports this module)
-DEFAULT_CONFIG = Path("/etc/wattsmart-gateway/gateway.yaml")
 #: entries that never read a configuration unless given one: a config a newer release wrote must not
 #: stop the known-good release from rolling back or recovering (they need only the default paths)
 CONFIG_FREE = frozenset({"rollback", "recover"})

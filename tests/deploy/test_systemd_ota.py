@@ -260,11 +260,13 @@ def test_a_good_release_is_switched_to_proven_healthy_and_committed(box: Box, fl
 
 
 def test_a_crash_looping_release_is_rolled_back_by_systemd_onfailure(box: Box, fleet: Fleet) -> None:
-    """--no-wait: no updater watches this trial, so only the unit's OnFailure= can undo it."""
+    """--no-wait with the updater stopped: nobody watches this trial, only the unit's OnFailure= can undo
+    it (the last line of defence when the updater itself is broken or not running)."""
     c = box.container
     box.wait_active()
     good, broken = fleet.versions["good"], fleet.versions["crash"]
     rollbacks = c.show(ROLLBACK, "InvocationID")["InvocationID"]
+    c.sh("systemctl", "stop", UPDATER)  # the running updater would otherwise take the trial over
 
     started = time.monotonic()
     result = update(box, "install", "--no-wait", fleet.bundle("crash"))
@@ -300,6 +302,7 @@ def test_a_crash_looping_release_is_rolled_back_by_systemd_onfailure(box: Box, f
     assert c.sh("systemctl", "is-system-running", check=False).stdout.strip() == "running", c.sh(
         "systemctl", "--failed", "--no-pager", check=False
     ).stdout
+    c.sh("systemctl", "start", UPDATER)
 
 
 def test_a_release_that_never_gets_ready_is_rolled_back_by_the_updater(box: Box, fleet: Fleet) -> None:
