@@ -63,7 +63,7 @@ image-test: image
 image-lint: $(STAMP)
 	shellcheck -x image/*.sh image/config.env image/pi-gen/build.sh image/pi-gen/config \
 		image/pi-gen/stage-wattsmart/prerun.sh image/pi-gen/stage-wattsmart/EXPORT_IMAGE \
-		image/pi-gen/stage-wattsmart/*/*.sh image/rootfs/usr/local/sbin/wattsmart-grow-data \
-		image/base/initramfs-tools/hooks/wattsmart-modules
+		image/pi-gen/stage-wattsmart/*/*.sh image/base/initramfs-tools/hooks/* \
+		image/base/initramfs-tools/scripts/local-premount/*
 	$(BIN)/ruff check image/test
 	$(BIN)/ruff format --check image/test

@@ -163,6 +163,8 @@ mkdir -p "$wheels"
 pip=(python3 -m pip)
 [ -x "$repo/.venv/bin/pip" ] && pip=("$repo/.venv/bin/pip")
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# The host's pip configuration (extra indexes, find-links, constraints) must not change the image.
+export PIP_CONFIG_FILE=/dev/null
 SOURCE_DATE_EPOCH=$app_epoch "${pip[@]}" wheel --quiet --no-deps -w "$wheels" "$src"
 gateway_whl=$(find "$wheels" -maxdepth 1 -name 'wattsmart_gateway-*.whl' | head -n1)
 [ -n "$gateway_whl" ] || die "the gateway wheel was not built"

@@ -54,9 +54,8 @@ else
     say "SSH off (no SSH_AUTHORIZED_KEYS at build time)"
 fi
 
-# 6. Services: network by DHCP, DNS, NTP (no RTC on a Pi), first-boot growth of the data partition.
-systemctl enable systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
-    wattsmart-grow-data.service
+# 6. Services: network by DHCP, DNS, NTP (no RTC on a Pi).
+systemctl enable systemd-networkd.service systemd-resolved.service systemd-timesyncd.service
 ln -sf ../run/systemd/resolve/stub-resolv.conf /etc/resolv.conf
 # An appliance does not fetch package lists on its own (traffic, flash wear); updates are images/OTA.
 systemctl disable apt-daily.timer apt-daily-upgrade.timer 2>/dev/null || true
@@ -66,8 +65,7 @@ systemctl mask debug-shell.service ctrl-alt-del.target
 
 # 7. Raspberry Pi boot files: Debian's raspi-firmware copies the kernel, initrd and DTBs to
 #    /boot/firmware and writes config.txt and cmdline.txt. Slot A is the root file system.
-#    The console stays on HDMI (tty0): the PL011 UART is the RS-485 line (raspi-firmware-custom
-#    moves Bluetooth off it) and the mini UART is not wired to the header then.
+#    The kernel console stays on HDMI (tty0): the header UART is for the RS-485 line.
 if ! grep -q '^# wattsmart-gateway' /etc/default/raspi-firmware; then
     cat >>/etc/default/raspi-firmware <<'EOF'
 

@@ -91,7 +91,8 @@ def qemu_command(disk: Path, kernel: Path, initrd: Path, smp: int, memory: int) 
         "-device", "virtio-blk-pci,drive=hd",
         "-device", "virtio-rng-pci",
         # a NIC so the box sees the network it expects (DHCP), but nothing reaches past qemu
-        "-nic", "user,model=virtio-net-pci,restrict=on,ipv6=off",
+        "-netdev", "user,id=net0,restrict=on,ipv6=off",
+        "-device", "virtio-net-pci,netdev=net0,romfile=",  # no PXE ROM (ipxe-qemu not needed)
     ]  # fmt: skip
 
 

@@ -37,12 +37,16 @@ from typing import Any
 
 MARK = "WSG-IMAGE-TEST:"
 LAB = Path("/run/wattsmart-lab")
-IDENTITY = Path("/var/lib/wattsmart-gateway/identity")
+#: outside the managed identity folder (…/identity, generations made by `identity init/install`):
+#: the gateway then uses these files as they are ("external" identity)
+IDENTITY = Path("/var/lib/wattsmart-gateway/lab-identity")
 CONFIG = Path("/etc/wattsmart-gateway/gateway.yaml")
 UNIT = "wattsmart-gateway.service"
 MODBUS_PORT = 5020
 SEP_PORT = 8443
 STATUS_URL = "http://127.0.0.1:8080/api/status"
+#: the image's data partition is 128 MiB; boot_test.py hands the guest a card 256 MiB larger
+DATA_GROWN_MIB = 300
 DEADLINE_S = float(os.environ.get("WSG_TEST_DEADLINE_S", "420"))
 
 
@@ -106,6 +110,7 @@ def write_config(dcap_url: str) -> None:
 def install_identity(pki: Any) -> None:
     gw = pwd.getpwnam("wattsmart-gateway")
     IDENTITY.mkdir(parents=True, exist_ok=True)
+    IDENTITY.chmod(0o700)
     os.chown(IDENTITY, gw.pw_uid, gw.pw_gid)
     client = pki.client("client")
     for src, name, mode in ((pki.ca.cert, "ca.pem", 0o644), (client.cert, "client.pem", 0o644)):
@@ -169,6 +174,7 @@ async def main() -> int:
     details: dict[str, Any] = {"lfdi": lfdi}
     start = time.monotonic()
     last_state = ""
+    waited = time.monotonic()
     while time.monotonic() - start < DEADLINE_S:
         await asyncio.sleep(1.0)
         props = unit_props(
@@ -179,6 +185,18 @@ async def main() -> int:
         if state != last_state:
             say(f"gateway unit: {state} status={props.get('StatusText', '')!r}")
             last_state = state
+            waited = time.monotonic()
+        elif "ready" not in got and time.monotonic() - waited > 30:
+            waited = time.monotonic()  # still not started: show what systemd is waiting for
+            jobs = sh("systemctl", "list-jobs", "--no-legend", "--no-pager").splitlines()
+            for line in jobs[:12] or ["(no jobs queued)"]:
+                say(f"JOB {line}")
+            status = sh("systemctl", "status", UNIT, "--no-pager", "-n", "8", "-l")
+            for line in status.splitlines()[:20]:
+                say(f"UNIT {line}")
+            warnings = sh("journalctl", "-b", "-p", "warning", "--no-pager", "-o", "cat", "-n", "25")
+            for line in warnings.splitlines():
+                say(f"WARN {line}")
         if "ready" not in got and props.get("ActiveState") == "active":
             ready_us = int(props.get("ActiveEnterTimestampMonotonic") or 0)
             start_us = int(props.get("ExecMainStartTimestampMonotonic") or 0)
@@ -225,10 +243,16 @@ async def main() -> int:
         if props.get("ActiveState") == "failed":
             break
 
+    data_bytes = os.statvfs("/var/lib/wattsmart-gateway")
+    data_mib = data_bytes.f_blocks * data_bytes.f_frsize >> 20
+    if data_mib > DATA_GROWN_MIB:
+        got["data_grown"] = uptime()
+    say(f"DATA: /var/lib/wattsmart-gateway is {data_mib} MiB (image: 128 MiB, card copy: +256 MiB)")
     facts = system_facts()
     for key, value in facts.items():
         say(f"FACT {key}: {value}")
-    missing = [m for m in ("ready", "status", "enddevice", "control", "reading") if m not in got]
+    wanted = ("ready", "status", "enddevice", "control", "reading", "data_grown")
+    missing = [m for m in wanted if m not in got]
     summary = {
         "milestones_s": {k: round(v, 1) for k, v in got.items()},
         "missing": missing,

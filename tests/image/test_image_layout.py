@@ -98,8 +98,6 @@ def test_no_password_and_ssh_only_with_a_key() -> None:
 def test_the_gateway_goes_in_with_deploy_install_sh() -> None:
     customize = (IMAGE / "customize.sh").read_text()
     assert re.search(r'sh "\$b/deploy/install.sh" --wheelhouse "\$b/wheelhouse" --no-start', customize)
-    grow = IMAGE / "rootfs" / "usr" / "local" / "sbin" / "wattsmart-grow-data"
-    assert os.access(grow, os.X_OK)
 
 
 def test_initramfs_keeps_the_root_drivers_without_most() -> None:
@@ -111,6 +109,13 @@ def test_initramfs_keeps_the_root_drivers_without_most() -> None:
     assert "auto_add_modules base mmc block usb_storage" in text
     for module in ("virtio_blk", "sd_mod", "uas", "ext4"):
         assert module in text
+    # the data partition grows in the initramfs, before systemd waits on (and fsck/mounts) it
+    grow = initramfs / "scripts" / "local-premount" / "wattsmart-grow-data"
+    assert os.access(grow, os.X_OK) and "blkid -L data" in grow.read_text()
+    tools = (initramfs / "hooks" / "wattsmart-tools").read_text()
+    assert os.access(initramfs / "hooks" / "wattsmart-tools", os.X_OK)
+    for tool in ("sfdisk", "partx", "blkid", "e2fsck"):
+        assert f"/{tool}" in tools
 
 
 def _guest_lab() -> ModuleType:

@@ -108,8 +108,8 @@ def shell_scripts() -> list[Path]:
         image / "config.env",
         image / "pi-gen" / "config",
         STAGE / "EXPORT_IMAGE",
-        image / "rootfs" / "usr" / "local" / "sbin" / "wattsmart-grow-data",
-        image / "base" / "initramfs-tools" / "hooks" / "wattsmart-modules",
+        *sorted((image / "base" / "initramfs-tools" / "hooks").iterdir()),
+        *sorted((image / "base" / "initramfs-tools" / "scripts" / "local-premount").iterdir()),
     ]
     return sorted(scripts)
 
