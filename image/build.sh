@@ -221,6 +221,8 @@ EOF
             LANG=C.UTF-8 SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" /bin/sh /tmp/wsg-build/customize.sh
     ' sh "$tree"
     rm -rf "$stage"
+    # Nothing in the tree is newer than the commit: the same inputs give the same file times.
+    find "$tree" -xdev -newermt "@$app_epoch" -print0 | xargs -0r touch -h -d "@$app_epoch"
     find "$cache" -maxdepth 1 -name 'rootfs-*' -exec rm -rf {} +
     mv "$tree" "$rootfs"
     log "gateway layer: done ($(du -sh "$rootfs" | cut -f1))"
