@@ -50,10 +50,10 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
-# The SD-card image (image/README.md). Root, Debian host; first run ~15+ min, cached after.
+# The SD-card image (image/README.md). Root, Debian host; ~10 min cold, ~30 s-1 min when cached.
 .PHONY: image image-test image-lint
 
-image:
+image: $(STAMP)
 	image/build.sh
 
 # Boots the image under qemu-system-aarch64 (TCG) and reads the guest's serial-console report.

@@ -147,15 +147,16 @@ mkdir -p "$src"
 if [ "$source_mode" = head ]; then
     git -C "$repo" archive --format=tar HEAD | tar -x -C "$src"
     git_rev=$(git -C "$repo" rev-parse HEAD)
-    app_epoch=$(git -C "$repo" log -1 --format=%ct HEAD)
 elif [ "$source_mode" = worktree ]; then
     tar -C "$repo" --exclude=./.git --exclude=./.venv --exclude=./image/out --exclude=./image/cache \
         --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -x -C "$src"
     git_rev="$(git -C "$repo" rev-parse HEAD)+worktree"
-    app_epoch=$(git -C "$repo" log -1 --format=%ct HEAD)
 else
     die "IMAGE_SOURCE must be head or worktree, not $source_mode"
 fi
+# Time stamp of everything the gateway layer adds: the last commit that changed what goes in, so a
+# commit elsewhere in the repository leaves the wheel, the tree and the image as they were.
+app_epoch=$(git -C "$repo" log -1 --format=%ct HEAD -- app hal pyproject.toml deploy image/rootfs image/customize.sh)
 
 log "wheels: the gateway from $git_rev, dependencies for aarch64/cp311"
 wheels=$work/wheelhouse
