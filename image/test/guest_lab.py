@@ -138,7 +138,9 @@ def system_facts() -> dict[str, str]:
         "root_mount": sh("findmnt", "-n", "-o", "SOURCE,FSTYPE", "/"),
         "boot_mount": sh("findmnt", "-n", "-o", "SOURCE,FSTYPE", "/boot/firmware"),
         "root_password": [*sh("passwd", "--status", "root").split(), "?", "?"][1],  # L = locked
-        "ssh": sh("systemctl", "is-enabled", "ssh.service") or "absent",
+        "ssh": f"{sh('systemctl', 'is-enabled', 'ssh.service') or 'absent'}, "
+        f"{sh('systemctl', 'is-active', 'ssh.service')}, host keys: "
+        f"{len(list(Path('/etc/ssh').glob('ssh_host_*_key')))}",
         "machine_id": "set" if len(Path("/etc/machine-id").read_text().strip()) == 32 else "unset",
         "failed_units": sh("systemctl", "--failed", "--plain", "--no-legend").replace("\n", "; "),
         "release": os.readlink("/opt/wattsmart-gateway/current"),
