@@ -77,10 +77,14 @@ cp "$repo/image/rootfs/etc/sysctl.d/80-wattsmart.conf" "$hardening/sysctl-80-wat
 cp "$repo/image/rootfs/etc/systemd/journald.conf.d/10-wattsmart.conf" "$hardening/journald-10-wattsmart.conf"
 
 # 4. pi-gen's config: ours, then the stage list (stage2 = Lite, exported by our stage instead)
+# (and the throw-away password pi-gen insists on; stage-wattsmart locks the account)
+throwaway=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 {
     cat "$here/config"
     echo "STAGE_LIST=\"stage0 stage1 stage2 $stage\""
+    echo "FIRST_USER_PASS=\"$throwaway\""
 } >"$PI_GEN_DIR/config"
+chmod 0600 "$PI_GEN_DIR/config"
 touch "$PI_GEN_DIR/stage2/SKIP_IMAGES"
 
 # 5. build

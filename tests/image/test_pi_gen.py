@@ -74,11 +74,19 @@ def _sourced(extra_env: dict[str, str]) -> dict[str, str]:
 def test_config_ssh_off_and_no_password_by_default() -> None:
     values = _sourced({})
     assert values["ENABLE_SSH"] == "0"
-    assert values["FIRST_USER_PASS"] == "<unset>", "an unset FIRST_USER_PASS is what locks the account"
-    assert values["DISABLE_FIRST_BOOT_USER_RENAME"] == "1"
+    assert values["FIRST_USER_PASS"] == "<unset>"  # never a password in the repository
+    assert not re.search(r"^\s*FIRST_USER_PASS=", (PIGEN / "config").read_text(), re.M)
+    assert values["DISABLE_FIRST_BOOT_USER_RENAME"] == "1"  # no first-boot "make a user" wizard
     assert values["ENABLE_CLOUD_INIT"] == "0"
     assert values["RELEASE"] == "bookworm"  # Python 3.11, what the wheelhouse is built for
-    assert "FIRST_USER_PASS" not in (PIGEN / "config").read_text().replace("FIRST_USER_PASS is", "")
+
+
+def test_the_throwaway_password_pi_gen_insists_on_is_random_and_locked() -> None:
+    # pi-gen's build.sh refuses DISABLE_FIRST_BOOT_USER_RENAME=1 without FIRST_USER_PASS
+    wrapper = (PIGEN / "build.sh").read_text()
+    assert "/dev/urandom" in wrapper and 'echo "FIRST_USER_PASS=\\"$throwaway\\""' in wrapper
+    hardening = (STAGE / "01-hardening" / "00-run.sh").read_text()
+    assert 'passwd --lock "${FIRST_USER_NAME}"' in hardening
 
 
 def test_config_ssh_key_only_when_a_key_is_given() -> None:

@@ -23,3 +23,8 @@ dtparam=watchdog=on
 CONFIG
 fi
 sed -i -e 's/console=serial0,[0-9]* //' -e 's/console=ttyAMA0,[0-9]* //' "${boot}/cmdline.txt"
+
+# The first user's password is a throw-away pi-gen insisted on (see ../../config): lock it.
+on_chroot <<EOF
+passwd --lock "${FIRST_USER_NAME}" >/dev/null
+EOF
