@@ -101,7 +101,7 @@ class Narrator:
             self._pending, self._pending_since = setpoint, time.monotonic()
         elif time.monotonic() - self._pending_since >= 1.5 and self._changed("setpoint", setpoint):
             if setpoint is None:
-                self._say("battery released to its own mode")
+                self._say("battery in its own mode (no utility setpoint)")
             else:
                 verb = "discharge" if setpoint > 0 else "charge" if setpoint < 0 else "hold"
                 self._say(f"setpoint written to the inverter: {setpoint:+.0f} W ({verb})")
