@@ -64,24 +64,25 @@ def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
+#: key usage of a 2030.5 device certificate: ECDSA signatures and ECDHE key agreement (critical)
+DEVICE_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=True,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
 def build_csr(key: ec.EllipticCurvePrivateKey, profile: CsrProfile) -> x509.CertificateSigningRequest:
     """A CSR for `key` asking for the extensions of `profile`, signed with ECDSA-SHA256."""
     subject = profile.name()
     builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
-    builder = builder.add_extension(
-        x509.KeyUsage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=False,
-            data_encipherment=False,
-            key_agreement=True,
-            key_cert_sign=False,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-        ),
-        critical=True,
-    )
+    builder = builder.add_extension(DEVICE_KEY_USAGE, critical=True)
     if profile.hardware_module is not None:
         hw_type, serial = profile.hardware_module
         value = _der_sequence(_der_oid(hw_type) + _der(0x04, serial.encode()))
