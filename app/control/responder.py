@@ -7,6 +7,8 @@ import logging
 import random
 from typing import Final, Protocol
 
+from app.client.backoff import Backoff
+from app.client.errors import RetryLater
 from app.control.ledger import Ledger, OwedResponse
 from app.control.schedule import to_datetime
 from app.health import Health
@@ -54,10 +56,9 @@ class Responder:
         self._poster = poster
         self._lfdi = lfdi
         self._health = health
-        self._rng = rng
-        self._max_backoff_s = max_backoff_s
+        self._backoff = Backoff(cap_s=max_backoff_s, rng=rng, base_s=_FIRST_RETRY_S)
+        self._retry_after: float | None = None
         self._wake = asyncio.Event()
-        self._failures = 0
 
     def notify(self) -> None:
         """New responses were recorded: send them now (unless backing off)."""
@@ -73,7 +74,7 @@ class Responder:
                 continue
             for response in owed:
                 if not await self._send(response):
-                    await asyncio.sleep(self._delay())
+                    await asyncio.sleep(self._backoff.next_delay(self._retry_after))
                     break
 
     async def _send(self, response: OwedResponse) -> bool:
@@ -91,18 +92,13 @@ class Responder:
                 post.cancel()
             raise
         except Exception as exc:  # whatever the reason, the response stays owed and is retried
-            self._failures += 1
+            self._retry_after = exc.retry_after if isinstance(exc, RetryLater) else None
             _LOGGER.debug("response %d for %s not taken: %s", response.status, response.mrid, exc)
             self._health.problem(PART, f"cannot post responses ({type(exc).__name__})")
             return False
         self._ledger.delivered(response)
         _LOGGER.debug("response %d for %s posted to %s", response.status, response.mrid, response.reply_to)
-        if self._failures:
-            self._failures = 0
+        if self._backoff.failures:
+            self._backoff.reset()
             self._health.ok(PART)
         return True
-
-    def _delay(self) -> float:
-        ceiling = min(self._max_backoff_s, _FIRST_RETRY_S * 2.0 ** min(self._failures - 1, 30))
-        # Full jitter above half the ceiling: spreads retries without ever hammering the server.
-        return self._rng.uniform(ceiling / 2, ceiling)
