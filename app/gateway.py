@@ -332,9 +332,8 @@ class Gateway:
         """Everything the status page and /api/status show (no secrets)."""
         tree = self.link.tree
         problems = self.health.problems()
-        state = "ok" if not problems else "degraded"
-        if self.led_state() is LedState.FAULT:
-            state = "fault"
+        led = self.led_state()
+        state = "fault" if led is LedState.FAULT else "degraded" if problems else "ok"
         inv = self.inverter
         sample = inv.telemetry if inv is not None else None
         plan = self.engine.plan if self.engine is not None else None
@@ -347,7 +346,7 @@ class Gateway:
             ident = {"problem": f"{self.identity_problem}; install one with `wattsmart-gateway identity`"}
         return {
             "state": state,
-            "led": self.led_state().name,
+            "led": led.name,
             "identity": ident,
             "server": {
                 "url": self.config.server.dcap_url,
@@ -386,11 +385,7 @@ class Gateway:
             if self.lfdi is None:
                 return {"state": "waiting for a client certificate"}
             return {"state": "waiting for the server's DER or mirror links"}
-        out: dict[str, Any] = {"interval s": self.config.telemetry.interval_s}
-        status = getattr(service, "status", None)
-        if callable(status):
-            out.update(status())
-        return out
+        return {"interval s": self.config.telemetry.interval_s, **service.status()}
 
     # --- lifecycle ----------------------------------------------------------------------------
 
