@@ -28,6 +28,7 @@ from app.commissioning.panel import gpio_settings
 from app.config import Config, ConfigError, load_config
 from app.hardware import inverter_settings
 from app.identity import ExpiryLevel, expiry_level
+from app.identity.verify import public_der
 from app.sep.identity import lfdi_from_der, sfdi_from_lfdi
 from hal.errors import HalError
 from hal.gpio import Gpio
@@ -99,11 +100,11 @@ async def check_certificate(ctx: Context) -> CheckResult:
         return CheckResult(name, False, f"cannot read {server.key_file}: {exc.strerror}", _INIT_FIX)
     except (ValueError, TypeError):
         return CheckResult(name, False, f"{server.key_file} is not an unencrypted private key", _INIT_FIX)
-    if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
-        return CheckResult(name, False, "the certificate does not belong to the key", _INSTALL_FIX)
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         detail = "the key is not P-256 (IEEE 2030.5 requires ECDSA secp256r1)"
         return CheckResult(name, False, detail, _INIT_FIX)
+    if public_der(key.public_key()) != public_der(cert):
+        return CheckResult(name, False, "the certificate does not belong to the key", _INSTALL_FIX)
     ctx.cert = cert
     if ctx.now < cert.not_valid_before_utc:
         return CheckResult(name, False, f"not valid before {cert.not_valid_before_utc:%Y-%m-%d}", _CLOCK_FIX)
