@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 from app.ota.settings import OtaSettings
+from hal.inverter.settings import MAX_NAMEPLATE_W
 
 T = TypeVar("T")
 
@@ -82,6 +83,24 @@ class SerialPort:
 
 
 @dataclass(frozen=True, slots=True)
+class NameplateConfig:
+    """The battery's nameplate, from its label or datasheet: the hard ceiling of every setpoint."""
+
+    #: largest discharge (export) power, W
+    max_discharge_w: float = field(default=0.0, metadata={"required": True})
+    #: largest charge (import) power, W
+    max_charge_w: float = field(default=0.0, metadata={"required": True})
+
+    def __post_init__(self) -> None:
+        for key in ("max_discharge_w", "max_charge_w"):
+            value = getattr(self, key)
+            if not 0 < value <= MAX_NAMEPLATE_W:
+                raise _Invalid(
+                    key, value, f"the battery's power in W, above 0 and at most {MAX_NAMEPLATE_W:.0f}"
+                )
+
+
+@dataclass(frozen=True, slots=True)
 class InverterConfig:
     """The battery inverter and how to reach it."""
 
@@ -97,6 +116,9 @@ class InverterConfig:
     retries: int = 2
     #: SunSpec 704 revert timer: the inverter drops our setpoint by itself if we stop refreshing it
     revert_timeout_s: int = 300
+    #: the ceiling no setpoint exceeds, whatever the inverter reports; without it, an inverter whose
+    #: ratings are unknown or implausible gets no setpoint at all
+    nameplate: NameplateConfig | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.unit_id <= 247:
@@ -119,8 +141,8 @@ class TelemetryConfig:
     #: post rate used when the server's MirrorUsagePoint carries no postRate
     default_post_rate_s: int = 300
     status_interval_s: int = 60
-    #: how often ratings are re-read from the inverter to detect changes
-    ratings_interval_s: int = 3600
+    #: how often the inverter's ratings are re-read (changes go to DERCapability/DERSettings)
+    ratings_interval_s: int = 60
     #: readings older than this are dropped from the outbox (counted and logged)
     outbox_max_age_s: int = 7 * 24 * 3600
     power: PointConfig = field(default_factory=PointConfig)
@@ -129,6 +151,10 @@ class TelemetryConfig:
     def __post_init__(self) -> None:
         if self.interval_s <= 0 or (60 % self.interval_s and self.interval_s % 60):
             raise _Invalid("interval_s", self.interval_s, "a divisor of 60 s or a whole number of minutes")
+        if not 1 <= self.ratings_interval_s <= 60:
+            raise _Invalid(
+                "ratings_interval_s", self.ratings_interval_s, "1 to 60 s: ratings are never used older than a minute"
+            )
 
 
 @dataclass(frozen=True, slots=True)

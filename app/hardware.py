@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.config import InverterConfig
-from hal.inverter import InverterSettings
+from hal.inverter import InverterSettings, Nameplate
 from hal.modbus import BusSettings, SerialSettings, TcpSettings
 
 
@@ -23,4 +23,7 @@ def inverter_settings(cfg: InverterConfig) -> InverterSettings:
         tcp=tcp,
         bus=BusSettings(timeout_s=cfg.timeout_s, retries=cfg.retries),
         revert_timeout_s=float(cfg.revert_timeout_s),
+        nameplate=None
+        if cfg.nameplate is None
+        else Nameplate(cfg.nameplate.max_discharge_w, cfg.nameplate.max_charge_w),
     )

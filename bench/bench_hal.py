@@ -38,9 +38,10 @@ async def _measure(framing: str) -> list[Row]:
                 transport="tcp", tcp=TcpSettings("127.0.0.1", server.port), bus=BusSettings(timeout_s=1.0)
             )
         async with open_inverter(settings, auto_keepalive=False) as inverter:
-            assert isinstance(inverter, SunSpecInverter)
+            device = inverter.inner  # the device behind the guard
+            assert isinstance(device, SunSpecInverter)
             await inverter.read_ratings()  # discovery and ratings are not part of the cycle
-            stats = inverter.bus.stats
+            stats = device.bus.stats
             before = (stats.requests, stats.tx_bytes, stats.rx_bytes)
             times = []
             for _ in range(CYCLES):
@@ -62,7 +63,7 @@ async def _measure(framing: str) -> list[Row]:
                 Row(f"hal.telemetry_bytes_{framing}", wire_bytes, "bytes", "request + reply frames per cycle")
             )
             if framing == "rtu":
-                gap = inverter.bus.gap_s
+                gap = device.bus.gap_s
                 wire_s = wire_bytes * BITS_PER_CHAR / BAUD
                 busy_s = wire_s + requests * gap
                 rows.append(
@@ -114,7 +115,7 @@ async def _measure(framing: str) -> list[Row]:
             if framing == "rtu":
                 requests = (stats.requests - before[0]) / SETPOINTS
                 wire_bytes = (stats.tx_bytes - before[1] + stats.rx_bytes - before[2]) / SETPOINTS
-                busy_s = wire_bytes * BITS_PER_CHAR / BAUD + requests * inverter.bus.gap_s
+                busy_s = wire_bytes * BITS_PER_CHAR / BAUD + requests * device.bus.gap_s
                 rows.append(
                     Row(
                         "hal.setpoint_bus_time_rtu_9600",

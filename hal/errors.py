@@ -36,6 +36,10 @@ class SetpointNotAccepted(InverterProtocolError):
     """A setpoint was written but the read-back differs; the device ignored or changed the command."""
 
 
+class NoPowerLimit(HalError):
+    """No plausible inverter rating and no configured nameplate bound this direction: nothing is written."""
+
+
 class ConfigurationError(HalError):
     """Reconfigure: settings do not describe hardware that can work; retrying will not help."""
 

@@ -124,6 +124,7 @@ class ControlEngine:
         self._flag = in_force_flag
         self._flagged: float | None = None
         self._flag_synced = False
+        self._refused: dict[str, int] = {}
         self.plan: Plan | None = None
         """The last evaluation (None before the first snapshot or while in fail-safe)."""
 
@@ -133,6 +134,10 @@ class ControlEngine:
         """A fresh read of the DERPrograms, their controls and defaults (also counts as contact)."""
         self._programs = tuple(programs)
         self.server_reached()
+
+    def wake(self) -> None:
+        """Look again now (the inverter's ratings changed): the setpoint in force is recomputed."""
+        self._wake.set()
 
     def server_reached(self) -> None:
         """The server answered (even if nothing changed): postpones the fail-safe."""
@@ -203,6 +208,10 @@ class ControlEngine:
             power, next_change, plan = self._decide(now, mono)
             self._executor.command(power)
             executor_due = await self._executor.step(self._monotonic())
+            for mrid in self._executor.take_refused():
+                # No limit bounds its setpoint: the next evaluation rejects it (252) and moves on.
+                self._refused[mrid] = ResponseStatus.REJECTED_NOT_APPLICABLE
+                self._wake.set()
             self._mark_in_force(_in_force_until(plan))
             self._health.beat(PART)
             if plan is not None:
@@ -229,7 +238,9 @@ class ControlEngine:
         if self._failsafe:
             self._failsafe = False
             self._health.ok(FAILSAFE_PART)
-        plan = evaluate(self._programs, self._records, now, self._rng)
+        plan = evaluate(self._programs, self._records, now, self._rng, self._refused)
+        for mrid in [m for m in self._refused if m in plan.states and plan.states[m].code is not None]:
+            del self._refused[mrid]  # rejected for good: its record remembers it
         for record in plan.records:
             old = self._records.get(record.mrid)
             for milestone in sorted(record.reached - (old.reached if old else frozenset())):

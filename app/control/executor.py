@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from app.config import ControlConfig
-from app.control.modes import PowerCommand
+from app.control.modes import DEFAULT_SOURCE, PowerCommand
 from app.health import Health
-from hal.errors import HalError
+from hal.errors import HalError, NoPowerLimit
 from hal.inverter.base import BatteryInverter, Ratings, Telemetry
 
 _LOGGER = logging.getLogger(__name__)
@@ -17,8 +17,9 @@ _LOGGER = logging.getLogger(__name__)
 PART: Final = "control"
 #: a failed inverter call is retried this soon (the device-side revert timer covers the gap)
 RETRY_S: Final = 2.0
-#: ratings are slow-changing settings; re-read this often in case an installer changed them
-RATINGS_MAX_AGE_S: Final = 3600.0
+#: while a command is in force, the live ratings are asked for at least this often (the guard
+#: re-reads the device once its copy is a minute old), so a lowered rating is obeyed within a minute
+RATINGS_CHECK_S: Final = 60.0
 #: at most this long between the writes of a ramp
 RAMP_STEP_S: Final = 1.0
 #: while the battery is driven, its state of charge is checked this often against the limits
@@ -27,6 +28,8 @@ SOC_CHECK_S: Final = 10.0
 IDLE_SAMPLE_S: Final = 60.0
 #: an older reading (or none: just started, inverter unreadable) is refreshed before writing
 SAMPLE_MAX_AGE_S: Final = 120.0
+#: a state of charge that turns unknown or implausible: the last good one limits for this long
+SOC_HOLD_S: Final = 600.0
 
 
 def fixed_w_reference(ratings: Ratings, discharge: bool) -> float | None:
@@ -47,17 +50,6 @@ def requested_watts(command: PowerCommand, ratings: Ratings) -> float | None:
     if reference is None:
         return None
     return command.fixed_w / 10000.0 * reference
-
-
-def rating_clamp(watts: float, ratings: Ratings) -> float:
-    """Limit to the inverter's charge/discharge limits (unknown limits do not clamp)."""
-    upper = ratings.discharge_limit_w()
-    lower = ratings.charge_limit_w()
-    if upper is not None and watts > upper:
-        return upper
-    if lower is not None and watts < -lower:
-        return -lower
-    return watts
 
 
 def soc_clamp(watts: float, soc_pct: float | None, config: ControlConfig) -> float:
@@ -94,8 +86,6 @@ class Executor:
         self._health = health
         self._command: PowerCommand | None = None
         self._changed = True
-        self._ratings: Ratings | None = None
-        self._ratings_at = 0.0
         self._written: float | None = None
         self._released = False
         self._last_write = 0.0
@@ -106,11 +96,18 @@ class Executor:
         self._sample_at = 0.0
         self._sample_tried = -1
         self._steps = 0
+        self._soc: tuple[float, float] | None = None
+        self._refused: set[str] = set()
 
     @property
     def written(self) -> float | None:
         """The last setpoint written (W), or None while the battery is released."""
         return self._written
+
+    def take_refused(self) -> set[str]:
+        """Events whose command could not be bounded (`NoPowerLimit`) since the last call: reject them."""
+        refused, self._refused = self._refused, set()
+        return refused
 
     def command(self, command: PowerCommand | None) -> None:
         """Adopt what the plan says is in force; the next `step()` acts on it."""
@@ -122,6 +119,18 @@ class Executor:
         """Write what is due at monotonic time `now`; return when the next step is due (None: idle)."""
         try:
             due = await self._step(now)
+        except NoPowerLimit as exc:
+            # Nothing safe can be written: never leave an old setpoint forcing the battery.
+            self._failing = True
+            self._health.problem(PART, f"nothing written to the inverter: {exc}")
+            command = self._command
+            if command is not None and command.source != DEFAULT_SOURCE:
+                self._refused.add(command.source)
+            try:
+                await self._release()
+            except HalError as again:
+                _LOGGER.debug("release after a refused setpoint failed: %s", again)
+            return now + RATINGS_CHECK_S
         except HalError as exc:
             self._failing = True
             # The kind of failure, not its text: Health logs each change, and texts vary per attempt.
@@ -156,16 +165,17 @@ class Executor:
             # Idle, nothing waits: keep a reading for the next event's start.
             await self._sample_if_older(IDLE_SAMPLE_S, now)
             return None
-        stale_ratings = self._ratings is not None and now - self._ratings_at > RATINGS_MAX_AGE_S
-        ratings = self._ratings if self._ratings is not None else await self._read_ratings(now)
+        # The live ratings (the guard reads the device when its copy is a minute old): a changed
+        # rating changes the target of this very step.
+        ratings = await self._inverter.read_ratings()
         asked = requested_watts(command, ratings)
-        if asked is None:
-            # Never keep forcing an old setpoint when the new one cannot be computed.
-            await self._release()
-            self._ratings = None
-            raise _RatingsUnknown("the inverter does not report the ratings opModFixedW refers to")
-        target = rating_clamp(asked, ratings)
-        self._note_clamp(command, "rating", asked, target)
+        target = None if asked is None else ratings.clamp(asked)
+        if asked is None or target is None:
+            raise NoPowerLimit(
+                "no power limit known (no plausible inverter rating, no inverter.nameplate) "
+                f"for {command.source}"
+            )
+        self._note_clamp(command, "inverter's rating or nameplate", asked, target)
         # The write must not wait on a reading (~350 ms on RS-485 at 9600 baud against a 250 ms
         # event-start budget): the last one serves, and a fresh one follows the write. Only when
         # there is none recent enough for the state-of-charge limits is it read first.
@@ -182,30 +192,29 @@ class Executor:
                 self._ramp = None
             else:
                 value = ramped
-        limited = self._soc_limited(command, value)
+        limited = self._soc_limited(command, value, now)
         if not self._write_due(limited, now) and now - self._sample_at >= SOC_CHECK_S:
             # Nothing to write yet, so nothing waits: check the state of charge with a fresh reading.
             await self._sample_if_older(0.0, now)
-            limited = self._soc_limited(command, value)
+            limited = self._soc_limited(command, value, now)
         if self._write_due(limited, now):
             await self._write(command, limited, now)
             await self._sample_if_older(0.0, now)  # unless it was read (or failed) this step
-            again = self._soc_limited(command, value)
+            again = self._soc_limited(command, value, now)
             if again != limited:
                 await self._write(command, again, now)
-        # Stale ratings are re-read after the write; a change is acted on by the next step, at once.
-        if stale_ratings and await self._read_ratings(now) != ratings:
-            return now
         reassert = float(self._config.reassert_interval_s)
-        due = self._last_write + reassert
+        due = min(self._last_write + reassert, now + RATINGS_CHECK_S)
         if self._ramp is not None:
             due = min(due, now + RAMP_STEP_S)
         elif self._written != 0.0:
             due = min(due, now + SOC_CHECK_S)
         return due
 
-    def _soc_limited(self, command: PowerCommand, value: float) -> float:
-        soc = self._sample.soc_pct if self._sample is not None else None
+    def _soc_limited(self, command: PowerCommand, value: float, now: float) -> float:
+        # A state of charge that turned unknown or implausible (the guard says so once) does not
+        # silently drop the limits: the last good one holds for a while.
+        soc = self._soc[1] if self._soc is not None and now - self._soc[0] <= SOC_HOLD_S else None
         limited = soc_clamp(value, soc, self._config)
         self._note_clamp(command, "state of charge", value, limited)
         return round(limited, 1)
@@ -224,11 +233,6 @@ class Executor:
         self._released = False
         self._last_write = now
 
-    async def _read_ratings(self, now: float) -> Ratings:
-        self._ratings = await self._inverter.read_ratings()
-        self._ratings_at = now
-        return self._ratings
-
     async def _sample_if_older(self, max_age_s: float, now: float) -> None:
         """Read the inverter if the last reading is older than `max_age_s`, at most once per step."""
         if self._sample is not None and now - self._sample_at < max_age_s:
@@ -244,6 +248,8 @@ class Executor:
                 self._sample = None  # too old to clamp by: unknown does not clamp
             return
         self._sample_at = now
+        if self._sample.soc_pct is not None:
+            self._soc = (now, self._sample.soc_pct)
 
     def _start_ramp(
         self, command: PowerCommand, target: float, ratings: Ratings, measured: float | None, now: float
@@ -269,7 +275,3 @@ class Executor:
             _LOGGER.warning("%s asks %.0f W; limited to %.0f W by the %s", command.source, asked, got, kind)
         elif asked == got:
             self._clamps.discard(key)
-
-
-class _RatingsUnknown(HalError):
-    """The ratings a percentage refers to are unknown: nothing safe can be written."""

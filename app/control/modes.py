@@ -20,6 +20,10 @@ _NOT_A_MODE: Final = frozenset({"rampTms"})
 _MODES: Final = tuple(f.name for f in dataclasses.fields(DERControlBase) if f.name not in _NOT_A_MODE)
 
 
+#: the PowerCommand source of a DefaultDERControl (an event's is its mRID)
+DEFAULT_SOURCE: Final = "default"
+
+
 #: DeviceCategoryType bits that describe this gateway's battery: 18 virtual or mixed DER,
 #: 23 combined PV and storage, 25 other storage system.
 OUR_DEVICE_CATEGORIES: Final = (1 << 18) | (1 << 23) | (1 << 25)
@@ -78,9 +82,9 @@ def default_command(default: DefaultDERControl) -> PowerCommand | None:
     grad = default_grad(default)
     ramp = base.rampTms / 100.0 if base.rampTms else None
     if base.opModFixedW is not None:
-        return PowerCommand("default", base.opModFixedW, None, ramp, grad)
+        return PowerCommand(DEFAULT_SOURCE, base.opModFixedW, None, ramp, grad)
     if base.opModTargetW is not None:
-        return PowerCommand("default", None, base.opModTargetW.watts, ramp, grad)
+        return PowerCommand(DEFAULT_SOURCE, None, base.opModTargetW.watts, ramp, grad)
     return None
 
 

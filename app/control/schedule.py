@@ -119,12 +119,16 @@ def evaluate(
     records: Mapping[str, EventRecord],
     now: datetime,
     rng: random.Random,
+    refused: Mapping[str, int] | None = None,
 ) -> Plan:
-    """Decide what is in force at `now` (server time), which events changed and which responses are due."""
+    """Decide what is in force at `now` (server time), which events changed and which responses are due.
+
+    `refused`: events the executor found it cannot obey (mRID → rejection status), rejected now.
+    """
     if now.tzinfo is None:
         raise ValueError(f"naive datetime {now!r}: the schedule needs the server's aware UTC time")
     t = now.timestamp()
-    events = _collect(programs, records, t, rng)
+    events = _collect(programs, records, t, rng, refused or {})
     ordered = sorted(events, key=_priority)
     _supersede(ordered)
     in_force: dict[str, _Event] = {}
@@ -188,7 +192,11 @@ def _draw(rng: random.Random, bound: int | None) -> float:
 
 
 def _collect(
-    programs: Sequence[ProgramView], records: Mapping[str, EventRecord], t: float, rng: random.Random
+    programs: Sequence[ProgramView],
+    records: Mapping[str, EventRecord],
+    t: float,
+    rng: random.Random,
+    refused: Mapping[str, int],
 ) -> list[_Event]:
     events: list[_Event] = []
     seen: set[str] = set()
@@ -208,7 +216,7 @@ def _collect(
             start = static.start + record.start_offset
             end = max(start, start + static.duration + record.duration_offset)
             ev = _Event(control, static, prog, record, start, end, new=ev_new)
-            _screen(ev, t, rng)
+            _screen(ev, t, rng, refused.get(mrid))
             events.append(ev)
     digests.keep()
     return events
@@ -269,10 +277,10 @@ def _digest(control: DERControl) -> _Static:
     )
 
 
-def _screen(ev: _Event, t: float, rng: random.Random) -> None:
+def _screen(ev: _Event, t: float, rng: random.Random, refused: int | None = None) -> None:
     """Rejections, expiry and server-side status, before supersession is decided."""
     control = ev.control
-    code, categories = ev.static.code, ev.static.categories
+    code, categories = ev.static.code or refused, ev.static.categories
     terminal = ev.record.terminal
     if terminal is not None:
         if terminal in _OCCUPYING_TERMINAL:

@@ -7,6 +7,7 @@ from hal.errors import (
     InverterProtocolError,
     InverterUnreachable,
     ModbusExceptionReply,
+    NoPowerLimit,
     ProfileError,
     SetpointNotAccepted,
     TransientHardwareError,
@@ -14,7 +15,8 @@ from hal.errors import (
 from hal.inverter.base import BatteryInverter, ConnectionStatus, OperatingStatus, Ratings, Telemetry
 from hal.inverter.battery import BatteryModel, BatterySpec
 from hal.inverter.factory import connect_inverter, open_inverter
-from hal.inverter.settings import InverterSettings
+from hal.inverter.guard import SafeInverter
+from hal.inverter.settings import InverterSettings, Nameplate
 
 __all__ = [
     "BatteryInverter",
@@ -28,9 +30,12 @@ __all__ = [
     "InverterSettings",
     "InverterUnreachable",
     "ModbusExceptionReply",
+    "Nameplate",
+    "NoPowerLimit",
     "OperatingStatus",
     "ProfileError",
     "Ratings",
+    "SafeInverter",
     "SetpointNotAccepted",
     "Telemetry",
     "TransientHardwareError",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import abc
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -55,26 +56,41 @@ class Ratings:
     set_max_discharge_w: float | None = None
     """Current maximum discharge rate setting, W (702.WDisChaRteMax)."""
 
-    # The one definition of the battery inverter's limits: the HAL clamps to them, opModFixedW is a
-    # share of them and DERSettings reports them, so the server computes exactly what we write.
+    # The one definition of the battery inverter's limits: opModFixedW is a share of them, DERSettings
+    # reports them and `clamp` (the only clamp of a setpoint) holds every write to them, so the server
+    # computes exactly what we write.
 
     def active_power_limit_w(self) -> float | None:
         """Largest active power, W, from the setting or the rating (DERSettings.setMaxW)."""
         return _first_known(self.set_max_w, self.max_w)
 
     def charge_limit_w(self) -> float | None:
-        """Largest charge power the device will take, W (positive), from settings or ratings.
+        """Largest charge power the device will take, W (positive): its charge rate within WMax.
 
         DERSettings.setMaxChargeRateW, and 100 % of a negative opModFixedW.
         """
-        return _first_known(self.set_max_charge_w, self.max_charge_w, self.set_max_w, self.max_w)
+        return _smallest(_first_known(self.set_max_charge_w, self.max_charge_w), self.active_power_limit_w())
 
     def discharge_limit_w(self) -> float | None:
-        """Largest discharge power the device will give, W, from settings or ratings.
+        """Largest discharge power the device will give, W: its discharge rate within WMax.
 
         DERSettings.setMaxDischargeRateW, and 100 % of a positive opModFixedW.
         """
-        return _first_known(self.set_max_discharge_w, self.max_discharge_w, self.set_max_w, self.max_w)
+        return _smallest(
+            _first_known(self.set_max_discharge_w, self.max_discharge_w), self.active_power_limit_w()
+        )
+
+    def clamp(self, watts: float) -> float | None:
+        """`watts` held within the charge/discharge limits; None when the limit in its direction is unknown.
+
+        Unknown never means unlimited: a caller that gets None must not write.
+        """
+        if watts == 0:
+            return 0.0
+        limit = self.discharge_limit_w() if watts > 0 else self.charge_limit_w()
+        if limit is None:
+            return None
+        return max(-limit, min(limit, watts))
 
 
 @dataclass(frozen=True)
@@ -93,6 +109,11 @@ class Telemetry:
     """Grid connection status."""
     operating: OperatingStatus | None
     """Operating status."""
+    suspect: Mapping[str, float] = field(default_factory=dict)
+    """Values the device reported that failed a plausibility check, by field name ("w", "hz", "soc_pct").
+
+    Their field above is None (never trusted as truth); they are kept here to be reported as questionable.
+    """
 
 
 def _first_known(*values: float | None) -> float | None:
@@ -100,6 +121,11 @@ def _first_known(*values: float | None) -> float | None:
         if value is not None:
             return value
     return None
+
+
+def _smallest(*values: float | None) -> float | None:
+    known = [v for v in values if v is not None]
+    return min(known) if known else None
 
 
 class BatteryInverter(abc.ABC):
@@ -118,7 +144,7 @@ class BatteryInverter(abc.ABC):
 
     @abc.abstractmethod
     async def read_ratings(self) -> Ratings:
-        """Read the nameplate ratings and the current settings (slow-changing; read at start and hourly)."""
+        """Read the nameplate ratings and the current settings (the guarded inverter: at most ~60 s old)."""
 
     @abc.abstractmethod
     async def read_telemetry(self) -> Telemetry:
@@ -128,10 +154,11 @@ class BatteryInverter(abc.ABC):
     async def set_active_power(self, watts: float) -> float:
         """Command the active power (+ discharge, − charge) and return what the device now holds.
 
-        The request is clamped to the device's charge/discharge limits and quantised to its
-        resolution. The device-side revert timer is armed, so the battery goes back to its own mode
-        by itself if the gateway stops refreshing; `keepalive()` refreshes it. The written value is
-        read back: a device that did not take it raises `SetpointNotAccepted`.
+        The device layer quantises the request to its resolution, never to a larger magnitude; the
+        guard (`hal.inverter.guard`) clamps it to the ceiling and the live ratings before that. The
+        device-side revert timer is armed, so the battery goes back to its own mode by itself if the
+        gateway stops refreshing; `keepalive()` refreshes it. The written value is read back: a
+        device that did not take it raises `SetpointNotAccepted`.
         """
 
     @abc.abstractmethod

@@ -10,31 +10,36 @@ from collections.abc import AsyncIterator
 from hal.clock import Clock, utc_now
 from hal.errors import HalError
 from hal.inverter.base import BatteryInverter
+from hal.inverter.guard import SafeInverter
 from hal.inverter.settings import InverterSettings
 from hal.inverter.sim import SimInverter
 
 _LOGGER = logging.getLogger(__name__)
 
 
-async def connect_inverter(settings: InverterSettings, *, clock: Clock = utc_now) -> BatteryInverter:
-    """Build the inverter the settings describe; the caller must `close()` it.
+async def connect_inverter(settings: InverterSettings, *, clock: Clock = utc_now) -> SafeInverter:
+    """Build the inverter the settings describe, behind the guard; the caller must `close()` it.
 
+    Every setpoint goes through `SafeInverter`: clamped to the nameplate and the live ratings.
     Profiles are validated here (a broken file raises `ProfileError` at once); the device itself is
     reached lazily, so an inverter that is still powering up does not fail start-up: its calls raise
     `InverterUnreachable` until it answers.
     """
+    device: BatteryInverter
     if settings.transport == "sim":
-        return SimInverter(settings.sim, revert_timeout_s=settings.revert_timeout_s, clock=clock)
-    # Imported here: the sim path does not load the Modbus profile modules.
-    from hal.inverter.modbus_inverter import connect_modbus_inverter
+        device = SimInverter(settings.sim, revert_timeout_s=settings.revert_timeout_s, clock=clock)
+    else:
+        # Imported here: the sim path does not load the Modbus profile modules.
+        from hal.inverter.modbus_inverter import connect_modbus_inverter
 
-    return await connect_modbus_inverter(settings, clock=clock)
+        device = await connect_modbus_inverter(settings, clock=clock)
+    return SafeInverter(device, settings.nameplate)
 
 
 @contextlib.asynccontextmanager
 async def open_inverter(
     settings: InverterSettings, *, clock: Clock = utc_now, auto_keepalive: bool = True
-) -> AsyncIterator[BatteryInverter]:
+) -> AsyncIterator[SafeInverter]:
     """`async with open_inverter(settings) as inverter:` — connects, refreshes the revert timer, closes.
 
     With `auto_keepalive`, a task owned by this context calls `keepalive()` every

@@ -13,6 +13,34 @@ SetpointMode = Literal["watts", "percent"]
 
 SUNSPEC = "sunspec"
 
+#: no battery inverter behind a gateway like this one is larger; beyond it a nameplate is a typo
+MAX_NAMEPLATE_W = 1_000_000.0
+
+
+@dataclass(frozen=True)
+class Nameplate:
+    """The battery's nameplate as the installer writes it: the hard ceiling of every setpoint, W."""
+
+    max_discharge_w: float
+    max_charge_w: float
+
+    def __post_init__(self) -> None:
+        for name in ("max_discharge_w", "max_charge_w"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value <= MAX_NAMEPLATE_W
+            ):
+                raise ValueError(
+                    f"nameplate {name} must be > 0 and at most {MAX_NAMEPLATE_W:.0f} W, got {value!r}"
+                )
+
+    @property
+    def max_w(self) -> float:
+        """The larger of the two: the active power the battery can move at all."""
+        return max(self.max_discharge_w, self.max_charge_w)
+
 
 @dataclass(frozen=True)
 class InverterSettings:
@@ -25,7 +53,8 @@ class InverterSettings:
     port or endpoint share one connection and must agree on it). `setpoint_mode`: SunSpec 704 watts
     or percent-of-WMax mode. `revert_timeout_s`: the device-side timer after which the battery
     reverts to its own mode unless refreshed; `keepalive_interval_s` defaults to a third of it.
-    `sim`: the simulated battery's ratings (transport "sim" only).
+    `sim`: the simulated battery's ratings (transport "sim" only). `nameplate`: the installer's hard
+    ceiling; no write ever exceeds it, whatever the inverter reports.
     """
 
     transport: Transport
@@ -38,6 +67,7 @@ class InverterSettings:
     revert_timeout_s: float = 60.0
     keepalive_interval_s: float | None = None
     sim: BatterySpec = field(default_factory=BatterySpec)
+    nameplate: Nameplate | None = None
 
     def __post_init__(self) -> None:
         if self.transport not in ("rtu", "tcp", "sim"):

@@ -32,11 +32,6 @@ from hal.modbus import ModbusBus
 
 _LOGGER = logging.getLogger(__name__)
 
-_HZ_RANGE = (40.0, 70.0)
-_SOC_RANGE = (0.0, 100.0)
-# An inverter cannot move twice its nameplate power: beyond that a reading is garbage (e.g. a
-# vendor's 0x7FFF "invalid" int16, which SunSpec itself does not define as a sentinel).
-_W_PLAUSIBLE_FACTOR = 2.0
 _ENABLED = 1
 _MODE_PCT, _MODE_WATTS = 0, 1
 _STORCTL_CHARGE_AND_DISCHARGE = 3
@@ -159,10 +154,12 @@ class SunSpecInverter(BatteryInverter):
         )
 
     async def read_telemetry(self) -> Telemetry:
-        """W, Hz and status from 701 (or 103), state of charge from 713 (or 802, or 124)."""
+        """W, Hz and status from 701 (or 103), state of charge from 713 (or 802, or 124).
+
+        Values are as decoded (sentinels and out-of-range scale factors are None); the guard
+        (`hal.inverter.guard`) judges whether they are plausible.
+        """
         smap = await self.sunspec_map()
-        if self._ratings is None:
-            await self.read_ratings()  # once: the plausibility bound on W comes from the rating
         if smap.has(701):
             b = await self._block(701, 2, 116)
             w, hz = b.value("W"), b.value("Hz")
@@ -178,9 +175,9 @@ class SunSpecInverter(BatteryInverter):
         timestamp = self._clock()
         return Telemetry(
             timestamp=timestamp,
-            w=self._plausible_w(w),
-            hz=_within(hz, _HZ_RANGE, "Hz"),
-            soc_pct=_within(soc, _SOC_RANGE, "SoC"),
+            w=w,
+            hz=hz,
+            soc_pct=soc,
             connection=connection,
             operating=operating,
         )
@@ -193,13 +190,6 @@ class SunSpecInverter(BatteryInverter):
         if smap.has(124):
             return (await self._block(124, 8, 22)).value("ChaState")
         return None
-
-    def _plausible_w(self, w: float | None) -> float | None:
-        ratings = self._ratings
-        known = [] if ratings is None else [ratings.max_w, ratings.max_charge_w, ratings.max_discharge_w]
-        rating = max((r for r in known if r), default=None)
-        limit = 1e7 if rating is None else rating * _W_PLAUSIBLE_FACTOR
-        return _within(w, (-limit, limit), "W")
 
     # -- control ----------------------------------------------------------------------------
 
@@ -344,15 +334,6 @@ def _require_sf(sf: float | int | None, name: str) -> int:
     if sf is None:
         raise InverterProtocolError(f"{name} is unimplemented or out of range; cannot scale a setpoint")
     return int(sf)
-
-
-def _within(value: float | None, bounds: tuple[float, float], what: str) -> float | None:
-    if value is None:
-        return None
-    if not bounds[0] <= value <= bounds[1]:
-        _LOGGER.debug("implausible %s reading %s treated as unknown", what, value)
-        return None
-    return value
 
 
 def _enum(kind: type[_E], raw: float | int | None) -> _E | None:

@@ -41,7 +41,6 @@ class TableInverter(BatteryInverter):
         self.profile = profile
         self._clock = clock
         self._on_close = on_close
-        self._ratings: Ratings | None = None
         self._active: float | None = None
         self._lock = asyncio.Lock()
         self._closed = False
@@ -63,11 +62,10 @@ class TableInverter(BatteryInverter):
             set_max_charge_w=values.get("set_max_charge_w"),
             set_max_discharge_w=values.get("set_max_discharge_w"),
         )
-        self._ratings = ratings
         return ratings
 
     async def read_telemetry(self) -> Telemetry:
-        """W, Hz, SoC and states as the profile maps them."""
+        """W, Hz, SoC and states as the profile maps them (the guard judges their plausibility)."""
         names = [n for n in ("w", "hz", "soc_pct", "operating", "connection") if n in self.profile.points]
         raws = await self._read_raw(names)
         points = self.profile.points
@@ -76,25 +74,19 @@ class TableInverter(BatteryInverter):
         return Telemetry(
             timestamp=self._clock(),
             w=self._number(points["w"], raws),
-            hz=hz if hz is None or 40.0 <= hz <= 70.0 else None,
-            soc_pct=soc if soc is None or 0.0 <= soc <= 100.0 else None,
+            hz=hz,
+            soc_pct=soc,
             connection=self._state(points.get("connection"), raws, ConnectionStatus),
             operating=self._state(points.get("operating"), raws, OperatingStatus),
         )
 
     async def set_active_power(self, watts: float) -> float:
-        """Clamp to the ratings, run the `set_active_power` sequence, read it back."""
+        """Run the `set_active_power` sequence (the guard has clamped `watts`), read it back."""
         async with self._lock:
-            ratings = self._ratings or await self.read_ratings()
-            target = watts
-            high, low = ratings.discharge_limit_w(), ratings.charge_limit_w()
-            if high is not None:
-                target = min(target, high)
-            if low is not None:
-                target = max(target, -low)
-            await self._run("set_active_power", target)
-            self._active = target
-            return _quantised(target, self.profile.writes["set_active_power"])
+            held = _quantised(watts, self.profile.writes["set_active_power"])
+            await self._run("set_active_power", held)
+            self._active = held
+            return held
 
     async def keepalive(self) -> None:
         """Run the `keepalive` sequence (or repeat the setpoint) while a setpoint is active."""
@@ -228,8 +220,12 @@ def _merge(ranges: list[_Range]) -> list[_Range]:
 
 
 def _quantised(target: float, steps: tuple[WriteStep, ...]) -> float:
+    """The setpoint in the register's resolution, never of a larger magnitude than asked."""
     for step in steps:
         if step.value in ("watts", "abs_watts"):
             resolution = abs(step.scale)
-            return math.copysign(round(abs(target) / resolution) * resolution, target)
+            count = round(abs(target) / resolution)
+            if count * resolution > abs(target) + 1e-9:
+                count -= 1
+            return math.copysign(count * resolution, target)
     return target

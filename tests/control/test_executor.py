@@ -11,7 +11,6 @@ import pytest
 
 from app.config import ControlConfig
 from app.control.executor import (
-    RATINGS_MAX_AGE_S,
     SAMPLE_MAX_AGE_S,
     Executor,
     fixed_w_reference,
@@ -338,28 +337,3 @@ async def test_without_a_recent_reading_the_state_of_charge_is_read_first() -> N
     executor.command(target(1000.0))
     await executor.step(clock.set(SAMPLE_MAX_AGE_S + 1))  # the idle reading is too old to trust
     assert inverter.watts == [0.0]
-
-
-async def test_hourly_ratings_are_re_read_after_the_write() -> None:
-    class Calls(RecordingInverter):
-        def __init__(self, spec: BatterySpec, clock: FakeTime) -> None:
-            super().__init__(spec, clock=clock)
-            self.calls: list[str] = []
-
-        async def read_ratings(self) -> Ratings:
-            self.calls.append("ratings")
-            return await super().read_ratings()
-
-        async def set_active_power(self, watts: float) -> float:
-            self.calls.append(f"write {watts:.0f}")
-            return await super().set_active_power(watts)
-
-    clock = FakeTime()
-    inverter = Calls(SPEC, clock)
-    executor = Executor(inverter, ControlConfig(), Health(clock=lambda: 0.0))
-    executor.command(fixed(5000))
-    await executor.step(clock.set(0))
-    inverter.calls.clear()
-    executor.command(fixed(10000))
-    await executor.step(clock.set(RATINGS_MAX_AGE_S + 1))
-    assert inverter.calls == ["write 3000", "ratings"]

@@ -104,7 +104,7 @@ async def test_sim_transport_follows_setpoint_and_reverts() -> None:
 
 async def test_sim_offline_raises_unreachable() -> None:
     inverter = await connect_inverter(InverterSettings(transport="sim"))
-    inverter.offline = True  # type: ignore[attr-defined]
+    inverter.inner.offline = True  # type: ignore[attr-defined]
     with pytest.raises(InverterUnreachable):
         await inverter.read_telemetry()
     await inverter.close()

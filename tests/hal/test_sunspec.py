@@ -12,8 +12,9 @@ from tests.hal.conftest import Monotonic, settings_for
 
 async def test_discovery_finds_der_models(any_server: SunSpecServer) -> None:
     async with open_inverter(settings_for(any_server), auto_keepalive=False) as inverter:
-        assert isinstance(inverter, SunSpecInverter)
-        smap = await inverter.sunspec_map()
+        device = inverter.inner  # the device behind the guard
+        assert isinstance(device, SunSpecInverter)
+        smap = await device.sunspec_map()
         assert smap.base == 40000
         assert smap.ids == [1, 701, 702, 704, 713]
         assert smap.models[701].start == 40070

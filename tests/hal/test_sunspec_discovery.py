@@ -20,8 +20,9 @@ async def test_marker_at_other_bases(sim_clock: Monotonic, base: int) -> None:
         SunSpecServer(SPEC, clock=sim_clock, base=base) as server,
         open_inverter(settings_for(server), auto_keepalive=False) as inverter,
     ):
-        assert isinstance(inverter, SunSpecInverter)
-        assert (await inverter.sunspec_map()).base == base
+        device = inverter.inner  # the device behind the guard
+        assert isinstance(device, SunSpecInverter)
+        assert (await device.sunspec_map()).base == base
         assert (await inverter.read_telemetry()).soc_pct == 50.0
 
 
@@ -30,8 +31,9 @@ async def test_map_without_end_marker_ends_at_illegal_address(sim_clock: Monoton
         SunSpecServer(SPEC, clock=sim_clock, end_marker=False) as server,
         open_inverter(settings_for(server), auto_keepalive=False) as inverter,
     ):
-        assert isinstance(inverter, SunSpecInverter)
-        assert (await inverter.sunspec_map()).ids == [1, 701, 702, 704, 713]
+        device = inverter.inner  # the device behind the guard
+        assert isinstance(device, SunSpecInverter)
+        assert (await device.sunspec_map()).ids == [1, 701, 702, 704, 713]
 
 
 async def test_no_marker_is_a_profile_error(sim_clock: Monotonic) -> None:
@@ -56,8 +58,9 @@ async def test_legacy_fallback(any_server_legacy: SunSpecServer, sim_clock: Mono
     server = any_server_legacy
     settings = settings_for(server, revert_timeout_s=30.0)
     async with open_inverter(settings, auto_keepalive=False) as inverter:
-        assert isinstance(inverter, SunSpecInverter)
-        assert (await inverter.sunspec_map()).ids == list(LEGACY_MODELS)
+        device = inverter.inner  # the device behind the guard
+        assert isinstance(device, SunSpecInverter)
+        assert (await device.sunspec_map()).ids == list(LEGACY_MODELS)
         ratings = await inverter.read_ratings()
         assert (ratings.max_w, ratings.max_charge_w, ratings.energy_capacity_wh) == (5000.0, 4000.0, 10000.0)
         t = await inverter.read_telemetry()

@@ -100,7 +100,8 @@ def test_example_profile_is_valid() -> None:
 async def test_reads_a_non_sunspec_map(vendor: tuple[VendorDevice, int]) -> None:
     dev, port = vendor
     async with open_inverter(settings(port), auto_keepalive=False) as inverter:
-        assert isinstance(inverter, TableInverter)
+        device = inverter.inner  # the device behind the guard
+        assert isinstance(device, TableInverter)
         ratings = await inverter.read_ratings()
         assert (ratings.max_w, ratings.max_charge_w, ratings.max_discharge_w) == (5000.0, 3000.0, 4000.0)
         assert ratings.energy_capacity_wh == 10000.0

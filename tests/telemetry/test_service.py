@@ -41,7 +41,7 @@ async def test_a_simulated_hour(
     make_config: Callable[..., Config],
     assert_valid: Callable[[bytes], None],
 ) -> None:
-    config = make_config(ratings_interval_s=600)
+    config = make_config(ratings_interval_s=60)
     service = service_for(config, inverter, http, device, clock)
     async with running(service) as stop:
         await clock.run_until(START + timedelta(minutes=30, seconds=5))
