@@ -152,9 +152,8 @@ class TelemetryConfig:
         if self.interval_s <= 0 or (60 % self.interval_s and self.interval_s % 60):
             raise _Invalid("interval_s", self.interval_s, "a divisor of 60 s or a whole number of minutes")
         if not 1 <= self.ratings_interval_s <= 60:
-            raise _Invalid(
-                "ratings_interval_s", self.ratings_interval_s, "1 to 60 s: ratings are never used older than a minute"
-            )
+            expected = "1 to 60 s: ratings are never used older than a minute"
+            raise _Invalid("ratings_interval_s", self.ratings_interval_s, expected)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ from app.sep.identity import IdentityError, load_cert_identity
 from app.supervisor import Supervisor
 from app.telemetry import ServerTimebase, TelemetryLinks, TelemetryService
 from hal.gpio import LedState, highest
-from hal.inverter import connect_inverter
+from hal.inverter import SafeInverter, connect_inverter
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -158,6 +158,7 @@ class Gateway:
         self.identity_check_s = IDENTITY_CHECK_S
         self.started = time.monotonic()
         self.inverter: ObservedInverter | None = None
+        self.guard: SafeInverter | None = None
         self.engine: ControlEngine | None = None
         self.telemetry: TelemetryService | None = None
         self.panel: Panel | None = None
@@ -324,7 +325,7 @@ class Gateway:
             holds.add(LedState.NO_INVERTER)
         if self.commissioning_until is not None and time.monotonic() < self.commissioning_until:
             holds.add(LedState.COMMISSIONING)
-        if self.expiry.attention or problems:
+        if self.expiry.attention or problems or self._inverter_data_problems():
             holds.add(LedState.ATTENTION)
         return highest(holds)
 
@@ -333,7 +334,8 @@ class Gateway:
         tree = self.link.tree
         problems = self.health.problems()
         led = self.led_state()
-        state = "fault" if led is LedState.FAULT else "degraded" if problems else "ok"
+        data_problems = self._inverter_data_problems()
+        state = "fault" if led is LedState.FAULT else "degraded" if problems or data_problems else "ok"
         inv = self.inverter
         sample = inv.telemetry if inv is not None else None
         plan = self.engine.plan if self.engine is not None else None
@@ -369,7 +371,10 @@ class Gateway:
                 "frequency Hz": sample.hz if sample else None,
                 "state of charge %": sample.soc_pct if sample else None,
                 "read at": sample.timestamp.isoformat() if sample else None,
+                "questionable": dict(sample.suspect) if sample and sample.suspect else None,
                 "problem": inv.failure if inv is not None else "not connected",
+                "data not trusted": list(data_problems.values()) or None,
+                **self._limits_status(),
             },
             "telemetry": self._telemetry_status(),
             "problems": {
@@ -377,6 +382,22 @@ class Gateway:
                 "recent": [f"{e.part}: {e.problem or 'recovered'}" for e in list(self.health.recent)[-5:]],
             },
             "versions": {"gateway": __version__, "uptime s": round(time.monotonic() - self.started)},
+        }
+
+    def _inverter_data_problems(self) -> dict[str, str]:
+        """What the guard does not trust in the inverter's data (ratings, SoC, readings), in words."""
+        return dict(self.guard.problems) if self.guard is not None else {}
+
+    def _limits_status(self) -> dict[str, Any]:
+        guard = self.guard
+        ratings = guard.ratings if guard is not None else None
+        plate = guard.nameplate if guard is not None else None
+        return {
+            "max discharge W": ratings.discharge_limit_w() if ratings else None,
+            "max charge W": ratings.charge_limit_w() if ratings else None,
+            "nameplate W": f"{plate.max_discharge_w:g} discharge / {plate.max_charge_w:g} charge"
+            if plate
+            else "not configured (inverter.nameplate)",
         }
 
     def _telemetry_status(self) -> dict[str, Any]:
@@ -399,8 +420,8 @@ class Gateway:
                 "no usable client certificate (%s); waiting for one: wattsmart-gateway identity init/install",
                 self.identity_problem,
             )
-        inner = await connect_inverter(inverter_settings(cfg.inverter))
-        self.inverter = inverter = ObservedInverter(inner)
+        self.guard = guard = await connect_inverter(inverter_settings(cfg.inverter))
+        self.inverter = inverter = ObservedInverter(guard)
         try:
             self.panel = Panel(cfg.gpio, self.led_state, self._on_press)
         except Exception as exc:  # no LED is no reason to leave the battery uncontrolled
@@ -421,6 +442,8 @@ class Gateway:
             self.engine = engine = ControlEngine(
                 cfg, inverter, self.link, lfdi, rng=self.rng, health=self.health, in_force_flag=flag
             )
+            # a changed rating is obeyed at once, not at the next re-assertion
+            guard.on_ratings_change(lambda _old, _new: engine.wake())
             sup.add("dispatch", self._dispatch)
             sup.add("control", engine.run, MAX_SILENCE_S)
             sup.add("telemetry", lambda: self._telemetry(inverter, lfdi), MAX_SILENCE_S)

@@ -192,23 +192,30 @@ async def _live(ctx: Context) -> dict[str, Any] | None:
 
 
 async def check_inverter(ctx: Context) -> CheckResult:
-    """The inverter answers, with plausible ratings and telemetry."""
+    """The inverter answers, with plausible ratings and telemetry; its ratings beside the nameplate."""
     name = "inverter"
     if ctx.config is None:
         return CheckResult(name, None, "skipped (no valid configuration)")
+    fix = "check the profile, or write the battery's nameplate in inverter.nameplate"
     live = await _live(ctx)
     if live is not None:
         inv = live.get("inverter", {})
-        if inv.get("reachable") and inv.get("frequency Hz") is not None:
+        untrusted = inv.get("data not trusted")
+        if inv.get("reachable") and inv.get("frequency Hz") is not None and not untrusted:
             detail = (
                 f"seen by the running gateway: {inv.get('power W') or 0:+.0f} W, "
-                f"{inv['frequency Hz']:.2f} Hz, {inv.get('state of charge %') or 0:.0f} %"
+                f"{inv['frequency Hz']:.2f} Hz, {inv.get('state of charge %') or 0:.0f} %; limits "
+                f"{inv.get('max discharge W')} W discharge / {inv.get('max charge W')} W charge; "
+                f"nameplate {inv.get('nameplate W')}"
             )
             return CheckResult(name, True, detail)
+        if untrusted and inv.get("reachable"):
+            return CheckResult(
+                name, False, f"the running gateway does not trust: {'; '.join(untrusted)}", fix
+            )
         problem = inv.get("problem") or "no reading yet"
         return CheckResult(name, False, f"the running gateway cannot read it: {problem}", _inverter_fix(ctx))
     cfg = ctx.config.inverter
-    fix = _inverter_fix(ctx)
     try:
         inverter = await connect_inverter(inverter_settings(cfg))
         try:
@@ -217,16 +224,26 @@ async def check_inverter(ctx: Context) -> CheckResult:
         finally:
             await inverter.close()
     except HalError as exc:
-        return CheckResult(name, False, str(exc) or type(exc).__name__, fix)
-    if not ratings.max_w:
-        return CheckResult(name, False, "does not report its maximum power", "check the profile")
+        return CheckResult(name, False, str(exc) or type(exc).__name__, _inverter_fix(ctx))
+    reported = inverter.reported
+    plate = cfg.nameplate
+    beside = (
+        f"inverter reports {_watts(reported.discharge_limit_w() if reported else None)} discharge / "
+        f"{_watts(reported.charge_limit_w() if reported else None)} charge; nameplate "
+        + (f"{plate.max_discharge_w:.0f} W / {plate.max_charge_w:.0f} W" if plate else "not configured")
+        + f"; setpoints limited to {_watts(ratings.discharge_limit_w())} / {_watts(ratings.charge_limit_w())}"
+    )
+    if inverter.problems:
+        return CheckResult(name, False, f"{'; '.join(inverter.problems.values())} ({beside})", fix)
     if sample.hz is None or not 45 <= sample.hz <= 65 or sample.soc_pct is None:
         got = f"{sample.hz} Hz, state of charge {sample.soc_pct}"
         return CheckResult(name, False, f"implausible telemetry: {got}", "check the profile")
-    detail = (
-        f"max {ratings.max_w:.0f} W, now {sample.w or 0:+.0f} W, {sample.hz:.2f} Hz, {sample.soc_pct:.0f} %"
-    )
+    detail = f"{beside}; now {sample.w or 0:+.0f} W, {sample.hz:.2f} Hz, {sample.soc_pct:.0f} %"
     return CheckResult(name, True, detail)
+
+
+def _watts(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.0f} W"
 
 
 def _inverter_fix(ctx: Context) -> str:

@@ -49,6 +49,8 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         ) WITHOUT ROWID""",
         "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
     ),
+    # The reading's quality flags as posted (Reading.qualityFlags; 0 = valid, sent without flags).
+    ("ALTER TABLE reading ADD COLUMN quality INTEGER NOT NULL DEFAULT 0",),
 )
 
 

@@ -28,12 +28,19 @@ class Outbox:
         if not self._conn.in_transaction:
             self._conn.execute("BEGIN")
 
-    def stage(self, tick: int, values: Mapping[str, int | None]) -> None:
-        """Add one sample (all points of one tick) to the open transaction; a tick seen before is kept."""
+    def stage(
+        self, tick: int, values: Mapping[str, int | None], quality: Mapping[str, int] | None = None
+    ) -> None:
+        """Add one sample (all points of one tick) to the open transaction; a tick seen before is kept.
+
+        `quality`: the quality flags of a point's reading (e.g. questionable), 0 when not given.
+        """
         self._begin()
+        flags = quality or {}
         for point, value in values.items():
             added = self._conn.execute(
-                "INSERT OR IGNORE INTO reading (tick, point, value) VALUES (?, ?, ?)", (tick, point, value)
+                "INSERT OR IGNORE INTO reading (tick, point, value, quality) VALUES (?, ?, ?, ?)",
+                (tick, point, value, flags.get(point, 0)),
             ).rowcount
             if added > 0 and value is not None:
                 self._backlog[point] = self._backlog.get(point, 0) + added
@@ -43,13 +50,14 @@ class Outbox:
         if self._conn.in_transaction:
             self._conn.execute("COMMIT")
 
-    def pending(self, point: str, limit: int) -> list[tuple[int, int]]:
-        """Up to `limit` undelivered (tick, value) readings of `point`, oldest first; gaps skipped."""
+    def pending(self, point: str, limit: int) -> list[tuple[int, int, int]]:
+        """Up to `limit` undelivered (tick, value, quality) readings of `point`, oldest first, no gaps."""
         rows = self._conn.execute(
-            "SELECT tick, value FROM reading WHERE point = ? AND value IS NOT NULL ORDER BY tick LIMIT ?",
+            "SELECT tick, value, quality FROM reading WHERE point = ? AND value IS NOT NULL "
+            "ORDER BY tick LIMIT ?",
             (point, limit),
         )
-        return [(int(tick), int(value)) for tick, value in rows]
+        return [(int(tick), int(value), int(quality)) for tick, value, quality in rows]
 
     def backlog(self, point: str) -> int:
         """How many readings of `point` wait for the server (no I/O)."""

@@ -69,15 +69,22 @@ def mirror_usage_point(point: DataPoint, lfdi: str, data_qualifier: int) -> Mirr
 
 
 def readings_post(
-    point: DataPoint, lfdi: str, readings: Sequence[tuple[int, int]], interval_s: int
+    point: DataPoint, lfdi: str, readings: Sequence[tuple[int, int, int]], interval_s: int
 ) -> MirrorMeterReading:
-    """One POST of `readings` (tick, wire value), oldest first: a Reading, or a MirrorReadingSet."""
+    """One POST of `readings` (tick, wire value, quality flags), oldest first: Reading or MirrorReadingSet.
+
+    Quality flags 0 (a reading that passed every check) are left out; others go in qualityFlags.
+    """
     if not readings:
         raise ValueError("nothing to post")
     # Each reading stands for the 30-s interval that starts at its tick.
     items = tuple(
-        Reading(timePeriod=DateTimeInterval(start=tick_time(tick), duration=interval_s), value=value)
-        for tick, value in readings
+        Reading(
+            qualityFlags=quality or None,
+            timePeriod=DateTimeInterval(start=tick_time(tick), duration=interval_s),
+            value=value,
+        )
+        for tick, value, quality in readings
     )
     mrid = mmr_mrid(lfdi, point)
     if len(items) == 1:

@@ -24,9 +24,18 @@ class DataPoint:
     #: ReadingType.powerOfTenMultiplier: wire value × 10^power_of_ten = plain unit
     power_of_ten: int
 
+    @property
+    def field(self) -> str:
+        """The Telemetry field this point mirrors."""
+        return "w" if self.uom is Uom.W else "hz"
+
     def value_of(self, sample: Telemetry) -> float | None:
         """The plain-unit value of this point in an inverter reading (None = unknown)."""
         return sample.w if self.uom is Uom.W else sample.hz
+
+    def questionable_of(self, sample: Telemetry) -> float | None:
+        """The value the inverter reported that failed a plausibility check (sent flagged), if any."""
+        return sample.suspect.get(self.field)
 
     def to_wire(self, value: float) -> int:
         """A plain-unit value as the integer sent (e.g. 50.01 Hz → 5001 at −2)."""
@@ -36,6 +45,9 @@ class DataPoint:
         """The integer sent back in the plain unit."""
         return value * 10.0**self.power_of_ten
 
+
+#: Reading.qualityFlags bit 4: "questionable: data that has failed one or more checks"
+QUESTIONABLE: Final = 1 << 4
 
 POWER: Final = DataPoint("W", "Real Power (W)", Uom.W, 0)
 FREQUENCY: Final = DataPoint("Hz", "Frequency (Hz)", Uom.HZ, -2)

@@ -35,6 +35,11 @@ class NameplateReporter:
         self._missing: list[str] = []
 
     @property
+    def known(self) -> bool:
+        """True once ratings have been read."""
+        return self._plate is not None
+
+    @property
     def pending(self) -> bool:
         """True while the server has not taken the current values."""
         if self._plate is None:
@@ -64,7 +69,9 @@ class NameplateReporter:
             self._missing = missing
         if plate != self._plate:
             if self._plate is not None:
-                _LOGGER.info("Inverter ratings changed: %s", plate)
+                _LOGGER.debug(
+                    "DERCapability/DERSettings to be sent again: %s", plate
+                )  # the guard said old → new
             self._plate = plate
             self._updated = now
 

@@ -18,7 +18,7 @@ from app.telemetry.der import der_status
 from app.telemetry.grid import crossed, tick_at_or_after, tick_time
 from app.telemetry.metering_mirror import readings_post
 from app.telemetry.mirrors import Mirrors
-from app.telemetry.points import POINTS, DataPoint
+from app.telemetry.points import POINTS, QUESTIONABLE, DataPoint
 from app.telemetry.reports import NameplateReporter
 from app.telemetry.timebase import Timebase
 from app.telemetry.uplink import TelemetryLinks, Uplink
@@ -185,7 +185,7 @@ class TelemetryService:
         if sample is not None:
             self._last_sample = tick_time(tick)
         self._record_skipped(tick)
-        outbox.stage(tick, {p.key: self._wire(p, sample) for p in POINTS})
+        outbox.stage(tick, *self._wire(sample))
         deadline = tick + self._tc.interval_s - CYCLE_MARGIN_S
         try:
             if self._clock.now().timestamp() >= self._retry_at:
@@ -219,9 +219,18 @@ class TelemetryService:
         self._health.ok(INVERTER_PART)
         return sample
 
-    def _wire(self, point: DataPoint, sample: Telemetry | None) -> int | None:
-        value = None if sample is None else point.value_of(sample)
-        return None if value is None else point.to_wire(value)
+    def _wire(self, sample: Telemetry | None) -> tuple[dict[str, int | None], dict[str, int]]:
+        """The sample's wire values per point, and the quality flags of those that failed a check."""
+        values: dict[str, int | None] = {}
+        quality: dict[str, int] = {}
+        for point in POINTS:
+            value = None if sample is None else point.value_of(sample)
+            if value is None and sample is not None:
+                value = point.questionable_of(sample)
+                if value is not None:
+                    quality[point.key] = QUESTIONABLE  # posted, never as clean truth
+            values[point.key] = None if value is None else point.to_wire(value)
+        return values, quality
 
     def _record_skipped(self, tick: int) -> None:
         """Ticks this run slept through (an overrun, a stalled loop) are recorded as gaps too."""
@@ -242,9 +251,15 @@ class TelemetryService:
     async def _report(self, tick: int, sample: Telemetry | None, deadline: float) -> None:
         if crossed(tick, self._last_status, self._tc.status_interval_s):
             await self._send_status(tick, sample)
-        if crossed(tick, self._last_ratings, self._tc.ratings_interval_s):
-            await self._read_ratings(tick)
+        # Once known, ratings are read after the send: a change found now is PUT by the next cycle,
+        # after the control part (woken by the guard) has written the new setpoint.
+        ratings_due = crossed(tick, self._last_ratings, self._tc.ratings_interval_s)
+        if ratings_due and not self._nameplate.known:
+            await self._read_ratings(tick)  # at start-up the first PUT goes out at once
+            ratings_due = False
         await self._nameplate.send()
+        if ratings_due:
+            await self._read_ratings(tick)
         mirrors = self._mirrors
         assert mirrors is not None
         poll_s = mirrors.pollRate or self._config.server.default_poll_rate_s
@@ -307,7 +322,7 @@ class TelemetryService:
                 break
         state.catching_up = False
 
-    async def _post(self, point: DataPoint, batch: list[tuple[int, int]], *, durable: bool) -> None:
+    async def _post(self, point: DataPoint, batch: list[tuple[int, int, int]], *, durable: bool) -> None:
         assert self._store is not None and self._mirrors is not None
         href = self._mirrors.href(point)
         if href is None or not batch:

@@ -206,6 +206,8 @@ class SafeInverter(BatteryInverter):
                 wrong.append(f"{label} {value:g} W (plausible {MIN_RATING_W:g}–{bound:g} W)")
                 value = None
             values[name] = value
+        if all(v is None for v in values.values()) and not wrong:
+            wrong.append("the inverter reports no power rating (not implemented, or its scale factor is not)")
         capacity = raw.energy_capacity_wh
         if capacity is not None and not 0 < capacity <= _MAX_CAPACITY_WH:
             wrong.append(f"energy capacity {capacity:g} Wh")

@@ -8,7 +8,7 @@ tests may call it directly. Time is a parameter (`now`, seconds on a monotonic s
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hal.inverter import codec
 from hal.inverter.battery import BatteryModel, BatterySpec
@@ -47,6 +47,8 @@ class Faults:
     ignore_writes: bool = False
     read_only: frozenset[int] = frozenset()
     """Addresses whose writes are refused with "illegal data address" (an unimplemented point)."""
+    pinned: dict[tuple[int, str], float] = field(default_factory=dict)
+    """Points stuck at a raw value (model, name) -> value, e.g. SoC 2000 (200 %), a W_SF of 0x8000."""
 
 
 @dataclass
@@ -76,6 +78,28 @@ class SunSpecDevice:
         self._wh_sf = _sf_for(self.spec.capacity_wh)
         self._init_static()
         self._publish(self.start)
+
+    def set_ratings(
+        self,
+        *,
+        max_w: float | None = None,
+        max_charge_w: float | None = None,
+        max_discharge_w: float | None = None,
+    ) -> None:
+        """Change ratings at run time (an installer's new WMax, a derating); None keeps a rating.
+
+        The battery follows the new ratings and the rating registers show them (same scale factors).
+        """
+        spec = self.spec
+        self.spec = replace(
+            spec,
+            max_w=spec.max_w if max_w is None else max_w,
+            max_charge_w=spec.max_charge_w if max_charge_w is None else max_charge_w,
+            max_discharge_w=spec.max_discharge_w if max_discharge_w is None else max_discharge_w,
+        )
+        self.battery.spec = self.spec
+        self._publish_ratings()
+        self._pin()
 
     # -- addressing -------------------------------------------------------------------------
 
@@ -112,22 +136,11 @@ class SunSpecDevice:
         self._set_string(1, 18, "SimBattery")
         self._set_string(1, 50, f"SIM-{self.device_id:04d}")
         self.regs[self.layout[1] + 66 - self.base] = self.device_id  # 1.DA
-        w_div = 10.0**self._w_sf
         if self._has(701):
             for name, sf in (("W_SF", self._w_sf), ("Hz_SF", _HZ_SF)):
                 self.set(701, name, sf)
             self.regs[self.layout[701] + 2 - self.base] = 1  # ACType: single phase
-        if self._has(702):
-            self.set(702, "W_SF", self._w_sf)
-            for name, value in (
-                ("WMaxRtg", spec.max_w),
-                ("WChaRteMaxRtg", spec.max_charge_w),
-                ("WDisChaRteMaxRtg", spec.max_discharge_w),
-                ("WMax", spec.max_w),
-                ("WChaRteMax", spec.max_charge_w),
-                ("WDisChaRteMax", spec.max_discharge_w),
-            ):
-                self.set(702, name, value / w_div)
+        self._publish_ratings()
         if self._has(704):
             self.set(704, "WSet_SF", self._w_sf)
             self.set(704, "WSetPct_SF", _WSETPCT_SF)
@@ -142,13 +155,38 @@ class SunSpecDevice:
             self.set(802, "WChaDisChaMax_SF", self._w_sf)
             self.set(802, "SoC_SF", _PCT_SF)
             self.set(802, "WHRtg", spec.capacity_wh / 10.0**self._wh_sf)
-            self.set(802, "WChaRteMax", spec.max_charge_w / w_div)
-            self.set(802, "WDisChaRteMax", spec.max_discharge_w / w_div)
         if self._has(103):
             self.set(103, "W_SF", self._w_sf)
             self.set(103, "Hz_SF", _LEGACY_HZ_SF)
         if self._has(120):
             self.set(120, "DERTyp", 82)  # PV_STOR
+            self.set(120, "WHRtg_SF", self._wh_sf)
+            self.set(120, "WHRtg", spec.capacity_wh / 10.0**self._wh_sf)
+        if self._has(124):
+            self.set(124, "ChaState_SF", _PCT_SF)
+            self.set(124, "InOutWRte_SF", _RTE_SF)
+            self.set(124, "OutWRte", 10000)
+            self.set(124, "InWRte", 10000)
+
+    def _publish_ratings(self) -> None:
+        """Write the ratings and rating settings of every model present."""
+        spec = self.spec
+        w_div = 10.0**self._w_sf
+        if self._has(702):
+            self.set(702, "W_SF", self._w_sf)
+            for name, value in (
+                ("WMaxRtg", spec.max_w),
+                ("WChaRteMaxRtg", spec.max_charge_w),
+                ("WDisChaRteMaxRtg", spec.max_discharge_w),
+                ("WMax", spec.max_w),
+                ("WChaRteMax", spec.max_charge_w),
+                ("WDisChaRteMax", spec.max_discharge_w),
+            ):
+                self.set(702, name, value / w_div)
+        if self._has(802):
+            self.set(802, "WChaRteMax", spec.max_charge_w / w_div)
+            self.set(802, "WDisChaRteMax", spec.max_discharge_w / w_div)
+        if self._has(120):
             for name, value in (
                 ("WRtg", spec.max_w),
                 ("MaxChaRte", spec.max_charge_w),
@@ -156,18 +194,17 @@ class SunSpecDevice:
             ):
                 self.set(120, f"{name}_SF", self._w_sf)
                 self.set(120, name, value / w_div)
-            self.set(120, "WHRtg_SF", self._wh_sf)
-            self.set(120, "WHRtg", spec.capacity_wh / 10.0**self._wh_sf)
         if self._has(121):
             self.set(121, "WMax_SF", self._w_sf)
             self.set(121, "WMax", spec.max_w / w_div)
         if self._has(124):
             self.set(124, "WChaMax_SF", self._w_sf)
             self.set(124, "WChaMax", spec.max_charge_w / w_div)
-            self.set(124, "ChaState_SF", _PCT_SF)
-            self.set(124, "InOutWRte_SF", _RTE_SF)
-            self.set(124, "OutWRte", 10000)
-            self.set(124, "InWRte", 10000)
+
+    def _pin(self) -> None:
+        for (model_id, name), value in self.faults.pinned.items():
+            if self._has(model_id):
+                self.set(model_id, name, value)
 
     def _publish(self, now: float) -> None:
         """Write the battery's live values into the image."""
@@ -196,6 +233,7 @@ class SunSpecDevice:
         if self._has(704):
             remaining = b.revert_remaining_s(now) if self._timer_running else None
             self.set(704, "WSetRvrtRem", 0 if remaining is None else round(remaining))
+        self._pin()
 
     def garbage_overlay(self, words: list[int]) -> None:
         """Overwrite live points in a copy of the image with sentinels and impossible scale factors."""

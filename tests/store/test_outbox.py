@@ -16,8 +16,8 @@ def test_pending_is_oldest_first_and_skips_recorded_gaps(tmp_path: Path) -> None
         store.outbox.stage(60, {"W": 10, "Hz": 6001})
         store.outbox.stage(30, {"W": None, "Hz": 6000})
         store.outbox.stage(90, {"W": -5, "Hz": None})
-        assert store.outbox.pending("W", 10) == [(60, 10), (90, -5)]
-        assert store.outbox.pending("Hz", 1) == [(30, 6000)]
+        assert store.outbox.pending("W", 10) == [(60, 10, 0), (90, -5, 0)]
+        assert store.outbox.pending("Hz", 1) == [(30, 6000, 0)]
         assert store.outbox.backlog("Hz") == 2
         assert store.outbox.latest_tick() == 90
 
@@ -27,15 +27,15 @@ def test_delivered_forgets_up_to_the_tick_per_point(tmp_path: Path) -> None:
         for tick in (30, 60, 90):
             store.outbox.stage(tick, {"W": tick, "Hz": tick + 1})
         store.outbox.delivered("W", 60)
-        assert store.outbox.pending("W", 10) == [(90, 90)]
-        assert [t for t, _ in store.outbox.pending("Hz", 10)] == [30, 60, 90]
+        assert store.outbox.pending("W", 10) == [(90, 90, 0)]
+        assert [t for t, _, _ in store.outbox.pending("Hz", 10)] == [30, 60, 90]
 
 
 def test_a_tick_seen_twice_keeps_the_first_reading(tmp_path: Path) -> None:
     with open_store(tmp_path) as store:
         store.outbox.stage(30, {"W": 1})
         store.outbox.stage(30, {"W": 2})
-        assert store.outbox.pending("W", 10) == [(30, 1)]
+        assert store.outbox.pending("W", 10) == [(30, 1, 0)]
 
 
 def test_staged_rows_are_lost_when_the_process_dies_committed_ones_are_not(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_staged_rows_are_lost_when_the_process_dies_committed_ones_are_not(tmp_p
     store._conn.rollback()
     store._conn.close()
     with open_store(tmp_path) as again:
-        assert again.outbox.pending("W", 10) == [(30, 1)]
+        assert again.outbox.pending("W", 10) == [(30, 1, 0)]
 
 
 def test_age_bound_drops_and_counts_undelivered_readings(tmp_path: Path) -> None:
@@ -56,7 +56,7 @@ def test_age_bound_drops_and_counts_undelivered_readings(tmp_path: Path) -> None
             store.outbox.stage(tick, {"W": 1, "Hz": None if tick == 60 else 2})
         store.outbox.commit()
         assert store.outbox.drop_older_than(100) == {"W": 3, "Hz": 2}
-        assert store.outbox.pending("W", 10) == [(120, 1)]
+        assert store.outbox.pending("W", 10) == [(120, 1, 0)]
         assert store.outbox.drop_older_than(100) == {}
 
 

@@ -43,12 +43,14 @@ def test_mrids_are_stable_per_device_and_point() -> None:
 
 def test_one_reading_and_a_reading_set(assert_valid: Callable[[bytes], None]) -> None:
     tick = int(AT.timestamp())
-    single = to_xml(readings_post(FREQUENCY, LFDI, [(tick, 5001)], 30))
+    single = to_xml(readings_post(FREQUENCY, LFDI, [(tick, 5001, 0)], 30))
     assert_valid(single)
     one = parse(MirrorMeterReading, single)
     assert one.Reading is not None and one.Reading.value == 5001
     assert one.Reading.timePeriod is not None and one.Reading.timePeriod.start == AT
-    several = to_xml(readings_post(POWER, LFDI, [(tick, -2500), (tick + 30, 0), (tick + 90, 12)], 30))
+    several = to_xml(
+        readings_post(POWER, LFDI, [(tick, -2500, 0), (tick + 30, 0, 0), (tick + 90, 12, 0)], 30)
+    )
     assert_valid(several)
     (rs,) = parse(MirrorMeterReading, several).MirrorReadingSet
     assert (rs.timePeriod.start, rs.timePeriod.duration) == (AT, 120)

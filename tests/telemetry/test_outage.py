@@ -130,7 +130,7 @@ async def test_outage_then_kill_9_mid_backlog_delivers_every_reading_once(
     last = int(clock.now().timestamp()) // 30 * 30
     grid = list(range(first, last + 1, 30))
     with open_store(config.state_dir) as store:
-        waiting = {p: [t for t, _ in store.outbox.pending(p, 10_000)] for p in ("W", "Hz")}
+        waiting = {p: [t for t, _, _ in store.outbox.pending(p, 10_000)] for p in ("W", "Hz")}
     received = received_ticks(lab)
     assert len(received) == 2
     for n, counts in received.items():

@@ -68,7 +68,7 @@ async def test_a_simulated_hour(
     last = int((START + HOUR).timestamp()) // 30 * 30
     grid = list(range(first, last + 1, 30))
     with open_store(config.state_dir) as store:
-        waiting = {p: [t for t, _ in store.outbox.pending(p, 1000)] for p in ("W", "Hz")}
+        waiting = {p: [t for t, _, _ in store.outbox.pending(p, 1000)] for p in ("W", "Hz")}
     for n, counts in received_ticks(lab).items():
         assert set(counts.values()) == {1}, "a reading arrived twice"
         key = "W" if lab.tree.mups[n].MirrorMeterReading[0].ReadingType.uom == 38 else "Hz"  # type: ignore[union-attr]
@@ -162,7 +162,7 @@ async def test_failed_reads_are_gaps_never_invented(
     ]
     # the gaps are on record in the outbox until delivery passes them, never as values
     with open_store(config.state_dir) as store:
-        assert all(t > first + 600 for t, _ in store.outbox.pending("W", 100))
+        assert all(t > first + 600 for t, _, _ in store.outbox.pending("W", 100))
 
 
 async def test_outbox_is_bounded_by_age_and_counts_what_fell_off(
@@ -288,7 +288,7 @@ async def test_der_reports_go_out_before_the_server_offers_a_mirror_list(
     assert lab.count("POST", "/mup") == 2
     first = int((START + timedelta(seconds=10)).timestamp())
     with open_store(config.state_dir) as store:
-        waiting = {p: [t for t, _ in store.outbox.pending(p, 1000)] for p in ("W", "Hz")}
+        waiting = {p: [t for t, _, _ in store.outbox.pending(p, 1000)] for p in ("W", "Hz")}
     for n, counts in received_ticks(lab).items():
         key = "W" if lab.tree.mups[n].MirrorMeterReading[0].ReadingType.uom == 38 else "Hz"  # type: ignore[union-attr]
         delivered = sorted(counts) + waiting[key]
