@@ -420,7 +420,9 @@ class Gateway:
                 "no usable client certificate (%s); waiting for one: wattsmart-gateway identity init/install",
                 self.identity_problem,
             )
-        self.guard = guard = await connect_inverter(inverter_settings(cfg.inverter))
+        self.guard = guard = await connect_inverter(
+            inverter_settings(cfg.inverter, cfg.telemetry.ratings_interval_s)
+        )
         self.inverter = inverter = ObservedInverter(guard)
         try:
             self.panel = Panel(cfg.gpio, self.led_state, self._on_press)

@@ -7,8 +7,11 @@ from hal.inverter import InverterSettings, Nameplate
 from hal.modbus import BusSettings, SerialSettings, TcpSettings
 
 
-def inverter_settings(cfg: InverterConfig) -> InverterSettings:
-    """HAL settings for the configured inverter; raises ValueError with the HAL's reason."""
+def inverter_settings(cfg: InverterConfig, ratings_max_age_s: float = 60.0) -> InverterSettings:
+    """HAL settings for the configured inverter; raises ValueError with the HAL's reason.
+
+    `ratings_max_age_s`: the telemetry's ratings interval, so the setpoints obey ratings as fresh.
+    """
     serial = tcp = None
     if cfg.transport == "rtu":
         s = cfg.serial
@@ -23,6 +26,7 @@ def inverter_settings(cfg: InverterConfig) -> InverterSettings:
         tcp=tcp,
         bus=BusSettings(timeout_s=cfg.timeout_s, retries=cfg.retries),
         revert_timeout_s=float(cfg.revert_timeout_s),
+        ratings_max_age_s=ratings_max_age_s,
         nameplate=None
         if cfg.nameplate is None
         else Nameplate(cfg.nameplate.max_discharge_w, cfg.nameplate.max_charge_w),

@@ -33,7 +33,7 @@ async def connect_inverter(settings: InverterSettings, *, clock: Clock = utc_now
         from hal.inverter.modbus_inverter import connect_modbus_inverter
 
         device = await connect_modbus_inverter(settings, clock=clock)
-    return SafeInverter(device, settings.nameplate)
+    return SafeInverter(device, settings.nameplate, max_age_s=settings.ratings_max_age_s)
 
 
 @contextlib.asynccontextmanager

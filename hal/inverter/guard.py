@@ -33,10 +33,11 @@ from hal.inverter.settings import MAX_NAMEPLATE_W, Nameplate
 
 _LOGGER = logging.getLogger(__name__)
 
-#: ratings are never used older than this
+#: ratings are never used older than this (by default; a minute at most)
 RATINGS_MAX_AGE_S: Final = 60.0
-# A caller every 30 s (the sampler) refreshes them every 60 s, not every 90 s.
-_REFRESH_MARGIN_S: Final = 5.0
+# A copy this close to its age limit is refreshed already: a caller every 30 s (the sampler) then
+# reads the device every 60 s, not every 90 s.
+_REFRESH_MARGIN: Final = 1 / 12
 #: no battery inverter is rated below this; a smaller rating is garbage (a scale factor of −10, a 0)
 MIN_RATING_W: Final = 10.0
 #: a rating or a measured power beyond this many times the nameplate is garbage
@@ -72,10 +73,12 @@ class SafeInverter(BatteryInverter):
         inner: BatteryInverter,
         nameplate: Nameplate | None = None,
         *,
+        max_age_s: float = RATINGS_MAX_AGE_S,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inner = inner
         self.nameplate = nameplate
+        self._max_age_s = max_age_s
         self._monotonic = monotonic
         self._ratings: Ratings | None = None
         self._reported: Ratings | None = None
@@ -141,7 +144,7 @@ class SafeInverter(BatteryInverter):
             return effective
 
     def _fresh(self) -> bool:
-        return self._monotonic() - self._read_at < RATINGS_MAX_AGE_S - _REFRESH_MARGIN_S
+        return self._monotonic() - self._read_at < self._max_age_s * (1 - _REFRESH_MARGIN)
 
     async def read_telemetry(self) -> Telemetry:
         """One reading with implausible values moved to `suspect` (and reported once as a problem)."""

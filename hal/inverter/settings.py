@@ -54,7 +54,8 @@ class InverterSettings:
     or percent-of-WMax mode. `revert_timeout_s`: the device-side timer after which the battery
     reverts to its own mode unless refreshed; `keepalive_interval_s` defaults to a third of it.
     `sim`: the simulated battery's ratings (transport "sim" only). `nameplate`: the installer's hard
-    ceiling; no write ever exceeds it, whatever the inverter reports.
+    ceiling; no write ever exceeds it, whatever the inverter reports. `ratings_max_age_s`: ratings older
+    than this are read again before they are used (a minute at most).
     """
 
     transport: Transport
@@ -68,6 +69,7 @@ class InverterSettings:
     keepalive_interval_s: float | None = None
     sim: BatterySpec = field(default_factory=BatterySpec)
     nameplate: Nameplate | None = None
+    ratings_max_age_s: float = 60.0
 
     def __post_init__(self) -> None:
         if self.transport not in ("rtu", "tcp", "sim"):
@@ -88,6 +90,8 @@ class InverterSettings:
                 f"keepalive_interval_s must be > 0 and below revert_timeout_s ({self.revert_timeout_s}), "
                 f"got {interval!r}"
             )
+        if not 1.0 <= self.ratings_max_age_s <= 60.0:
+            raise ValueError(f"ratings_max_age_s must be within 1..60 s, got {self.ratings_max_age_s!r}")
         if not self.profile:
             raise ValueError("profile must be 'sunspec' or the path of a register-table YAML file")
 

@@ -115,6 +115,34 @@ def test_relative_profile_file_is_relative_to_the_config(tmp_path: Path) -> None
             MINIMAL + "control:\n  min_soc_percent: -1\n",
             "control.min_soc_percent: got -1, expected a number ≥ 0",
         ),
+        (
+            SERVER
+            + "inverter:\n  transport: sim\n  nameplate:\n    max_discharge_w: 0\n    max_charge_w: 5000\n",
+            "inverter.nameplate.max_discharge_w: got 0.0, expected the battery's power in W, above 0",
+        ),
+        (
+            SERVER
+            + "inverter:\n  transport: sim\n  nameplate:\n    max_discharge_w: 5000\n    max_charge_w: 5000000000\n",
+            "inverter.nameplate.max_charge_w: got 5000000000.0, expected the battery's power in W, above 0 "
+            "and at most 1000000",
+        ),
+        (
+            SERVER
+            + "inverter:\n  transport: sim\n  nameplate:\n    max_discharge_w: 5 kW\n    max_charge_w: 1\n",
+            "inverter.nameplate.max_discharge_w: got '5 kW', expected a number",
+        ),
+        (
+            SERVER + "inverter:\n  transport: sim\n  nameplate:\n    max_discharge_w: 5000\n",
+            "inverter.nameplate.max_charge_w: missing (required)",
+        ),
+        (
+            SERVER + "inverter:\n  transport: sim\n  nameplate:\n    max_w: 5000\n",
+            "inverter.nameplate.max_w: unknown key",
+        ),
+        (
+            MINIMAL + "telemetry:\n  ratings_interval_s: 3600\n",
+            "telemetry.ratings_interval_s: got 3600, expected 1 to 60 s",
+        ),
     ],
 )
 def test_bad_values_name_key_value_and_expectation(tmp_path: Path, text: str, expected: str) -> None:
