@@ -122,7 +122,7 @@ def test_relative_profile_file_is_relative_to_the_config(tmp_path: Path) -> None
         ),
         (
             SERVER
-            + "inverter:\n  transport: sim\n  nameplate:\n    max_discharge_w: 5000\n    max_charge_w: 5000000000\n",
+            + "inverter:\n  transport: sim\n  nameplate: {max_discharge_w: 5000, max_charge_w: 5000000000}\n",
             "inverter.nameplate.max_charge_w: got 5000000000.0, expected the battery's power in W, above 0 "
             "and at most 1000000",
         ),
