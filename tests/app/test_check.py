@@ -132,3 +132,26 @@ async def test_on_a_running_box_the_inverter_and_pins_are_left_to_the_gateway(
     finally:
         gw.supervisor.stopping.set()
         await asyncio.wait_for(run, 15)
+
+
+async def test_the_inverter_check_shows_its_ratings_beside_the_nameplate(
+    tmp_path: Path, pki: Pki, lab_server: LabServer, battery: SunSpecServer
+) -> None:
+    path = write_lab_config(
+        tmp_path / "gateway.yaml",
+        lab_server,
+        battery.port,
+        tmp_path / "state",
+        inverter={"timeout_s": 0.3, "nameplate": {"max_discharge_w": 3000, "max_charge_w": 2000}},
+    )
+    result = by_name(await run_checks(path, DEFAULT_CHECKS))["inverter"]
+    assert result.ok is True
+    assert result.detail.startswith(
+        "inverter reports 5000 W discharge / 5000 W charge; nameplate 3000 W / 2000 W; "
+        "setpoints limited to 3000 W / 2000 W; now"
+    )
+    battery.faults.pinned[(702, "W_SF")] = 10  # a legal scale factor that makes 5 kW into 5e13 W
+    result = by_name(await run_checks(path, DEFAULT_CHECKS))["inverter"]
+    assert result.ok is False
+    assert "inverter ratings not trusted" in result.detail and "limited to 3000 W / 2000 W" in result.detail
+    assert "inverter.nameplate" in result.fix
