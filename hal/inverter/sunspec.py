@@ -284,22 +284,11 @@ class SunSpecInverter(BatteryInverter):
                 return await self._write_points_704(await self._plan_704(watts, ctl), ctl)
             cached = await self._control_704()
             plan = await self._plan_704(watts, cached.block)
-            try:
-                return await self._write_block_704(plan, cached, refresh=refresh)
-            except ModbusExceptionReply as exc:
-                if exc.code not in _REJECTED:
-                    raise
-                # Optional reversion points absent, or a short FC16 limit: the device refused the
-                # whole request, so nothing of it was applied. Point by point from now on.
-                self._points_only = True
-                _LOGGER.warning(
-                    "device %d rejects one write of the 704 WSet block (%s); using one write per "
-                    "point from now on (slower on RS-485)",
-                    self._device_id,
-                    exc,
-                )
-                ctl = await self._block(704, _CTL_FIRST, _CTL_LAST)
-                return await self._write_points_704(await self._plan_704(watts, ctl), ctl)
+            held = await self._write_block_704(plan, cached, refresh=refresh)
+            if held is not None:
+                return held
+            ctl = await self._block(704, _CTL_FIRST, _CTL_LAST)
+            return await self._write_points_704(await self._plan_704(watts, ctl), ctl)
         except HalError:
             self._ctl = None  # re-read the control block before the next write
             raise
@@ -349,8 +338,12 @@ class SunSpecInverter(BatteryInverter):
             )
         return raw
 
-    async def _write_block_704(self, plan: _Plan, ctl: _Control704, *, refresh: bool) -> float:
-        """One FC16 of WSetEna..WSetRvrtTms, then a read-back of enable, mode and value."""
+    async def _write_block_704(self, plan: _Plan, ctl: _Control704, *, refresh: bool) -> float | None:
+        """One FC16 of WSetEna..WSetRvrtTms, then a read-back of enable, mode and value.
+
+        Returns what the device holds, or None when it refuses the block write (then nothing of it
+        was applied, and this inverter uses the point-by-point sequence from now on).
+        """
         start = (await self.sunspec_map()).models[704].start
         words = ctl.block.words[: _WRITE_LAST - _CTL_FIRST + 1]
         # Every point of the block is written: the setpoint, its mode, the enable, and the reversion
@@ -366,7 +359,21 @@ class SunSpecInverter(BatteryInverter):
             ("WSetRvrtTms", round(self._settings.revert_timeout_s)),
         ):
             words = _put(words, name, value)
-        await self._bus.write(start + _CTL_FIRST, words, self._device_id)
+        try:
+            await self._bus.write(start + _CTL_FIRST, words, self._device_id)
+        except ModbusExceptionReply as exc:
+            if exc.code not in _REJECTED:
+                raise
+            # Optional reversion points absent, or a short FC16 limit: a device checks a request
+            # whole before applying any of it.
+            self._points_only = True
+            _LOGGER.warning(
+                "device %d rejects one write of the 704 WSet block (%s); using one write per point "
+                "from now on (slower on RS-485)",
+                self._device_id,
+                exc,
+            )
+            return None
         # A refresh (keepalive) also reads the revert timer's remaining time: it proves the restart.
         last = (
             _REM_LAST

@@ -322,3 +322,19 @@ def test_bench_frame_time_floor_matches_the_serial_line_numbers(
     from bench.bench_setpoint_bus import Frames
 
     assert Frames(1, wire_bytes).floor_s(baud) * 1000 == pytest.approx(floor_ms, abs=0.5)
+
+
+async def test_a_device_failure_on_the_block_write_does_not_switch_to_point_writes(
+    tcp_server: SunSpecServer,
+) -> None:
+    dev = tcp_server.device
+    async with sunspec(tcp_server) as inverter:
+        await inverter.set_active_power(1000.0)
+        tcp_server.faults.exception_code = 4  # transient device failure, not a refusal of the block
+        with pytest.raises(ModbusExceptionReply):
+            await inverter.set_active_power(1500.0)
+        tcp_server.faults.exception_code = None
+        writes = len(dev.writes)
+        assert await inverter.set_active_power(1500.0) == 1500.0
+        [record] = dev.writes[writes:]
+        assert len(record.values) == BLOCK_LAST - BLOCK_FIRST + 1
