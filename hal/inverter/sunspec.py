@@ -2,12 +2,13 @@
 
 Setpoints go through 704 (`WSet` in watts mode, `WSetPct` in percent-of-WMax mode). The control
 block (offsets 22..56: scale factors, mode, reversion) is read on first use and kept until an error
-or a map rediscovery; a setpoint is then ONE FC16 write of WSetEna..WSetRvrtTms (offsets 22..32:
-enable, mode, value, and the device-side reversion `WSetRvrtTms` back to `WSetEnaRvrt = 0`, i.e. the
-battery's own mode) and one read-back of enable, mode and value (a keepalive also reads the revert
-timer's remaining time). A device that refuses the block write gets the point-by-point sequence
-(value first, mode next, enable last) from then on. Devices with only the legacy set get 124's
-charge/discharge rate window with its `InOutWRte_RvrtTms` timer instead.
+or a map rediscovery (a keepalive also re-reads it every ten minutes). A setpoint is then ONE FC16
+write of WSetEna..WSetRvrtTms (offsets 22..32: enable, mode, value, and the device-side reversion
+`WSetRvrtTms` back to `WSetEnaRvrt = 0`, i.e. the battery's own mode) and one read-back of enable,
+mode and value (a keepalive also reads the revert timer's remaining time). A device that refuses
+the block write gets the point-by-point sequence (value first, mode next, enable last) from then
+on. Devices with only the legacy set get 124's charge/discharge rate window with its
+`InOutWRte_RvrtTms` timer instead.
 
 This code does not clamp to ratings (one clamp wraps every inverter); it refuses an implausible
 setpoint scale factor before writing anything, and quantises towards zero, so a write never has a
@@ -17,10 +18,12 @@ larger magnitude than the request.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from hal.clock import Clock
@@ -54,6 +57,7 @@ _WSET_SF_MAX = 2
 _PCT_SF_MAX = 0
 # Exceptions with which a device refuses a request it cannot take (illegal function, address, value).
 _REJECTED = frozenset({1, 2, 3})
+_CTL_MAX_AGE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class _Control704:
 
     smap: SunSpecMap
     block: Block
+    read_at: datetime
 
 
 @dataclass(frozen=True)
@@ -282,7 +287,7 @@ class SunSpecInverter(BatteryInverter):
             if self._points_only:
                 ctl = await self._block(704, _CTL_FIRST, _CTL_LAST)
                 return await self._write_points_704(await self._plan_704(watts, ctl), ctl)
-            cached = await self._control_704()
+            cached = await self._control_704(refresh=refresh)
             plan = await self._plan_704(watts, cached.block)
             held = await self._write_block_704(plan, cached, refresh=refresh)
             if held is not None:
@@ -293,12 +298,15 @@ class SunSpecInverter(BatteryInverter):
             self._ctl = None  # re-read the control block before the next write
             raise
 
-    async def _control_704(self) -> _Control704:
-        """The 704 control block as last read or written; read again on first use and after an error."""
+    async def _control_704(self, *, refresh: bool) -> _Control704:
+        """The 704 control block as last read or written; read again on first use, after an error or
+        a map rediscovery, and by a keepalive once it is `_CTL_MAX_AGE` old (a firmware update may
+        change a scale factor without moving the map; a keepalive's latency does not matter)."""
         smap = await self.sunspec_map()
-        if self._ctl is None or self._ctl.smap is not smap:
-            self._ctl = _Control704(smap, await self._block(704, _CTL_FIRST, _CTL_LAST))
-        return self._ctl
+        ctl, now = self._ctl, self._clock()
+        if ctl is None or ctl.smap is not smap or (refresh and now - ctl.read_at >= _CTL_MAX_AGE):
+            ctl = self._ctl = _Control704(smap, await self._block(704, _CTL_FIRST, _CTL_LAST), now)
+        return ctl
 
     async def _plan_704(self, watts: float, ctl: Block) -> _Plan:
         """Scale and quantise (towards zero) the setpoint; implausible scale factors raise here."""
@@ -384,7 +392,8 @@ class SunSpecInverter(BatteryInverter):
         self._verify(back, plan)
         if refresh:
             self._check_timer(back.raw("WSetRvrtRem"))
-        self._ctl = _Control704(ctl.smap, Block(704, _CTL_FIRST, words + ctl.block.words[len(words) :]))
+        kept = Block(704, _CTL_FIRST, words + ctl.block.words[len(words) :])
+        self._ctl = dataclasses.replace(ctl, block=kept)
         return plan.raw * plan.scale
 
     def _verify(self, back: Block, plan: _Plan) -> None:

@@ -7,10 +7,11 @@ import contextlib
 import logging
 import random
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hal.clock import utc_now
+from hal.clock import Clock, utc_now
 from hal.errors import InverterProtocolError, ModbusExceptionReply, SetpointNotAccepted
 from hal.inverter import InverterSettings, codec
 from hal.inverter.sunspec import SunSpecInverter
@@ -24,13 +25,15 @@ BLOCK_FIRST, BLOCK_LAST, REM_LAST = 22, 32, 34
 
 
 @contextlib.asynccontextmanager
-async def sunspec(server: SunSpecServer, **kw: object) -> AsyncIterator[SunSpecInverter]:
+async def sunspec(
+    server: SunSpecServer, clock: Clock = utc_now, **kw: object
+) -> AsyncIterator[SunSpecInverter]:
     """A bare SunSpec inverter on its own bus (no wrapper: this is the device code itself)."""
     settings = settings_for(server, **kw)
     link = settings.serial if settings.transport == "rtu" else settings.tcp
     assert link is not None
     bus = ModbusBus(link, settings.bus)
-    inverter = SunSpecInverter(bus, settings, clock=utc_now, on_close=bus.close)
+    inverter = SunSpecInverter(bus, settings, clock=clock, on_close=bus.close)
     try:
         yield inverter
     finally:
@@ -143,6 +146,25 @@ async def test_control_block_is_read_again_after_a_map_rediscovery(tcp_server: S
         dev.set(704, "WSet_SF", 1)
         assert await inverter.set_active_power(1234.0) == 1230.0
         assert dev.get(704, "WSet") == 123
+
+
+async def test_keepalive_reads_the_control_block_again_after_ten_minutes(tcp_server: SunSpecServer) -> None:
+    now = [datetime(2026, 12, 5, tzinfo=UTC)]
+    dev = tcp_server.device
+    async with sunspec(tcp_server, clock=lambda: now[0]) as inverter:
+        await inverter.set_active_power(1000.0)
+        for minutes in (3, 6, 9):
+            now[0] += timedelta(minutes=3)
+            before = counters(inverter)[0]
+            await inverter.keepalive()
+            assert counters(inverter)[0] - before == 2, minutes
+        # A firmware update changes WSet_SF (the map stays put): the next keepalive past ten minutes sees it.
+        dev.set(704, "WSet_SF", 3)
+        now[0] += timedelta(minutes=1)
+        writes = len(dev.writes)
+        with pytest.raises(InverterProtocolError, match=r"704\.WSet_SF = 3"):
+            await inverter.keepalive()
+        assert len(dev.writes) == writes  # refused before any write; the device's timer reverts it
 
 
 @pytest.mark.parametrize(
