@@ -57,6 +57,12 @@ async def test_setpoint_both_modes_both_directions(
         assert t.soc_pct is not None and (t.soc_pct < 50.0) == (watts > 0)
 
 
+async def test_setpoint_is_clamped_to_ratings(tcp_server: SunSpecServer) -> None:
+    async with open_inverter(settings_for(tcp_server), auto_keepalive=False) as inverter:
+        assert await inverter.set_active_power(-9000.0) == -4000.0
+        assert await inverter.set_active_power(9000.0) == 5000.0
+
+
 async def test_revert_timer_refresh_and_expiry(tcp_server: SunSpecServer, sim_clock: Monotonic) -> None:
     settings = settings_for(tcp_server, revert_timeout_s=30.0)
     async with open_inverter(settings, auto_keepalive=False) as inverter:
