@@ -1,5 +1,7 @@
 """Hardware-layer figures: telemetry round trip and bus occupancy (TCP, RTU at 9600 baud), setpoint latency.
 
+The setpoint's bus time at 9600/19200 baud is in `bench_setpoint_bus`.
+
 Everything runs against the in-process SunSpec simulator on 127.0.0.1. RTU framing is carried over
 a TCP socket (pyserial's socket:// URL), which has no baud-rate pacing: the 9600-baud occupancy is
 computed from the RTU frame bytes counted by the bus (11 bits per character, i.e. 8 data bits with
@@ -85,7 +87,6 @@ async def _measure(framing: str) -> list[Row]:
                     )
                 )
             to_write, to_return = [], []
-            before = (stats.requests, stats.tx_bytes, stats.rx_bytes)
             for i in range(SETPOINTS):
                 watts = 1000.0 if i % 2 else -1000.0
                 count = len(server.device.writes)
@@ -100,8 +101,8 @@ async def _measure(framing: str) -> list[Row]:
                     f"hal.setpoint_to_register_{framing}",
                     statistics.median(to_write) * 1000,
                     "ms",
-                    f"median, set_active_power() call to 704.WSetEna written in the simulator (value and "
-                    f"revert timer written before it), {SETPOINTS} setpoints",
+                    f"median, set_active_power() call to the 704 block write (enable, mode, value, revert "
+                    f"timer in one request) in the simulator, {SETPOINTS} setpoints",
                 )
             )
             rows.append(
@@ -109,22 +110,9 @@ async def _measure(framing: str) -> list[Row]:
                     f"hal.setpoint_call_{framing}",
                     statistics.median(to_return) * 1000,
                     "ms",
-                    "median, whole set_active_power() incl. control-block read and read-back",
+                    "median, whole set_active_power() incl. read-back (RTU bus time: bench_setpoint_bus)",
                 )
             )
-            if framing == "rtu":
-                requests = (stats.requests - before[0]) / SETPOINTS
-                wire_bytes = (stats.tx_bytes - before[1] + stats.rx_bytes - before[2]) / SETPOINTS
-                busy_s = wire_bytes * BITS_PER_CHAR / BAUD + requests * device.bus.gap_s
-                rows.append(
-                    Row(
-                        "hal.setpoint_bus_time_rtu_9600",
-                        busy_s * 1000,
-                        "ms",
-                        f"computed: {requests:.0f} requests, {wire_bytes:.0f} B per set_active_power() "
-                        "(control read, writes, read-back) at 9600 baud + gaps; turnaround excluded",
-                    )
-                )
             await inverter.release()
     return rows
 

@@ -211,7 +211,7 @@ class ModbusBus:
         if not 1 <= count <= MAX_READ_REGISTERS:
             raise ValueError(f"count must be within 1..{MAX_READ_REGISTERS}, got {count}")
         op = _read_op(address, count, device_id, input_registers)
-        response = await self._call(address, device_id, 5, 3 + 2 * count, op)
+        response = await self._call(address, device_id, 5, 2 + 2 * count, op)
         registers: list[int] = list(getattr(response, "registers", []))
         # A reply of the wrong length is a reply to some other request (RTU late reply) or a broken device.
         if len(registers) != count:

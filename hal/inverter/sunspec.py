@@ -1,22 +1,34 @@
 """The SunSpec profile: IEEE 1547 DER models 701/702/704/713 (802 if present), legacy 103/120/121/124.
 
-Setpoints go through 704 (`WSet` in watts mode, `WSetPct` in percent-of-WMax mode): value first,
-mode next, enable last, then read back. Before enabling, the device-side reversion is armed
-(`WSetRvrtTms`, reverting to `WSetEnaRvrt = 0`, i.e. the battery's own mode), so the battery
-reverts by itself if the gateway stops refreshing. Devices with only the legacy set get 124's
-charge/discharge rate window with its `InOutWRte_RvrtTms` timer instead.
+Setpoints go through 704 (`WSet` in watts mode, `WSetPct` in percent-of-WMax mode). The control
+block (offsets 22..56: scale factors, mode, reversion) is read on first use and kept until an error
+or a map rediscovery (a keepalive also re-reads it every ten minutes). A setpoint is then ONE FC16
+write of WSetEna..WSetRvrtTms (offsets 22..32: enable, mode, value, and the device-side reversion
+`WSetRvrtTms` back to `WSetEnaRvrt = 0`, i.e. the battery's own mode) and one read-back of enable,
+mode and value (a keepalive also reads the revert timer's remaining time). A device that refuses
+the block write gets the point-by-point sequence (value first, mode next, enable last) from then
+on. Devices with only the legacy set get 124's charge/discharge rate window with its
+`InOutWRte_RvrtTms` timer instead.
+
+This code does not clamp to ratings (one clamp wraps every inverter); it refuses an implausible
+setpoint scale factor before writing anything, and quantises towards zero, so a write never has a
+larger magnitude than the request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from hal.clock import Clock
 from hal.errors import (
+    HalError,
     InverterProtocolError,
     InverterUnreachable,
     ModbusExceptionReply,
@@ -36,11 +48,40 @@ _ENABLED = 1
 _MODE_PCT, _MODE_WATTS = 0, 1
 _STORCTL_CHARGE_AND_DISCHARGE = 3
 _E = TypeVar("_E", ConnectionStatus, OperatingStatus)
+# 704 offsets: the control block read on first use, the block written per setpoint, the timer's end.
+_CTL_FIRST, _CTL_LAST = 22, 56
+_WRITE_LAST = 32  # WSetRvrtTms; 33..34 (WSetRvrtRem) is read-only
+_REM_LAST = 34
+# Coarsest plausible setpoint steps: 100 W (WSet_SF 2), 1 % (WSetPct_SF, 124.InOutWRte_SF 0).
+_WSET_SF_MAX = 2
+_PCT_SF_MAX = 0
+# Exceptions with which a device refuses a request it cannot take (illegal function, address, value).
+_REJECTED = frozenset({1, 2, 3})
+_CTL_MAX_AGE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
 class _Active:
     watts: float
+
+
+@dataclass(frozen=True)
+class _Control704:
+    """The 704 control block as the gateway last read or wrote it, for the map it was read with."""
+
+    smap: SunSpecMap
+    block: Block
+    read_at: datetime
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One scaled setpoint: mode, the point that carries it, its raw value and watts per raw step."""
+
+    mode: int
+    name: str
+    raw: int
+    scale: float
 
 
 class SunSpecInverter(BatteryInverter):
@@ -66,6 +107,8 @@ class SunSpecInverter(BatteryInverter):
         self._closed = False
         self._warned_timer = False
         self._warned_no_revert = False
+        self._ctl: _Control704 | None = None
+        self._points_only = False
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -205,7 +248,7 @@ class SunSpecInverter(BatteryInverter):
         async with self._lock:
             if self._active is None:
                 return
-            await self._apply(self._active.watts)
+            await self._apply(self._active.watts, refresh=True)
 
     async def release(self) -> None:
         """Disable the setpoint (704 WSetEna = 0, or 124 StorCtl_Mod = 0)."""
@@ -228,46 +271,156 @@ class SunSpecInverter(BatteryInverter):
         if self._on_close is not None:
             await self._on_close()
 
-    async def _apply(self, watts: float) -> float:
+    async def _apply(self, watts: float, *, refresh: bool = False) -> float:
+        # No clamp here: the one clamp to ceiling and live ratings wraps every inverter (guard.py).
         smap = await self.sunspec_map()
-        ratings = self._ratings or await self.read_ratings()
-        target = _clamp(watts, ratings)
         if smap.has(704):
-            return await self._apply_704(target, ratings)
+            return await self._apply_704(watts, refresh=refresh)
         if smap.has(124):
-            return await self._apply_124(target, ratings)
+            return await self._apply_124(watts, self._ratings or await self.read_ratings())
         raise ProfileError(
             f"device {self._device_id}: SunSpec map {smap.ids} has no 704 or 124 power control"
         )
 
-    async def _apply_704(self, watts: float, ratings: Ratings) -> float:
-        ctl = await self._block(704, 22, 56)
-        await self._arm_704(ctl)
+    async def _apply_704(self, watts: float, *, refresh: bool) -> float:
+        try:
+            if self._points_only:
+                ctl = await self._block(704, _CTL_FIRST, _CTL_LAST)
+                return await self._write_points_704(await self._plan_704(watts, ctl), ctl)
+            cached = await self._control_704(refresh=refresh)
+            plan = await self._plan_704(watts, cached.block)
+            held = await self._write_block_704(plan, cached, refresh=refresh)
+            if held is not None:
+                return held
+            ctl = await self._block(704, _CTL_FIRST, _CTL_LAST)
+            return await self._write_points_704(await self._plan_704(watts, ctl), ctl)
+        except HalError:
+            self._ctl = None  # re-read the control block before the next write
+            raise
+
+    async def _control_704(self, *, refresh: bool) -> _Control704:
+        """The 704 control block as last read or written; read again on first use, after an error or
+        a map rediscovery, and by a keepalive once it is `_CTL_MAX_AGE` old (a firmware update may
+        change a scale factor without moving the map; a keepalive's latency does not matter)."""
+        smap = await self.sunspec_map()
+        ctl, now = self._ctl, self._clock()
+        if ctl is None or ctl.smap is not smap or (refresh and now - ctl.read_at >= _CTL_MAX_AGE):
+            ctl = self._ctl = _Control704(smap, await self._block(704, _CTL_FIRST, _CTL_LAST), now)
+        return ctl
+
+    async def _plan_704(self, watts: float, ctl: Block) -> _Plan:
+        """Scale and quantise (towards zero) the setpoint; implausible scale factors raise here."""
         if self._settings.setpoint_mode == "watts":
-            sf = _require_sf(ctl.raw("WSet_SF"), "704.WSet_SF")
-            mode, name, raw = _MODE_WATTS, "WSet", round(watts / 10.0**sf)
-            scale = 10.0**sf
-        else:
-            sf = _require_sf(ctl.raw("WSetPct_SF"), "704.WSetPct_SF")
-            ref = ratings.set_max_w or ratings.max_w
-            if not ref:
-                raise ProfileError(f"device {self._device_id}: percent mode needs 702.WMax or WMaxRtg")
-            raw = max(-32767, min(32767, round(watts / ref * 100.0 / 10.0**sf)))
-            mode, name, scale = _MODE_PCT, "WSetPct", 10.0**sf * ref / 100.0
+            sf = self._setpoint_sf(ctl, "WSet_SF", _WSET_SF_MAX)
+            raw = _towards_zero(watts / 10.0**sf)
+            return _Plan(_MODE_WATTS, "WSet", self._fit(raw, 704, "WSet", watts), 10.0**sf)
+        sf = self._setpoint_sf(ctl, "WSetPct_SF", _PCT_SF_MAX)
+        ratings = self._ratings or await self.read_ratings()
+        ref = ratings.set_max_w or ratings.max_w
+        if not ref:
+            raise ProfileError(f"device {self._device_id}: percent mode needs 702.WMax or WMaxRtg")
+        raw = _towards_zero(watts / ref * 100.0 / 10.0**sf)
+        return _Plan(_MODE_PCT, "WSetPct", self._fit(raw, 704, "WSetPct", watts), 10.0**sf * ref / 100.0)
+
+    def _setpoint_sf(self, block: Block, name: str, highest: int) -> int:
+        sf = block.raw(name)
+        if sf is None or sf > highest:
+            word = block.words[POINTS[block.model_id][name].offset - block.first_offset]
+            shown = (
+                "0x8000 (not implemented)"
+                if word == 0x8000
+                else str(word - 0x10000 if word & 0x8000 else word)
+            )
+            raise InverterProtocolError(
+                f"device {self._device_id}: {block.model_id}.{name} = {shown} is implausible for a "
+                f"setpoint (allowed -10..{highest}); nothing written"
+            )
+        return int(sf)
+
+    def _fit(self, raw: int, model_id: int, name: str, watts: float) -> int:
+        bits = 16 * codec.size_of(POINTS[model_id][name].kind)
+        if abs(raw) >= 1 << (bits - 1):  # the most negative value is the "not implemented" sentinel
+            raise InverterProtocolError(
+                f"device {self._device_id}: {watts} W does not fit {model_id}.{name} at its scale "
+                "factor; nothing written"
+            )
+        return raw
+
+    async def _write_block_704(self, plan: _Plan, ctl: _Control704, *, refresh: bool) -> float | None:
+        """One FC16 of WSetEna..WSetRvrtTms, then a read-back of enable, mode and value.
+
+        Returns what the device holds, or None when it refuses the block write (then nothing of it
+        was applied, and this inverter uses the point-by-point sequence from now on).
+        """
+        start = (await self.sunspec_map()).models[704].start
+        words = ctl.block.words[: _WRITE_LAST - _CTL_FIRST + 1]
+        # Every point of the block is written: the setpoint, its mode, the enable, and the reversion
+        # (back to WSetEnaRvrt = 0, the battery's own mode, after WSetRvrtTms). The other mode's value
+        # is carried as last read. One request: the device never acts on a partial update.
+        for name, value in (
+            ("WSetEna", _ENABLED),
+            ("WSetMod", plan.mode),
+            (plan.name, plan.raw),
+            ("WSetRvrt", 0),
+            ("WSetPctRvrt", 0),
+            ("WSetEnaRvrt", 0),
+            ("WSetRvrtTms", round(self._settings.revert_timeout_s)),
+        ):
+            words = _put(words, name, value)
+        try:
+            await self._bus.write(start + _CTL_FIRST, words, self._device_id)
+        except ModbusExceptionReply as exc:
+            if exc.code not in _REJECTED:
+                raise
+            # Optional reversion points absent, or a short FC16 limit: a device checks a request
+            # whole before applying any of it.
+            self._points_only = True
+            _LOGGER.warning(
+                "device %d rejects one write of the 704 WSet block (%s); using one write per point "
+                "from now on (slower on RS-485)",
+                self._device_id,
+                exc,
+            )
+            return None
+        # A refresh (keepalive) also reads the revert timer's remaining time: it proves the restart.
+        last = (
+            _REM_LAST
+            if refresh
+            else POINTS[704][plan.name].offset + codec.size_of(POINTS[704][plan.name].kind) - 1
+        )
+        back = await self._block(704, _CTL_FIRST, last)
+        self._verify(back, plan)
+        if refresh:
+            self._check_timer(back.raw("WSetRvrtRem"))
+        kept = Block(704, _CTL_FIRST, words + ctl.block.words[len(words) :])
+        self._ctl = dataclasses.replace(ctl, block=kept)
+        return plan.raw * plan.scale
+
+    def _verify(self, back: Block, plan: _Plan) -> None:
+        if (
+            back.raw("WSetEna") != _ENABLED
+            or back.raw("WSetMod") != plan.mode
+            or back.raw(plan.name) != plan.raw
+        ):
+            raise SetpointNotAccepted(
+                f"device {self._device_id}: wrote {plan.name}={plan.raw} mode={plan.mode} enabled, read "
+                f"back {plan.name}={back.raw(plan.name)} mode={back.raw('WSetMod')} "
+                f"enabled={back.raw('WSetEna')}"
+            )
+
+    async def _write_points_704(self, plan: _Plan, ctl: Block) -> float:
+        """The point-by-point sequence, for devices that refuse the block write."""
+        await self._arm_704(ctl)
         # Value first, then the mode that makes it live, enable last (SunSpec multi-write guidance):
         # no moment exists where the device acts on a stale value of the other mode.
-        await self._write(704, name, raw)
-        if ctl.raw("WSetMod") != mode:
-            await self._write(704, "WSetMod", mode)
+        await self._write(704, plan.name, plan.raw)
+        if ctl.raw("WSetMod") != plan.mode:
+            await self._write(704, "WSetMod", plan.mode)
         await self._write(704, "WSetEna", _ENABLED)
-        back = await self._block(704, 22, 34)
-        if back.raw("WSetEna") != _ENABLED or back.raw("WSetMod") != mode or back.raw(name) != raw:
-            raise SetpointNotAccepted(
-                f"device {self._device_id}: wrote {name}={raw} mode={mode} enabled, read back "
-                f"{name}={back.raw(name)} mode={back.raw('WSetMod')} enabled={back.raw('WSetEna')}"
-            )
+        back = await self._block(704, _CTL_FIRST, _REM_LAST)
+        self._verify(back, plan)
         self._check_timer(back.raw("WSetRvrtRem"))
-        return raw * scale
+        return plan.raw * plan.scale
 
     async def _arm_704(self, ctl: Block) -> None:
         tms = round(self._settings.revert_timeout_s)
@@ -307,8 +460,8 @@ class SunSpecInverter(BatteryInverter):
         if not ref:
             raise ProfileError(f"device {self._device_id}: 124 control needs WChaMax or 120.MaxChaRte")
         ctl = await self._block(124, 2, 25)
-        sf = _require_sf(ctl.raw("InOutWRte_SF"), "124.InOutWRte_SF")
-        raw = max(-32767, min(32767, round(watts / ref * 100.0 / 10.0**sf)))
+        sf = self._setpoint_sf(ctl, "InOutWRte_SF", _PCT_SF_MAX)
+        raw = self._fit(_towards_zero(watts / ref * 100.0 / 10.0**sf), 124, "OutWRte", watts)
         await self._write(124, "InOutWRte_RvrtTms", min(65535, round(self._settings.revert_timeout_s)))
         # Window semantics: discharge limit +x and charge limit −x force exactly x (and vice versa).
         await self._write(124, "OutWRte", raw)
@@ -320,20 +473,18 @@ class SunSpecInverter(BatteryInverter):
         return raw * 10.0**sf * ref / 100.0
 
 
-def _clamp(watts: float, ratings: Ratings) -> float:
-    low = ratings.charge_limit_w()
-    high = ratings.discharge_limit_w()
-    if high is not None:
-        watts = min(watts, high)
-    if low is not None:
-        watts = max(watts, -low)
-    return watts
+def _towards_zero(steps: float) -> int:
+    """Whole steps, never a larger magnitude than asked (float noise below 1e-9 step is not rounding)."""
+    whole = math.floor(abs(steps) + 1e-9)
+    return -whole if steps < 0 else whole
 
 
-def _require_sf(sf: float | int | None, name: str) -> int:
-    if sf is None:
-        raise InverterProtocolError(f"{name} is unimplemented or out of range; cannot scale a setpoint")
-    return int(sf)
+def _put(words: list[int], name: str, value: int) -> list[int]:
+    """A copy of the 704 block words (from offset 22) with one point replaced."""
+    pt = POINTS[704][name]
+    at = pt.offset - _CTL_FIRST
+    encoded = codec.encode(value, pt.kind)
+    return words[:at] + encoded + words[at + len(encoded) :]
 
 
 def _enum(kind: type[_E], raw: float | int | None) -> _E | None:

@@ -26,6 +26,31 @@ _WSETPCT_SF = -2
 _LEGACY_HZ_SF = -2
 _RTE_SF = -2
 
+# Points a client may write (SunSpec access "RW"; the test suite checks this against pysunspec2).
+# Every other point this project knows, the model headers and the "SunS" marker are read-only:
+# a write touching one is refused whole with "illegal data address", as a real device does.
+WRITABLE: dict[int, frozenset[str]] = {
+    702: frozenset({"WMax", "WChaRteMax", "WDisChaRteMax"}),
+    704: frozenset(
+        {
+            "WSetEna",
+            "WSetMod",
+            "WSet",
+            "WSetRvrt",
+            "WSetPct",
+            "WSetPctRvrt",
+            "WSetEnaRvrt",
+            "WSetRvrtTms",
+            "WRmp",
+        }
+    ),
+    121: frozenset({"WMax"}),
+    124: frozenset({"WChaMax", "StorCtl_Mod", "OutWRte", "InWRte", "InOutWRte_RvrtTms"}),
+}
+# enum16 points whose only values are 0 and 1; anything else is "illegal data value".
+_BINARY = {704: ("WSetEna", "WSetMod", "WSetEnaRvrt")}
+ILLEGAL_ADDRESS, ILLEGAL_VALUE = 2, 3
+
 
 @dataclass
 class WriteRecord:
@@ -49,6 +74,8 @@ class Faults:
     """Addresses whose writes are refused with "illegal data address" (an unimplemented point)."""
     pinned: dict[tuple[int, str], float] = field(default_factory=dict)
     """Points stuck at a raw value (model, name) -> value, e.g. SoC 2000 (200 %), a W_SF of 0x8000."""
+    max_write_registers: int | None = None
+    """Longest FC16 write the device takes; longer ones get "illegal data value" (a short FC16 limit)."""
 
 
 @dataclass
@@ -74,6 +101,8 @@ class SunSpecDevice:
             self.regs += [END_MODEL_ID, 0]
         self.writes: list[WriteRecord] = []
         self._timer_running = False
+        self._absent: list[tuple[int, str]] = []
+        self._read_only = self._read_only_addresses()
         self._w_sf = _sf_for(max(self.spec.max_w, self.spec.max_charge_w, self.spec.max_discharge_w))
         self._wh_sf = _sf_for(self.spec.capacity_wh)
         self._init_static()
@@ -127,6 +156,44 @@ class SunSpecDevice:
 
     def _has(self, model_id: int) -> bool:
         return model_id in self.layout
+
+    def _read_only_addresses(self) -> frozenset[int]:
+        fixed = {self.base, self.base + 1}
+        for model_id, start in self.layout.items():
+            fixed |= {start, start + 1}
+            for name, pt in POINTS[model_id].items():
+                if name not in WRITABLE.get(model_id, ()):
+                    size = 16 if pt.kind == "string16" else codec.size_of(pt.kind)
+                    fixed |= set(range(start + pt.offset, start + pt.offset + size))
+        return frozenset(fixed)
+
+    def unimplement(self, model_id: int, *names: str) -> None:
+        """Make points absent, as an optional point on a real device: they read as their sentinel and
+        refuse writes."""
+        for name in names:
+            pt = POINTS[model_id][name]
+            start = self.address(model_id, name)
+            self._read_only |= set(range(start, start + codec.size_of(pt.kind)))
+            self._absent.append((model_id, name))
+        self._blank_absent()
+
+    def refuses_write(self, address: int, values: list[int]) -> int | None:
+        """The Modbus exception code a real device answers this write with, or None if it takes it.
+
+        A refused write changes nothing: a device checks the whole request before applying it.
+        """
+        touched = set(range(address, address + len(values)))
+        if (self._read_only | self.faults.read_only) & touched:
+            return ILLEGAL_ADDRESS
+        limit = self.faults.max_write_registers
+        if limit is not None and len(values) > limit:
+            return ILLEGAL_VALUE
+        for model_id, names in _BINARY.items():
+            for name in names if self._has(model_id) else ():
+                at = self.address(model_id, name)
+                if at in touched and values[at - address] not in (0, 1):
+                    return ILLEGAL_VALUE
+        return None
 
     # -- image ------------------------------------------------------------------------------
 
@@ -234,6 +301,13 @@ class SunSpecDevice:
             remaining = b.revert_remaining_s(now) if self._timer_running else None
             self.set(704, "WSetRvrtRem", 0 if remaining is None else round(remaining))
         self._pin()
+        self._blank_absent()
+
+    def _blank_absent(self) -> None:
+        for model_id, name in self._absent:
+            pt = POINTS[model_id][name]
+            at = self.address(model_id, name) - self.base
+            self.regs[at : at + codec.size_of(pt.kind)] = codec.sentinel_words(pt.kind)
 
     def garbage_overlay(self, words: list[int]) -> None:
         """Overwrite live points in a copy of the image with sentinels and impossible scale factors."""
@@ -299,11 +373,12 @@ class SunSpecDevice:
             self.battery.command(None, now)
             self._timer_running = False
             return
+        # Scaled with the scale factors the device publishes (a test may change them).
         if self.get(704, "WSetMod") == 1:
             raw = self.get(704, "WSet") or 0
-            watts = float(raw) * 10.0**self._w_sf
+            watts = float(raw) * 10.0 ** int(self.get(704, "WSet_SF") or 0)
         else:
-            pct = float(self.get(704, "WSetPct") or 0) * 10.0**_WSETPCT_SF
+            pct = float(self.get(704, "WSetPct") or 0) * 10.0 ** int(self.get(704, "WSetPct_SF") or 0)
             watts = pct / 100.0 * self.spec.max_w
         tms = self.get(704, "WSetRvrtTms") or 0
         # A reversion value applied by the device itself runs without a timer.

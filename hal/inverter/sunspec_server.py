@@ -151,8 +151,9 @@ class SunSpecServer:
             if faults.exception_code is not None:
                 return ExcCodes(faults.exception_code)
             written = [int(v) for v in set_values] if set_values is not None else None
-            if written and faults.read_only & set(range(address, address + len(written))):
-                return ExcCodes.ILLEGAL_ADDRESS
+            refused = dev.refuses_write(address, written) if written else None
+            if refused is not None:
+                return ExcCodes(refused)
             dev.on_access(self.clock(), address if written else None, written)
             registers[:] = dev.regs
             if faults.garbage and written is None:

@@ -134,3 +134,14 @@ def test_point_table_matches_pysunspec2_definitions() -> None:
             assert offsets[name] == pt.offset, f"{model_id}.{name}"
             if not pt.kind.startswith("string"):
                 assert model.points[name].pdef["type"] == pt.kind, f"{model_id}.{name}"
+
+
+def test_simulator_writable_points_match_pysunspec2_access() -> None:
+    device = pytest.importorskip("sunspec2.device")
+    from hal.inverter.sunspec_device import WRITABLE
+    from hal.inverter.sunspec_points import POINTS
+
+    for model_id, points in POINTS.items():
+        model = device.Model(model_id=model_id)
+        writable = {name for name in points if model.points[name].pdef.get("access", "R") == "RW"}
+        assert writable == set(WRITABLE.get(model_id, ())), model_id
