@@ -244,7 +244,13 @@ class ControlEngine:
         for record in plan.records:
             old = self._records.get(record.mrid)
             for milestone in sorted(record.reached - (old.reached if old else frozenset())):
-                _LOGGER.info("event %s: %s", record.mrid, _MILESTONES.get(milestone, str(milestone)))
+                state = plan.states.get(record.mrid)
+                problem = state.problem if state is not None else None
+                if problem is not None and milestone == ResponseStatus.REJECTED_INVALID:
+                    # a milestone is reached once per mRID (records persist): so is this warning
+                    _LOGGER.warning("event %s: rejected: invalid, %s", record.mrid, problem)
+                else:
+                    _LOGGER.info("event %s: %s", record.mrid, _MILESTONES.get(milestone, str(milestone)))
             self._records[record.mrid] = record
         self.plan = plan
         return plan.power, plan.next_change, plan

@@ -108,6 +108,8 @@ class EventState:
     end: float
     code: int | None = None
     """The rejection status for REJECTED."""
+    problem: str | None = None
+    """Why the server's control could not be parsed (it stood in as an InvalidDERControl)."""
 
 
 @dataclass(frozen=True, slots=True)

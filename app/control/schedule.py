@@ -35,7 +35,7 @@ from app.control.modes import (
     default_grad,
     event_command,
 )
-from app.sep.der import DefaultDERControl, DERControl
+from app.sep.der import DefaultDERControl, DERControl, InvalidDERControl
 from app.sep.event import CurrentStatus
 from app.sep.response import ResponseRequired, ResponseStatus
 
@@ -201,25 +201,46 @@ def _collect(
     events: list[_Event] = []
     seen: set[str] = set()
     digests = _Digests()
+    # A stand-in for an unparsable control comes last: a valid control of the same mRID wins.
+    invalid: list[tuple[ProgramView, DERControl]] = []
     for prog in programs:
         for control in prog.controls:
-            static = digests.of(control)
-            mrid = static.mrid
-            if mrid in seen or not static.for_us:
-                continue  # listed by two programs: the first one owns it; or meant for other devices
-            seen.add(mrid)
-            record = records.get(mrid)
-            ev_new: set[int] = set()
-            if record is None:
-                record = new_record(control, t, rng)
-                ev_new.add(_RECEIVED)
-            start = static.start + record.start_offset
-            end = max(start, start + static.duration + record.duration_offset)
-            ev = _Event(control, static, prog, record, start, end, new=ev_new)
-            _screen(ev, t, rng, refused.get(mrid))
-            events.append(ev)
+            if isinstance(control, InvalidDERControl):
+                invalid.append((prog, control))
+            else:
+                _add(events, seen, digests, prog, control, records, t, rng, refused)
+    for prog, control in invalid:
+        _add(events, seen, digests, prog, control, records, t, rng, refused)
     digests.keep()
     return events
+
+
+def _add(
+    events: list[_Event],
+    seen: set[str],
+    digests: _Digests,
+    prog: ProgramView,
+    control: DERControl,
+    records: Mapping[str, EventRecord],
+    t: float,
+    rng: random.Random,
+    refused: Mapping[str, int],
+) -> None:
+    static = digests.of(control)
+    mrid = static.mrid
+    if mrid in seen or not static.for_us:
+        return  # listed by two programs: the first one owns it; or meant for other devices
+    seen.add(mrid)
+    record = records.get(mrid)
+    ev_new: set[int] = set()
+    if record is None:
+        record = new_record(control, t, rng)
+        ev_new.add(_RECEIVED)
+    start = static.start + record.start_offset
+    end = max(start, start + static.duration + record.duration_offset)
+    ev = _Event(control, static, prog, record, start, end, new=ev_new)
+    _screen(ev, t, rng, refused.get(mrid))
+    events.append(ev)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +254,7 @@ class _Static:
     code: ResponseStatus | None
     categories: frozenset[str]
     for_us: bool
+    problem: str | None = None
 
 
 # Snapshots are immutable and reused between polls, so each control object is digested once.
@@ -266,6 +288,10 @@ def _digest(control: DERControl) -> _Static:
     code, categories = classify(control.DERControlBase)
     if code is None and control.interval.duration <= 0:
         code = ResponseStatus.REJECTED_INVALID  # an event with no time to run
+    problem = None
+    if isinstance(control, InvalidDERControl):
+        # its DERControlBase is empty, so classify() already rejects it; say so whatever it says
+        code, categories, problem = ResponseStatus.REJECTED_INVALID, frozenset(), control.problem
     return _Static(
         normal_mrid(control.mRID),
         control.interval.start.timestamp(),
@@ -274,6 +300,7 @@ def _digest(control: DERControl) -> _Static:
         code,
         categories,
         addressed_to_us(control.deviceCategory),
+        problem,
     )
 
 
@@ -376,7 +403,9 @@ def _state(ev: _Event) -> EventState:
     code = None
     if ev.phase is Phase.REJECTED:
         code = next(c for c in ev.record.reached | ev.new if c in TERMINAL)
-    return EventState(ev.record.mrid, ev.program.program.mRID, ev.phase, ev.start, ev.end, code)
+    return EventState(
+        ev.record.mrid, ev.program.program.mRID, ev.phase, ev.start, ev.end, code, ev.static.problem
+    )
 
 
 def _responses(events: list[_Event], t: float) -> list[DueResponse]:

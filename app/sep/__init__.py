@@ -7,7 +7,9 @@ Error resource), `identity` (LFDI/SFDI), `codec`.
 Codec entry points (re-exported here):
 - `parse(cls, body, *, max_bytes=1_000_000, max_depth=32) -> cls`: untrusted bytes/str → model.
   Refuses DTDs, entities, external references, oversized and over-deep bodies; ignores unknown
-  elements; anything else wrong raises `SepParseError(resource, field, detail)`.
+  elements; anything else wrong raises `SepParseError(resource, field, detail)`, except in an item
+  of a list field marked `Salvage` (DERControlList.DERControl): that item alone is replaced by a
+  stand-in (`der.InvalidDERControl`, which a device answers 253) or, without an mRID, dropped.
 - `parse_one_of(body, *classes) -> one of classes`: the same, dispatching on the root element
   (e.g. a POST to /mup/{id} carrying a MirrorMeterReading or a MirrorMeterReadingList).
 - `to_xml(obj) -> bytes`: model → UTF-8 XML, schema element order, default namespace

@@ -2,17 +2,19 @@
 
 A model class is a frozen dataclass whose field names are the schema's element/attribute names,
 in schema order; `typing.Annotated` markers from app.sep.types say which fields are attributes,
-integer ranges and hex encodings. Each class is compiled once into a small table on first use.
+integer ranges and hex encodings, and which list items are salvaged rather than fatal. Each class
+is compiled once into a small table on first use.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -22,7 +24,7 @@ from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
 from defusedxml.ElementTree import DefusedXMLParser  # type: ignore[import-untyped]
 
 from app.sep.exceptions import SepParseError
-from app.sep.types import NS, Attr, Hex, HexStr, Range, time_to_int
+from app.sep.types import LOCAL, NS, Attr, Hex, HexStr, Range, Salvage, time_to_int
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -36,6 +38,11 @@ _NS_PREFIX: Final = "{" + NS + "}"
 _XMLNS: Final = f' xmlns="{NS}"'
 _HEX = re.compile(r"[0-9A-Fa-f]*")
 _BOOL: Final = {"true": True, "1": True, "false": False, "0": False}
+_LOCAL_KEY: Final = next(iter(LOCAL))
+# Dropped list items have no identity to log once by, so each distinct problem is logged once;
+# the memory of what was said is bounded (hostile lists may invent endless problems).
+_DROPS_REMEMBERED: Final = 64
+_dropped: dict[str, None] = {}
 
 
 class _Invalid(Exception):
@@ -174,6 +181,8 @@ class _Spec:
     # Parse hot path: plain tuples unpack faster than _Field attribute lookups.
     attr_readers: tuple[tuple[str, Callable[[str], Any]], ...]
     dispatch: dict[str, tuple[str, type | None, Callable[[str], Any], bool]]
+    # repeated element name -> the builder of a stand-in for an item that fails to parse
+    salvage: dict[str, Callable[[Mapping[str, Any], str], object | None]]
 
 
 _SPECS: dict[type, _Spec] = {}
@@ -226,10 +235,18 @@ def _compile(cls: type) -> _Spec:
     elements: list[_Field] = []
     required: set[str] = set()
     repeated: list[str] = []
+    salvage: dict[str, Callable[[Mapping[str, Any], str], object | None]] = {}
     for f in dataclasses.fields(cls):
+        if f.metadata.get(_LOCAL_KEY):
+            continue
         base, markers, is_repeated = _unwrap(hints[f.name])
         is_attr = any(isinstance(m, Attr) for m in markers)
         sub: type | None = base if isinstance(base, type) and dataclasses.is_dataclass(base) else None
+        for marker in markers:
+            if isinstance(marker, Salvage):
+                if not is_repeated or sub is None:
+                    raise TypeError(f"{cls.__name__}.{f.name}: only repeated elements can be salvaged")
+                salvage[f.name] = marker.build
         if sub is not None:
             read: Callable[[str], Any] = _read_str
             write: Callable[[Any], str] = str
@@ -254,6 +271,7 @@ def _compile(cls: type) -> _Spec:
         tuple(repeated),
         tuple((a.name, a.read) for a in attrs),
         {e.tag: (e.name, e.sub, e.read, e.repeated) for e in elements},
+        salvage,
     )
     _SPECS[cls] = spec
     return spec
@@ -337,8 +355,14 @@ def _read(cls: type[T], elem: Element) -> T:
             try:
                 value = _read(sub, child)
             except _Invalid as exc:
-                exc.path.append(f"{name}[{len(values.get(name, ()))}]" if repeated else name)
-                raise
+                where = f"{name}[{len(values.get(name, ()))}]" if repeated else name
+                build = spec.salvage.get(name) if spec.salvage else None
+                if build is None:
+                    exc.path.append(where)
+                    raise
+                value = _salvage(build, sub, child, exc, f"{cls.__name__}/{where}")
+                if value is None:
+                    continue
         else:
             try:
                 value = read(child.text or "")
@@ -363,6 +387,49 @@ def _read(cls: type[T], elem: Element) -> T:
         if name in values:
             values[name] = tuple(values[name])
     return cls(**values)
+
+
+def _salvage(
+    build: Callable[[Mapping[str, Any], str], object | None],
+    cls: type,
+    elem: Element,
+    exc: _Invalid,
+    where: str,
+) -> object | None:
+    """A stand-in for the list item `elem` that failed with `exc`, or None (dropped, logged)."""
+    inside = "/".join(reversed(exc.path))
+    problem = f"{inside}.{exc.field}: {exc.detail}" if inside else f"{exc.field}: {exc.detail}"
+    item = build(_readable(cls, elem), problem)
+    if item is None and problem not in _dropped:
+        if len(_dropped) >= _DROPS_REMEMBERED:
+            del _dropped[next(iter(_dropped))]
+        _dropped[problem] = None
+        _LOGGER.warning("dropped %s: %s (too broken to stand in for)", where, problem)
+    return item
+
+
+def _readable(cls: type, elem: Element) -> dict[str, Any]:
+    """The attributes and single child elements of `elem` that parse on their own."""
+    spec = _spec(cls)
+    values: dict[str, Any] = {}
+    for name, read in spec.attr_readers:
+        raw = elem.attrib.get(name)
+        if raw is not None:
+            with contextlib.suppress(ValueError):
+                values[name] = read(raw)
+    seen: set[str] = set()
+    for child in elem:
+        entry = spec.dispatch.get(child.tag)
+        if entry is None or entry[3]:
+            continue  # unknown, or a repeated element: a stand-in needs neither
+        name, sub, read, _ = entry
+        if name in seen:
+            values.pop(name, None)  # given twice: neither copy can be trusted
+            continue
+        seen.add(name)
+        with contextlib.suppress(_Invalid, ValueError):
+            values[name] = _read(sub, child) if sub is not None else read(child.text or "")
+    return values
 
 
 def _tree(name: str, body: bytes | str, max_bytes: int, max_depth: int) -> Element:

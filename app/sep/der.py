@@ -6,17 +6,21 @@ Device side (the gateway PUTs these): DERCapability, DERSettings, DERStatus, DER
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import IntEnum, IntFlag
-from typing import Annotated
+from typing import Annotated, Any, Final
 
-from app.sep.event import RandomizableEvent
+from app.sep.event import CurrentStatus, EventStatus, RandomizableEvent
 from app.sep.types import (
     ATTR,
+    LOCAL,
     ActivePower,
     AmpereHour,
     ApparentPower,
     CurrentRMS,
+    DateTimeInterval,
     FixedVar,
     HexBinary8,
     HexBinary32,
@@ -30,6 +34,7 @@ from app.sep.types import (
     ReactivePower,
     ReactiveSusceptance,
     Resource,
+    Salvage,
     SignedPerCent,
     SubscribableIdentifiedObject,
     SubscribableList,
@@ -159,10 +164,51 @@ class DERControl(RandomizableEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DERControlList(SubscribableList):
-    """A page of DERControls (also ActiveDERControlList); sep.xsd gives it no pollRate of its own."""
+class InvalidDERControl(DERControl):
+    """Stands in for a listed DERControl that failed validation, so that it alone is rejected.
 
-    DERControl: tuple[DERControl, ...] = ()
+    It keeps what answering it needs (mRID, replyTo, responseRequired, deviceCategory, and the
+    times and status where they were valid) and asks for nothing: its DERControlBase is empty,
+    which a device rejects as invalid (253). `problem` says what was wrong; it is not on the wire.
+    """
+
+    problem: str = field(metadata=LOCAL)
+
+
+_EPOCH: Final = datetime.fromtimestamp(0, UTC)
+
+
+def _stand_in(fields: Mapping[str, Any], problem: str) -> InvalidDERControl | None:
+    """The InvalidDERControl for a list item that failed to parse; None without a readable mRID."""
+    mrid = fields.get("mRID")
+    if mrid is None:
+        return None  # nothing to answer it by, nothing to tell it apart from the others
+    status = EventStatus(currentStatus=CurrentStatus.SCHEDULED, dateTime=_EPOCH, potentiallySuperseded=False)
+    return InvalidDERControl(
+        href=fields.get("href"),
+        replyTo=fields.get("replyTo"),
+        responseRequired=fields.get("responseRequired", 0),
+        subscribable=fields.get("subscribable", 0),
+        mRID=mrid,
+        creationTime=fields.get("creationTime", _EPOCH),
+        EventStatus=fields.get("EventStatus", status),
+        # unreadable: no time to run, which is itself invalid
+        interval=fields.get("interval", DateTimeInterval(duration=0, start=_EPOCH)),
+        DERControlBase=DERControlBase(),
+        deviceCategory=fields.get("deviceCategory"),
+        problem=problem,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DERControlList(SubscribableList):
+    """A page of DERControls (also ActiveDERControlList); sep.xsd gives it no pollRate of its own.
+
+    One invalid DERControl does not refuse the list: it is parsed as an InvalidDERControl (or,
+    without a readable mRID, dropped and logged) and every other control stays as served.
+    """
+
+    DERControl: tuple[Annotated[DERControl, Salvage(_stand_in)], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,9 +6,10 @@ Field names follow the schema (sep.xsd, IEEE 2030.5-2018) exactly, so `opModFixe
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, ClassVar, Final, Self
+from typing import Annotated, Any, ClassVar, Final, Self
 
 NS: Final = "urn:ieee:std:2030.5:ns"
 DEFAULT_POLL_RATE: Final = 900  # seconds; sep.xsd default for every pollRate attribute
@@ -41,7 +42,21 @@ class HexStr:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class Salvage:
+    """Marker on a repeated element: an item that fails to parse is replaced, not fatal to the list.
+
+    `build(fields, problem)` gets the item's attributes and child elements that did parse (by
+    name) and what was wrong (e.g. "DERControlBase.opModFixedW: expected ..."); it returns the
+    stand-in item, or None to drop the item (the codec then logs it).
+    """
+
+    build: Callable[[Mapping[str, Any], str], object | None]
+
+
 ATTR: Final = Attr()
+#: `dataclasses.field(metadata=LOCAL)`: a field of the model only, never on the wire.
+LOCAL: Final = {"sep.local": True}
 
 UInt8 = Annotated[int, Range(0, 0xFF)]
 UInt16 = Annotated[int, Range(0, 0xFFFF)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.sep import MAX_BODY_BYTES, SepParseError, parse, to_xml
-from app.sep.der import DERControlList, DERStatus
+from app.sep.der import DERControl, DERControlList, DERStatus
 from app.sep.tm import Time
 from tests.sep import documents
 
@@ -78,24 +78,26 @@ def test_bad_integers_are_refused(value: str) -> None:
         parse(Time, _time_with(value))
 
 
+# A bad DERControl inside a DERControlList stands in as an InvalidDERControl (tests/sep/test_salvage.py);
+# the control read on its own (GET /derp/1/derc/1) is still refused whole.
+
+
 def test_out_of_range_value_is_refused() -> None:
-    body = to_xml(documents.der_control_list(1)).replace(b"<rampTms>600<", b"<rampTms>70000<")
+    body = to_xml(documents.der_control(0)).replace(b"<rampTms>600<", b"<rampTms>70000<")
     with pytest.raises(SepParseError) as info:
-        parse(DERControlList, body)
-    assert info.value.resource == "DERControlList/DERControl[0]/DERControlBase"
+        parse(DERControl, body)
+    assert info.value.resource == "DERControl/DERControlBase"
     assert info.value.field == "rampTms"
     assert "0..65535" in info.value.detail
 
 
 def test_bad_boolean_and_hex_are_refused() -> None:
-    body = to_xml(documents.der_control_list(2)).replace(b"<opModConnect>true<", b"<opModConnect>yes<")
-    with pytest.raises(
-        SepParseError, match=r"DERControl\[1\]/DERControlBase\.opModConnect: expected a boolean"
-    ):
-        parse(DERControlList, body)
-    body = to_xml(documents.der_control_list(1)).replace(b'responseRequired="03"', b'responseRequired="0G"')
-    with pytest.raises(SepParseError, match=r"DERControl\[0\]\.responseRequired: expected hexBinary"):
-        parse(DERControlList, body)
+    body = to_xml(documents.der_control(1)).replace(b"<opModConnect>true<", b"<opModConnect>yes<")
+    with pytest.raises(SepParseError, match=r"DERControl/DERControlBase\.opModConnect: expected a boolean"):
+        parse(DERControl, body)
+    body = to_xml(documents.der_control(0)).replace(b'responseRequired="03"', b'responseRequired="0G"')
+    with pytest.raises(SepParseError, match=r"DERControl\.responseRequired: expected hexBinary"):
+        parse(DERControl, body)
 
 
 def test_missing_required_element_is_named() -> None:
