@@ -90,6 +90,9 @@ async def _measure(mode: SetpointMode, *, refuse_block: bool = False) -> dict[st
             start = smap.models[702].start + RATINGS_FIRST
             count = RATINGS_LAST - RATINGS_FIRST + 1
             ratings = await _count(inverter, lambda: bus.read(start, count, settings.device_id))
+            await (
+                inverter.read_telemetry()
+            )  # the sampler's read, every 30 s on a box: it brings 713's capacity
             read_ratings = await _count(inverter, inverter.read_ratings)
             await inverter.release()
         finally:
@@ -125,7 +128,8 @@ def _rows(watts: dict[str, Frames], percent: dict[str, Frames], points: dict[str
         (
             "setpoint_with_read_ratings",
             watts["steady"] + watts["read_ratings"],
-            "setpoint after SunSpecInverter.read_ratings() as built (702 2..45 + 713 2..8 capacity)",
+            "setpoint after SunSpecInverter.read_ratings() as the guard calls it (702 2..45; 713's "
+            "capacity comes with the sampler's SoC read)",
         ),
         (
             "setpoint_first",
@@ -174,9 +178,9 @@ def _rows(watts: dict[str, Frames], percent: dict[str, Frames], points: dict[str
             f"hal.read_ratings_bus_time_per_hour_rtu_{BAUDS[0]}",
             RATINGS_PER_HOUR * built.bus_s(BAUDS[0], gap),
             "s/h",
-            f"computed: read_ratings() as built once a minute ({built.requests:.0f} requests, "
-            f"{built.wire_bytes:.0f} B, {built.bus_s(BAUDS[0], gap) * 1000:.0f} ms each; the 713 capacity "
-            "read is the difference to the row above)",
+            f"computed: read_ratings() once a minute as the guard calls it ({built.requests:.0f} request(s), "
+            f"{built.wire_bytes:.0f} B, {built.bus_s(BAUDS[0], gap) * 1000:.0f} ms each); the SoC read "
+            "grew by 2 registers (713 from WHRtg) to bring the capacity along",
         )
     )
     return rows

@@ -98,6 +98,7 @@ class Executor:
         self._steps = 0
         self._soc: tuple[float, float] | None = None
         self._refused: set[str] = set()
+        self._ratings: Ratings | None = None
 
     @property
     def written(self) -> float | None:
@@ -162,20 +163,24 @@ class Executor:
         if command is None:
             if not self._released:
                 await self._release()
-            # Idle, nothing waits: keep a reading for the next event's start.
+            # Idle, nothing waits: keep a reading and the ratings for the next event's start.
             await self._sample_if_older(IDLE_SAMPLE_S, now)
+            await self._refresh_ratings()
             return None
-        # The live ratings (the guard reads the device when its copy is a minute old): a changed
-        # rating changes the target of this very step.
-        ratings = await self._inverter.read_ratings()
-        asked = requested_watts(command, ratings)
-        target = None if asked is None else ratings.clamp(asked)
-        if asked is None or target is None:
-            raise NoPowerLimit(
-                "no power limit known (no plausible inverter rating, no inverter.nameplate) "
-                f"for {command.source}"
-            )
-        self._note_clamp(command, "inverter's rating or nameplate", asked, target)
+        # Like the reading, the ratings do not delay the write (a 702 read is ~140 ms at 9600
+        # baud): the copy of the last step serves, the guard clamps to its own live copy anyway,
+        # and the live ratings asked for after the write correct it in the next step, at once.
+        ratings = self._ratings
+        target = None if ratings is None else self._target(command, ratings)
+        if target is None:
+            ratings = await self._inverter.read_ratings()
+            target = self._target(command, ratings)
+            if target is None:
+                raise NoPowerLimit(
+                    "no power limit known (no plausible inverter rating, no inverter.nameplate) "
+                    f"for {command.source}"
+                )
+        assert ratings is not None
         # The write must not wait on a reading (~350 ms on RS-485 at 9600 baud against a 250 ms
         # event-start budget): the last one serves, and a fresh one follows the write. Only when
         # there is none recent enough for the state-of-charge limits is it read first.
@@ -203,6 +208,9 @@ class Executor:
             again = self._soc_limited(command, value, now)
             if again != limited:
                 await self._write(command, again, now)
+        # The guard re-reads the device once its copy is a minute old; a change is obeyed at once.
+        if await self._refresh_ratings() != ratings:
+            return now
         reassert = float(self._config.reassert_interval_s)
         due = min(self._last_write + reassert, now + RATINGS_CHECK_S)
         if self._ramp is not None:
@@ -210,6 +218,22 @@ class Executor:
         elif self._written != 0.0:
             due = min(due, now + SOC_CHECK_S)
         return due
+
+    def _target(self, command: PowerCommand, ratings: Ratings) -> float | None:
+        """The command in watts, held to the ratings; None when no limit bounds it."""
+        asked = requested_watts(command, ratings)
+        target = None if asked is None else ratings.clamp(asked)
+        if asked is not None and target is not None:
+            self._note_clamp(command, "inverter's rating or nameplate", asked, target)
+        return target
+
+    async def _refresh_ratings(self) -> Ratings | None:
+        """The live ratings (remembered for the next step); the last ones while the inverter is unreadable."""
+        try:
+            self._ratings = await self._inverter.read_ratings()
+        except HalError as exc:
+            _LOGGER.debug("ratings not read: %s", exc)
+        return self._ratings
 
     def _soc_limited(self, command: PowerCommand, value: float, now: float) -> float:
         # A state of charge that turned unknown or implausible (the guard says so once) does not

@@ -102,6 +102,7 @@ class SunSpecInverter(BatteryInverter):
         self._on_close = on_close
         self._map: SunSpecMap | None = None
         self._ratings: Ratings | None = None
+        self._capacity_713: tuple[float | None] | None = None
         self._active: _Active | None = None
         self._lock = asyncio.Lock()
         self._closed = False
@@ -172,6 +173,8 @@ class SunSpecInverter(BatteryInverter):
 
     async def _capacity_wh(self, smap: SunSpecMap) -> float | None:
         if smap.has(713):
+            if self._capacity_713 is not None:
+                return self._capacity_713[0]  # read with the state of charge, at most a cycle ago
             return (await self._block(713, 2, 8)).value("WHRtg")
         if smap.has(802):
             return (await self._block(802, 3, 53)).value("WHRtg")
@@ -227,7 +230,10 @@ class SunSpecInverter(BatteryInverter):
 
     async def _soc(self, smap: SunSpecMap) -> float | None:
         if smap.has(713):
-            return (await self._block(713, 4, 8)).value("SoC")
+            # From WHRtg on: two registers more, and the per-minute ratings read is 702 alone.
+            block = await self._block(713, 2, 8)
+            self._capacity_713 = (block.value("WHRtg"),)
+            return block.value("SoC")
         if smap.has(802):
             return (await self._block(802, 11, 56)).value("SoC")
         if smap.has(124):
