@@ -517,7 +517,8 @@ class Gateway:
         """Forget the gateway's state (outbox, control ledger, saved links); never the identity, and
         never the updater's folder (root's, and a reset must not undo an update in progress)."""
         state_dir = self.config.state_dir
-        keep = {state_dir / "identity", self.config.ota.state_dir}
+        # "ota": root's update state before it moved out of this folder (the gateway cannot delete it)
+        keep = {state_dir / "identity", self.config.ota.state_dir, state_dir / "ota"}
         for entry in state_dir.iterdir() if state_dir.is_dir() else ():
             if entry in keep:
                 continue

@@ -8,7 +8,8 @@
 #   1. a venv per version:  /opt/wattsmart-gateway/releases/<version>/  (bin/wattsmart-gateway)
 #   2. flips the symlink    /opt/wattsmart-gateway/current -> releases/<version>  (atomically;
 #      the one it replaced becomes `previous`, for a manual rollback)
-#   3. the system user and gpio group (sysusers.d), state folders (tmpfiles.d), the gpio udev rule,
+#   3. the system user and gpio group (sysusers.d), state folders (tmpfiles.d; the update state is
+#      root's /var/lib/wattsmart-gateway-ota, the old one inside the gateway's folder is removed), the gpio udev rule,
 #      the hardware watchdog drop-in for PID 1, the service unit and the update units (app/ota):
 #      its drop-in wattsmart-gateway.service.d/10-ota.conf (OnFailure= rollback, recover first),
 #      wattsmart-gateway-rollback.service, -recover.service and -updater.service
@@ -92,14 +93,16 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || die "python3-venv is missing 
 version=$(basename "$wheel" | sed -n 's/^wattsmart_gateway-\([^-]*\)-.*\.whl$/\1/p')
 [ -n "$version" ] || die "$wheel: not a wattsmart_gateway-<version>-….whl file"
 
-# Never switch releases under an over-the-air update (it would undo or confuse its trial).
-ota_state=/var/lib/wattsmart-gateway/ota/state.json
-if [ -f "$ota_state" ]; then
+# Never switch releases under an over-the-air update (it would undo or confuse its trial). The state
+# is root's /var/lib/wattsmart-gateway-ota; releases before it kept it in the gateway's own folder.
+ota_legacy=/var/lib/wattsmart-gateway/ota
+for ota_state in /var/lib/wattsmart-gateway-ota/state.json "$ota_legacy/state.json"; do
+    [ -f "$ota_state" ] || continue
     phase=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("phase", "idle"))' \
         "$ota_state" 2>/dev/null || echo unreadable)
     [ "$phase" = idle ] || [ "$phase" = unreadable ] ||
         die "an over-the-air update is under way ($phase; see: wattsmart-gateway update status); wait for it to end"
-fi
+done
 
 # systemd (and udev) running on this root? Not in a chroot, an image build or `nspawn` without -b.
 systemd_running=0
@@ -162,6 +165,12 @@ else
 fi
 systemd-sysusers /usr/local/lib/sysusers.d/wattsmart-gateway.conf
 systemd-tmpfiles --create /usr/local/lib/tmpfiles.d/wattsmart-gateway.conf
+# the old update state folder sat where the gateway's user could replace it: nothing in it is trusted
+# (not even the manifest serial); the updater starts afresh in /var/lib/wattsmart-gateway-ota
+if [ -e "$ota_legacy" ] || [ -L "$ota_legacy" ]; then
+    rm -rf "$ota_legacy"
+    note "removed the old update state folder $ota_legacy (now /var/lib/wattsmart-gateway-ota, root's)"
+fi
 
 # 4. config: never overwrite the installer's file. Readable by the gateway, not by everyone.
 mkdir -p /etc/wattsmart-gateway

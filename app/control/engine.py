@@ -24,7 +24,7 @@ from app.control.modes import PowerCommand, default_command
 from app.control.responder import Responder
 from app.control.schedule import MISSED, EventRecord, Plan, ProgramView, evaluate
 from app.health import Health
-from app.ota.state import set_control_in_force
+from app.ota.state import FLAG_REFRESH_S, set_control_in_force
 from app.sep.der import DefaultDERControl
 from app.sep.response import ResponseStatus
 from hal.errors import HalError
@@ -125,6 +125,7 @@ class ControlEngine:
         self._flagged: float | None = None
         self._flag_synced = False
         self._refused: dict[str, int] = {}
+        self._flag_written_at: float | None = None
         self.plan: Plan | None = None
         """The last evaluation (None before the first snapshot or while in fail-safe)."""
 
@@ -259,9 +260,13 @@ class ControlEngine:
         """Keep the flag that tells the updater a grid-control event is in force, and until when.
 
         The updater (`app.ota.state.control_in_force`) waits while the flag's `until` (epoch
-        seconds) lies ahead, so a flag left behind by a crashed gateway stops blocking updates.
+        seconds) lies ahead and the flag is fresh: it is rewritten every FLAG_REFRESH_S while an
+        event is in force, so one left behind by a crashed gateway stops blocking updates in minutes.
         """
-        if self._flag is None or (self._flag_synced and until == self._flagged):
+        mono = self._monotonic()
+        written = self._flag_written_at
+        fresh = until is None or (written is not None and mono - written < FLAG_REFRESH_S)
+        if self._flag is None or (self._flag_synced and until == self._flagged and fresh):
             return
         try:
             set_control_in_force(self._flag, until)
@@ -270,6 +275,7 @@ class ControlEngine:
             return
         self._flagged = until
         self._flag_synced = True
+        self._flag_written_at = mono
 
     def _fallback(self) -> PowerCommand | None:
         """The DefaultDERControl last seen, else nothing (release)."""

@@ -14,14 +14,15 @@ from pathlib import Path
 from app.config import DEFAULT_CONFIG, ConfigError, load_config
 from app.ota.errors import BundleRejected, NothingToDo, OtaError, UpdateBusy
 from app.ota.machine import Phase, UpdateState, to_json
-from app.ota.settings import OtaSettings
-from app.ota.state import control_in_force
+from app.ota.settings import LEGACY_STATE_DIR, STATE_DIR, OtaSettings
+from app.ota.state import control_in_force, read_gateway_file
 from app.ota.updater import Updater
 
 _LOGGER = logging.getLogger(__name__)
 #: entries that never read a configuration unless given one: a config a newer release wrote must not
 #: stop the known-good release from rolling back or recovering (they need only the default paths)
 CONFIG_FREE = frozenset({"rollback", "recover"})
+MAX_CERT_BYTES = 1 << 16
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,6 +92,24 @@ def settings_from_args(args: argparse.Namespace) -> OtaSettings:
     return dataclasses.replace(settings, **{k: v for k, v in changes.items() if v is not None})
 
 
+def legacy_state_dir(settings: OtaSettings, legacy: Path = LEGACY_STATE_DIR) -> OtaSettings:
+    """On a box whose units predate root's own state folder, keep using the old one (and say why).
+
+    An over-the-air update replaces the Python release, not the systemd units: until deploy/install.sh
+    runs again (it makes /var/lib/wattsmart-gateway-ota and removes the old folder), the units only
+    let the updater write the old folder, and the gateway's user can still tamper with it.
+    """
+    if settings.state_dir != STATE_DIR or settings.state_dir.exists() or not legacy.is_dir():
+        return settings
+    _LOGGER.error(
+        "%s is missing: using the old %s, which the gateway's user can replace; run deploy/install.sh"
+        " again to move the update state where only root writes",
+        settings.state_dir,
+        legacy,
+    )
+    return dataclasses.replace(settings, state_dir=legacy)
+
+
 def run(
     args: argparse.Namespace,
     updater_factory: Callable[[OtaSettings], Updater] | None = None,
@@ -111,6 +130,7 @@ def run(
         args.config = None
         settings = settings_from_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = legacy_state_dir(settings)
     factory = updater_factory or (
         lambda s: Updater(s, control_in_force=lambda: control_in_force(s.control_flag))
     )
@@ -140,13 +160,16 @@ def _dispatch(args: argparse.Namespace, updater: Updater) -> int:
     command = args.update_command
     if command == "install":
         if updater.control_in_force():
-            print("a grid-control event is in force: the update waits until it ends")
+            wait_h = updater.settings.max_control_wait_s / 3600
+            print(f"a grid-control event is in force: the update waits until it ends (at most {wait_h:g} h)")
         state = updater.install(args.bundle, force=args.force, watch=not args.no_wait)
         return _report(state)
     if command == "status":
         status = {**to_json(updater.state), "running": updater.running_version()}
         status["previous"] = updater.releases.linked(updater.releases.previous)
         status["updating"] = updater.updating
+        floor = updater.security_floor()
+        status["security_floor"] = str(floor) if floor is not None else None
         print(json.dumps(status, indent=1, sort_keys=True))
         return 0
     if command == "commit":
@@ -196,17 +219,27 @@ def _poll(args: argparse.Namespace, updater: Updater) -> int:
 
 
 def _lfdi_from_config(config: Path | None) -> str | None:
-    """The LFDI of the configured client certificate, or None when there is none (yet)."""
+    """The LFDI of the configured client certificate, or None when there is none (yet).
+
+    The certificate is the gateway user's file: read non-blocking and size-limited, so that a
+    compromised gateway cannot hang or swell root's updater through it.
+    """
     if config is None:
         return None
-    from app.sep.identity import IdentityError, load_cert_identity
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from app.sep.identity import lfdi_from_der
 
     try:
-        lfdi: str = load_cert_identity(load_config(config).server.cert_file).lfdi
-    except (IdentityError, OSError) as exc:
+        path = load_config(config).server.cert_file
+        data, _ = read_gateway_file(path, MAX_CERT_BYTES)
+        pem = b"-----BEGIN CERTIFICATE-----" in data
+        cert = x509.load_pem_x509_certificate(data) if pem else x509.load_der_x509_certificate(data)
+    except (OSError, ValueError) as exc:
         _LOGGER.warning("no client certificate to take the LFDI from: %s", exc)
         return None
-    return lfdi
+    return lfdi_from_der(cert.public_bytes(Encoding.DER))
 
 
 def main(

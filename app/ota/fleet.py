@@ -8,6 +8,8 @@ file so a CDN can never serve a manifest with another version's signature. The p
 {"percent": 100, "start": "2026-12-03T00:00:00+00:00"}]}]}`. `url` may be relative to the manifest.
 A box takes part in a stage once `start` has passed and its cohort (0–99) is below `percent`;
 operations halt a rollout by publishing a manifest with a higher serial and a lower percentage.
+The payload also carries `"not_after": "<ISO time>"`: after it the box refuses the manifest (and
+says so), so whoever sits on the path cannot keep a box on an old manifest forever.
 """
 
 from __future__ import annotations
@@ -30,10 +32,16 @@ from app.ota.version import Version
 FORMAT = 1
 PRODUCT = "wattsmart-gateway"
 _COHORT_SALT = b"wattsmart-gateway/ota-cohort/v1:"
+#: manifest serials are whole numbers up to this (a box refuses any lower than one it has seen)
+MAX_SERIAL = 2**31 - 1
 
 
 class ManifestError(OtaError):
     """The fleet manifest is malformed, unsigned, or older than one already seen: ignore it."""
+
+
+class ManifestExpired(ManifestError):
+    """The fleet manifest is past its `not_after`: fleet operations must publish a fresh one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +76,8 @@ class FleetManifest:
     serial: int
     published: str
     releases: tuple[FleetRelease, ...]
+    #: the manifest is refused after this time (None only for manifests built in tests)
+    not_after: datetime | None = None
 
 
 def cohort(lfdi: str) -> int:
@@ -82,14 +92,21 @@ def next_poll_delay(interval_s: float, jitter: float, rng: random.Random) -> flo
 
 
 def choose(
-    manifest: FleetManifest, running: str | None, box_cohort: int, now: datetime, failed: Sequence[str] = ()
+    manifest: FleetManifest,
+    running: str | None,
+    box_cohort: int,
+    now: datetime,
+    failed: Sequence[str] = (),
+    floor: Version | None = None,
 ) -> FleetRelease | None:
-    """The newest release this box should install now, or None."""
+    """The newest release this box should install now, or None (never one below the security floor)."""
     current = Version(running) if running else None
     offered = []
     for release in manifest.releases:
         if str(release.version) in failed:
             continue  # it already failed here; a fixed build gets a new version
+        if floor is not None and release.version < floor:
+            continue
         if current is not None and release.version <= current:
             continue
         if current is not None and release.min_version is not None and current < release.min_version:
@@ -99,8 +116,13 @@ def choose(
     return max(offered, key=lambda r: r.version, default=None)
 
 
-def parse_manifest(data: bytes, trust: TrustStore, base_url: str) -> FleetManifest:
-    """Verify the envelope's signature, then parse the payload; relative URLs resolve against `base_url`."""
+def parse_manifest(
+    data: bytes, trust: TrustStore, base_url: str, now: datetime | None = None
+) -> FleetManifest:
+    """Verify the envelope's signature, then parse the payload; relative URLs resolve against `base_url`.
+
+    Refused (ManifestExpired) when `now` is past the signed `not_after`; a manifest without one is malformed.
+    """
     try:
         envelope = json.loads(data)
         key_id, signature, payload = envelope["key_id"], envelope["signature"], envelope["payload"]
@@ -117,9 +139,17 @@ def parse_manifest(data: bytes, trust: TrustStore, base_url: str) -> FleetManife
         if raw["format"] != FORMAT or raw["product"] != PRODUCT:
             raise ValueError(f"not a {PRODUCT} manifest of format {FORMAT}")
         releases = tuple(_release(r, base_url) for r in raw["releases"])
-        return FleetManifest(int(raw["serial"]), str(raw.get("published", "")), releases)
+        serial = raw["serial"]
+        if type(serial) is not int or not 0 <= serial <= MAX_SERIAL:
+            raise ValueError(f"serial {serial!r} is not a whole number from 0 to {MAX_SERIAL}")
+        not_after = _utc(datetime.fromisoformat(raw["not_after"]))
+        manifest = FleetManifest(serial, str(raw.get("published", "")), releases, not_after)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ManifestError(f"signed fleet manifest is malformed ({exc!r})") from None
+    if now is not None and now > not_after:
+        when = now.isoformat(timespec="seconds")
+        raise ManifestExpired(f"manifest serial {serial} expired at {not_after.isoformat()} (now {when})")
+    return manifest
 
 
 def _release(raw: dict[str, Any], base_url: str) -> FleetRelease:
@@ -140,7 +170,7 @@ def _release(raw: dict[str, Any], base_url: str) -> FleetRelease:
 
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
-        raise ValueError(f"stage start {value.isoformat()} has no timezone")
+        raise ValueError(f"{value.isoformat()} has no timezone")
     return value
 
 

@@ -18,7 +18,7 @@ import aiohttp
 from app import __version__
 from app.ota import machine
 from app.ota.errors import BundleRejected, OtaError, UpdateBusy
-from app.ota.fleet import ManifestError, choose, cohort, next_poll_delay, parse_manifest
+from app.ota.fleet import ManifestError, ManifestExpired, choose, cohort, next_poll_delay, parse_manifest
 from app.ota.machine import Phase
 from app.ota.transfer import download, fetch_bytes, post_report
 from app.ota.updater import Updater
@@ -58,6 +58,10 @@ class Poller:
                 return "disabled"
             try:
                 result = await self._poll(session)
+            except ManifestExpired as exc:  # stale CDN, or someone on the path replaying an old manifest
+                _LOGGER.error("update poll: %s", exc)
+                await self._report_refused(session, str(exc))
+                return "expired"
             except OtaError as exc:  # unreachable host, bad manifest, damaged trust store: try next time
                 _LOGGER.warning("update poll: %s", exc)
                 return "error"
@@ -74,15 +78,16 @@ class Poller:
             except UpdateBusy:
                 return "busy"
             return state.last.result if state.last is not None else str(state.phase)
-        manifest = parse_manifest(await fetch_bytes(session, url), self.updater.trust(), url)
+        manifest = parse_manifest(await fetch_bytes(session, url), self.updater.trust(), url, self._now())
         if manifest.serial < state.manifest_serial:
             raise ManifestError(f"manifest serial {manifest.serial} is older than {state.manifest_serial}")
         self.updater.apply(machine.ManifestSeen(manifest.serial))
         running = self.updater.running_version()
-        release = choose(manifest, running, self.cohort, self._now(), state.failed)
+        floor = self.updater.security_floor()
+        release = choose(manifest, running, self.cohort, self._now(), state.failed, floor)
         if release is None:
             return "up-to-date"
-        if self.updater.control_in_force():
+        if self.updater.control_blocks():  # bounded: max_control_wait_s
             _LOGGER.info("update to %s deferred: a grid-control event is in force", release.version)
             return "deferred"
         _LOGGER.info("cohort %d: updating %s -> %s", self.cohort, running, release.version)
@@ -124,6 +129,21 @@ class Poller:
         }
         if await post_report(session, self.settings.report_url, report):
             self.updater.mark_reported()
+
+    async def _report_refused(self, session: aiohttp.ClientSession, reason: str) -> None:
+        """Tell the fleet (best effort, once per poll) that this box refuses the manifest it is served."""
+        if self.settings.report_url is None:
+            return
+        report: dict[str, Any] = {
+            "lfdi": self.lfdi,
+            "cohort": self.cohort,
+            "result": "manifest_refused",
+            "reason": reason,
+            "at": self._now().isoformat(timespec="seconds"),
+            "running": self.updater.running_version(),
+            "updater": __version__,
+        }
+        await post_report(session, self.settings.report_url, report)
 
     async def run_forever(self) -> None:
         """Recover, finish any trial, then poll at the configured interval with jitter.

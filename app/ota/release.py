@@ -16,15 +16,23 @@ import json
 import os
 import re
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from app.ota.bundle import PRODUCT, build_bundle, sha256_file, verify_bundle
+from app.ota.bundle import PRODUCT, build_bundle, sha256_file, verify_bundle, wheel_version
+from app.ota.errors import BundleRejected, OtaError
 from app.ota.fleet import FORMAT, sign_manifest
-from app.ota.keys import TrustStore, generate_key, load_private_key, private_key_pem, public_key_b64
+from app.ota.keys import (
+    TrustStore,
+    generate_key,
+    load_private_key,
+    parse_trust_store,
+    private_key_pem,
+    public_key_b64,
+)
 
 _WHEEL = re.compile(r"^wattsmart_gateway-([^-]+)-")
 
@@ -34,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         result: int = args.func(args)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, OtaError) as exc:
         print(f"release: {exc}", file=sys.stderr)
         return 1
     return result
@@ -60,10 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     bundle.add_argument("wheels", type=Path, nargs="+", help="wheel files or folders of wheels")
     bundle.add_argument("--key", type=Path, required=True, help="<id>.key (the key id is its name)")
     bundle.add_argument("--key-id", help="override the key id")
-    bundle.add_argument("--version", help="default: from the wattsmart_gateway wheel's name")
+    bundle.add_argument(
+        "--version", help="default: the wattsmart_gateway wheel's metadata version (must match)"
+    )
     bundle.add_argument("--min-version", help="boxes older than this refuse the bundle")
     bundle.add_argument("--requirement", help=f"what pip installs (default {PRODUCT}==VERSION)")
     bundle.add_argument("--trust", type=Path, help="a key-rotation statement to ship (see `trust`)")
+    bundle.add_argument(
+        "--security-floor",
+        help="anti-rollback: once this bundle is committed, the box refuses every release below this version",
+    )
     bundle.add_argument("--out", type=Path, required=True)
     bundle.set_defaults(func=_bundle)
 
@@ -77,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     manifest.add_argument("--base", type=Path, help="the manifest published now (its releases are kept)")
     manifest.add_argument("--serial", type=int, help="default: the base's serial + 1")
+    manifest.add_argument(
+        "--valid-for-days",
+        type=float,
+        default=30.0,
+        help="boxes refuse the manifest this long after publication (not_after; default 30): re-sign before",
+    )
     manifest.add_argument("--out", type=Path, required=True)
     manifest.set_defaults(func=_manifest)
     return parser
@@ -101,7 +121,10 @@ def _public(path: Path) -> Ed25519PublicKey:
 
 def _trust(args: argparse.Namespace) -> int:
     keys = {p.stem: _public(p) for p in args.key}
-    TrustStore(args.serial, keys, frozenset(args.revoke)).save(args.out)
+    store = TrustStore(args.serial, keys, frozenset(args.revoke))
+    # the boxes' own check: a statement they would refuse is never written
+    parse_trust_store(json.dumps(store.to_json()).encode(), "the new trust store")
+    store.save(args.out)
     print(f"{args.out}: serial {args.serial}, trusts {', '.join(sorted(keys)) or 'nothing'}")
     return 0
 
@@ -121,6 +144,7 @@ def _bundle(args: argparse.Namespace) -> int:
         key_id=args.key_id or args.key.stem,
         requirement=args.requirement,
         trust_statement=args.trust,
+        security_floor=args.security_floor,
     )
     print(f"{args.out}: {PRODUCT} {manifest.version}, {len(manifest.files)} files, key {manifest.key_id}")
     return 0
@@ -128,9 +152,11 @@ def _bundle(args: argparse.Namespace) -> int:
 
 def _version_from_wheels(wheels: list[Path]) -> str:
     for wheel in wheels:
-        match = _WHEEL.match(wheel.name)
-        if match:
-            return match.group(1)
+        if _WHEEL.match(wheel.name):
+            try:
+                return wheel_version(wheel)
+            except BundleRejected as exc:
+                raise ValueError(str(exc)) from None
     raise ValueError("no wattsmart_gateway wheel among the inputs; give --version")
 
 
@@ -151,11 +177,15 @@ def _manifest(args: argparse.Namespace) -> int:
         "stages": stages,
     }
     releases = [r for r in base.get("releases", []) if r.get("version") != entry["version"]] + [entry]
+    if not 0 < args.valid_for_days <= 366:
+        raise ValueError(f"--valid-for-days {args.valid_for_days}: expected more than 0, at most 366")
+    published = datetime.now(UTC)
     payload = {
         "format": FORMAT,
         "product": PRODUCT,
         "serial": serial,
-        "published": datetime.now(UTC).isoformat(timespec="seconds"),
+        "published": published.isoformat(timespec="seconds"),
+        "not_after": (published + timedelta(days=args.valid_for_days)).isoformat(timespec="seconds"),
         "releases": releases,
     }
     args.out.write_bytes(sign_manifest(payload, key, key_id))

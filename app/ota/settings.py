@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+#: root's update state folder, and where releases before it kept the state: inside the gateway's own
+#: folder, whose owner could replace it (app/ota/README.md, "Trust model" and "Migration")
+STATE_DIR = Path("/var/lib/wattsmart-gateway-ota")
+LEGACY_STATE_DIR = Path("/var/lib/wattsmart-gateway/ota")
+
 
 @dataclass(frozen=True, slots=True)
 class OtaSettings:
@@ -12,8 +17,9 @@ class OtaSettings:
 
     #: holds releases/<version>/, the `current` and `previous` links (deploy/install.sh uses the same)
     root: Path = Path("/opt/wattsmart-gateway")
-    #: state.json, the lock and partial downloads; readable by the gateway for the "updating" LED
-    state_dir: Path = Path("/var/lib/wattsmart-gateway/ota")
+    #: state.json, the security floor, the lock and downloads: root's alone (0755, files 0644), outside
+    #: the gateway's own state folder so that the gateway cannot replace it; it reads state.json for its LED
+    state_dir: Path = STATE_DIR
     #: trusted fleet public keys (JSON, see keys.py); rewritten only by a signed key rotation
     trust_store: Path = Path("/etc/wattsmart-gateway/ota-trust.json")
     #: the gateway's systemd unit, restarted on a switch
@@ -33,6 +39,9 @@ class OtaSettings:
     control_flag: Path = Path("/run/wattsmart-gateway/control-in-force")
     #: how often to look again while a grid-control event is in force
     control_retry_s: float = 60.0
+    #: an update waits for grid-control events at most this long in all, then goes ahead between
+    #: looks (the flag is the gateway's word, and a gateway must not be able to stop updates for good)
+    max_control_wait_s: float = 24 * 3600.0
     #: releases kept on disk besides the current one (the previous one is the rollback target)
     keep_releases: int = 1
     #: the fleet's signed manifest (https://); no polling when unset
@@ -51,6 +60,9 @@ class OtaSettings:
         # is the one its loader turns into "ota.<key>: got <value>, expected <what>"
         from app.config import _Invalid
 
+        if self.state_dir == LEGACY_STATE_DIR:
+            # the value configs copied from the old example carry: the folder moved out of the gateway's reach
+            object.__setattr__(self, "state_dir", STATE_DIR)
         url = self.manifest_url
         if url is not None and not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
             raise _Invalid("manifest_url", url, "an https:// URL (plain http only on loopback, for the lab)")
@@ -59,5 +71,7 @@ class OtaSettings:
         if self.probe_interval_s <= 0:
             # the trial and the updater's wait for trials others left tick at this interval
             raise _Invalid("probe_interval_s", self.probe_interval_s, "seconds > 0")
+        if not 0 <= self.max_control_wait_s <= 7 * 86400:
+            raise _Invalid("max_control_wait_s", self.max_control_wait_s, "seconds from 0 to 604800 (a week)")
         if self.healthy_for_s <= 0 or self.ready_timeout_s <= 0:
             raise _Invalid("healthy_for_s", self.healthy_for_s, "seconds > 0 (and ready_timeout_s too)")

@@ -6,7 +6,9 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,8 +50,19 @@ def is_updating(state_dir: Path) -> bool:
         return False
 
 
+#: the control-in-force flag counts only while the gateway rewrote it this recently (it does so every
+#: FLAG_REFRESH_S while an event is in force): a flag a crashed gateway left expires within minutes
+#: whatever `until` it holds
+FLAG_TTL_S = 300.0
+FLAG_REFRESH_S = 60.0
+_FLAG_MAX_BYTES = 4096
+
+
 def set_control_in_force(flag: Path, until: float | None) -> None:
-    """Gateway side: mark a grid-control event in force until `until` (epoch seconds), or clear it (None)."""
+    """Gateway side: mark a grid-control event in force until `until` (epoch seconds), or clear it (None).
+
+    Call again at least every FLAG_REFRESH_S while the event lasts: the flag expires after FLAG_TTL_S.
+    """
     if until is None:
         flag.unlink(missing_ok=True)
     else:
@@ -57,18 +70,49 @@ def set_control_in_force(flag: Path, until: float | None) -> None:
 
 
 def control_in_force(flag: Path, now: float | None = None) -> bool:
-    """Updater side: whether the gateway reports a grid-control event in force.
+    """Updater side (root): whether the gateway reports a grid-control event in force.
 
-    The flag carries the event's end, so one left behind by a crashed gateway cannot block updates
-    forever; an unreadable flag counts as in force (safe side).
+    In force while `now` is before the flag's `until` and the flag was written within FLAG_TTL_S
+    (its mtime), so a flag left behind by a crashed gateway stops blocking updates within minutes.
+    A flag that is there but unreadable counts as in force (safe side) and expires the same way.
+    The file is the gateway's: it is opened without following links or blocking (a FIFO must not
+    hang root's updater) and read up to a few KiB. How long an update waits in all is bounded by
+    the updater (OtaSettings.max_control_wait_s), not by anything in this file.
     """
+    now = time.time() if now is None else now
     try:
-        until = float(json.loads(flag.read_bytes())["until"])
+        data, mtime = read_gateway_file(flag, _FLAG_MAX_BYTES, follow=False)
     except FileNotFoundError:
         return False
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
+        return True  # there but not a small regular file: in force, bounded by max_control_wait_s
+    if not -FLAG_TTL_S <= now - mtime <= FLAG_TTL_S:
+        return False
+    try:
+        until = float(json.loads(data)["until"])
+    except (ValueError, KeyError, TypeError):
         return True
-    return (time.time() if now is None else now) < until
+    return not math.isfinite(until) or now < until
+
+
+def read_gateway_file(path: Path, limit: int, follow: bool = True) -> tuple[bytes, float]:
+    """Root reading a file the gateway's user controls: (its bytes, its mtime), never hanging or swelling.
+
+    Opened non-blocking (a FIFO must not hang root's updater), optionally without following a final
+    symlink; ValueError unless it is a regular file of at most `limit` bytes.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            raise ValueError(f"{path} is not a regular file of at most {limit} bytes")
+        data = os.read(fd, limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ValueError(f"{path} is larger than {limit} bytes")
+    return data, st.st_mtime
 
 
 @contextlib.contextmanager

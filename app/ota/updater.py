@@ -7,6 +7,7 @@ finish or undo it after a power cut at any point.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 import time
@@ -24,9 +25,10 @@ from app.ota.errors import (
     UpdateBusy,
     VersionRefused,
 )
-from app.ota.keys import TrustStore, TrustStoreError, load_trust_store, parse_trust_store
+from app.ota.jsonfile import write_json
+from app.ota.keys import TrustStore, TrustStoreError, check_rotation, load_trust_store
 from app.ota.machine import Phase, UpdateState
-from app.ota.releases import TRUST_STATEMENT, Releases, create_venv, write_marker
+from app.ota.releases import MARKER, TRUST_STATEMENT, Releases, create_venv, write_marker
 from app.ota.runner import CommandRunner, Service, ServiceStatus, SubprocessRunner
 from app.ota.settings import OtaSettings
 from app.ota.state import StateFile, update_lock
@@ -39,6 +41,8 @@ Step = tuple[str, Callable[[], None]]
 ROLLBACK_LOCK_WAIT_S = 10.0
 #: free space needed, as a multiple of the bundled files' size (the wheels plus what they unpack to)
 SPACE_FACTOR = 4
+#: root's record of the anti-rollback floor, in the state folder
+FLOOR_FILE = "security-floor.json"
 
 
 class Updater:
@@ -61,6 +65,8 @@ class Updater:
         self.state_file = StateFile(settings.state_dir)
         self.control_in_force = control_in_force
         self._clock, self._wall_clock, self._sleep = clock, wall_clock, sleep
+        #: when (self._clock) an update first found a grid-control event in force; None when none was
+        self._control_since: float | None = None
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -104,6 +110,12 @@ class Updater:
         """Check signature and version rules; raise BundleRejected (or a subclass) when refused."""
         manifest = verify_bundle(bundle, self.trust())
         version, running = manifest.version, self.running_version()
+        floor = self.security_floor()
+        if floor is not None and version < floor:
+            # no --force: the floor says the releases below it have a hole that must not come back
+            raise VersionRefused(
+                f"{version} is below this box's security floor {floor} (--force cannot lower it)"
+            )
         if running is not None:
             current = Version(running)
             if manifest.min_version is not None and current < manifest.min_version:
@@ -114,6 +126,48 @@ class Updater:
             if version < current and not force:
                 raise VersionRefused(f"{version} is older than the running {current}; --force downgrades")
         return manifest
+
+    # --- anti-rollback floor ----------------------------------------------------------------------
+
+    def security_floor(self) -> Version | None:
+        """The lowest version this box may install: root's record, raised by committed bundles."""
+        floors = [self._stored_floor(), self._release_floor(self.state.known_good)]
+        present = [f for f in floors if f is not None]
+        return max(present) if present else None
+
+    def _stored_floor(self) -> Version | None:
+        path = self.settings.state_dir / FLOOR_FILE
+        try:
+            return Version(json.loads(path.read_bytes())["floor"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # root's own file, written atomically: disk damage. The committed release's floor still holds.
+            _LOGGER.error("%s is unreadable (%r); using the committed release's floor", path, exc)
+            return None
+
+    def _release_floor(self, version: str | None) -> Version | None:
+        """The floor a committed release's bundle carried (kept in its folder's marker)."""
+        if version is None or not is_version(version):
+            return None
+        try:
+            raw = json.loads((self.releases.path(version) / MARKER).read_bytes()).get("security_floor")
+            return Version(raw) if raw else None
+        except (OSError, ValueError, TypeError, AttributeError):
+            return None
+
+    def _raise_floor(self, version: str | None) -> None:
+        """After a commit (or at boot, after a power cut right after one): adopt its bundle's floor."""
+        new = self._release_floor(version)
+        old = self._stored_floor()
+        if new is None or (old is not None and new <= old):
+            return
+        try:
+            write_json(self.settings.state_dir / FLOOR_FILE, {"floor": str(new)})
+        except OSError as exc:
+            _LOGGER.error("cannot record the security floor %s: %s", new, exc.strerror or exc)
+            return
+        _LOGGER.warning("security floor raised to %s: no release below it installs here any more", new)
 
     # --- install --------------------------------------------------------------------------------
 
@@ -157,6 +211,7 @@ class Updater:
         def link_current() -> None:
             self._wait_for_control("switching")
             self.releases.point(self.releases.current, version)
+            self._control_since = None  # the next update waits afresh
 
         def switched() -> None:
             self.apply(machine.Switched())
@@ -191,10 +246,26 @@ class Updater:
         create_venv(self.runner, folder, staging / "wheels", manifest.requirement, site)
         self._preflight(version)
         if manifest.has_trust_statement:
+            self._check_statement(staging / TRUST, version)
             shutil.copyfile(staging / TRUST, folder / TRUST_STATEMENT)
         write_marker(folder, read_manifest_json(manifest))
         # the wheels are installed; keeping them would double the space each release takes
         shutil.rmtree(staging)
+
+    def _check_statement(self, statement: Path, version: str) -> None:
+        """Before anything switches: a trust statement the box would not adopt refuses the bundle."""
+        try:
+            new = load_trust_store(statement)
+            check_rotation(self._own_trust(), new, f"trust statement of {version}")
+        except TrustStoreError as exc:
+            raise BundleRejected(str(exc)) from None
+
+    def _own_trust(self) -> TrustStore | None:
+        """The box's trust store, or None when it is lost or damaged."""
+        try:
+            return self.trust()
+        except TrustStoreError:
+            return None
 
     def _check_space(self, manifest: BundleManifest) -> None:
         """Refuse early when the wheels, unpacked and installed, would not fit (a full disk breaks more)."""
@@ -213,6 +284,10 @@ class Updater:
         if not result.ok:
             output = (result.stderr or result.stdout).strip().splitlines()[-3:]
             raise ReleaseBroken(f"the new release does not start: {' / '.join(output)}")
+        said = result.stdout.split()
+        if version not in said:
+            # the wheel's metadata said `version`; the code itself must say so too
+            raise ReleaseBroken(f"the new release says it is {' '.join(said)[:60]!r}, not {version}")
 
     def _discard(self, version: str) -> None:
         """Delete what an install of `version` left, unless a link still points at it."""
@@ -222,16 +297,40 @@ class Updater:
         if version not in (self.releases.linked(), self.releases.linked(self.releases.previous)):
             shutil.rmtree(self.releases.path(version), ignore_errors=True)
 
+    def control_blocks(self) -> bool:
+        """Whether a grid-control event holds an update back now: at most `max_control_wait_s` in all.
+
+        The wait starts when an update first finds an event in force and ends when a look finds
+        none; past the maximum the update goes ahead (and says so), because the flag is only the
+        gateway's word: a gateway that never clears it must not stop updates for good.
+        """
+        if not self.control_in_force():
+            if self._control_since is not None:
+                _LOGGER.info("grid-control event over: the update goes ahead")
+            self._control_since = None
+            return False
+        now = self._clock()
+        if self._control_since is None:
+            self._control_since = now
+            _LOGGER.info(
+                "grid-control event in force: the update waits (at most %.0f s)",
+                self.settings.max_control_wait_s,
+            )
+        waited = now - self._control_since
+        if waited < self.settings.max_control_wait_s:
+            return True
+        _LOGGER.warning(
+            "grid-control events have held this update back for %.0f s (max_control_wait_s): updating now,"
+            " between looks; the gateway restarts once and takes the event up again",
+            waited,
+        )
+        return False
+
     def _wait_for_control(self, what: str) -> None:
-        """Updates never restart the gateway while a grid-control event is in force."""
-        logged = False
-        while self.control_in_force():
-            if not logged:
-                _LOGGER.info("grid-control event in force: %s waits", what)
-                logged = True
+        """Updates do not restart the gateway while a grid-control event is in force (bounded wait)."""
+        while self.control_blocks():
+            _LOGGER.debug("grid-control event in force: %s waits", what)
             self._sleep(self.settings.control_retry_s)
-        if logged:
-            _LOGGER.info("grid-control event over: %s goes ahead", what)
 
     # --- trial ----------------------------------------------------------------------------------
 
@@ -270,25 +369,35 @@ class Updater:
         from_version = state.last.from_version if state.last is not None else None
         if from_version is not None and self.releases.complete(from_version):
             self.releases.point(self.releases.previous, from_version)
+        self._raise_floor(state.known_good)
         self._rotate_keys(state.known_good)
         self.releases.prune(self.settings.keep_releases)
 
     def _rotate_keys(self, version: str | None) -> None:
-        """Adopt the committed release's trust statement if it is newer than ours."""
-        if version is None:
+        """Adopt the committed release's trust statement if it is newer than ours; never raises.
+
+        A statement that does not load or jumps too far leaves the current keys in force (one ERROR):
+        start-up recovery runs this at every boot and must not fail over it.
+        """
+        if version is None or not is_version(version):
             return
         statement = self.releases.path(version) / TRUST_STATEMENT
         if not statement.is_file():
             return
-        new = parse_trust_store(statement.read_bytes(), str(statement))
         try:
-            old_serial = self.trust().serial
-        except TrustStoreError:
-            old_serial = -1  # ours is lost or damaged: the verified statement restores it
-        if new.serial <= old_serial:
-            _LOGGER.debug("trust statement serial %d is not newer than ours (%d)", new.serial, old_serial)
+            new = load_trust_store(statement)
+            if not check_rotation(self._own_trust(), new, str(statement)):
+                _LOGGER.debug("trust statement serial %d is not newer than ours", new.serial)
+                return
+            new.save(self.settings.trust_store)
+        except TrustStoreError as exc:
+            _LOGGER.error("trust statement not adopted, the current keys stay in force: %s", exc)
             return
-        new.save(self.settings.trust_store)
+        except OSError as exc:
+            _LOGGER.error(
+                "cannot write %s, the current keys stay in force: %s", self.settings.trust_store, exc
+            )
+            return
         _LOGGER.warning(
             "fleet keys rotated to serial %d: trusted %s, revoked %s",
             new.serial,
@@ -314,8 +423,10 @@ class Updater:
             state = self._roll_back()
         elif state.phase is Phase.IDLE and state.last is not None and state.last.result == "failed":
             self._discard(state.last.version)
-        # a power cut between the commit and the key rotation must not lose the rotation
-        self._rotate_keys(state.known_good if state.phase is Phase.IDLE else None)
+        # a power cut between the commit and the floor or the key rotation must not lose them
+        committed = state.known_good if state.phase is Phase.IDLE else None
+        self._raise_floor(committed)
+        self._rotate_keys(committed)
         self.releases.prune(self.settings.keep_releases)
         return state
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -19,7 +20,7 @@ from app.control.ledger import Ledger, OwedResponse
 from app.control.responder import response_document
 from app.control.schedule import ProgramControls
 from app.health import Health
-from app.ota.state import control_in_force
+from app.ota.state import FLAG_REFRESH_S, control_in_force
 from app.sep.codec import to_xml
 from app.sep.der import DefaultDERControl, DERControlBase
 from hal.clock import utc_now
@@ -240,9 +241,34 @@ async def test_in_force_flag_exists_exactly_while_an_event_is_in_force(tmp_path:
         # The updater's format: the end of the events in force, so a stale flag expires by itself.
         e2_end = T0.timestamp() + e2_start + 60
         assert json.loads(flag.read_bytes()) == {"until": pytest.approx(e2_end, abs=1)}
+        os.utime(flag, (e2_end - 30, e2_end - 30))  # the server's clock here is not the real one
         assert control_in_force(flag, now=e2_end - 1)
         assert not control_in_force(flag, now=e2_end)
     await engine.stop()
+    assert not flag.exists()
+
+
+def test_the_in_force_flag_is_refreshed_while_the_event_lasts(tmp_path: Path) -> None:
+    flag = tmp_path / "control-in-force"
+    mono = [100.0]
+    engine = ControlEngine(
+        make_config(tmp_path),
+        RecordingInverter(SPEC),
+        FakeLink(),
+        LFDI,
+        in_force_flag=flag,
+        monotonic=lambda: mono[0],
+    )
+    until = T0.timestamp() + 4294967295  # a 136-year event: the updater must still see the flag age
+    engine._mark_in_force(until)
+    first = flag.stat().st_ino
+    mono[0] += FLAG_REFRESH_S - 1
+    engine._mark_in_force(until)
+    assert flag.stat().st_ino == first  # unchanged and fresh: no write
+    mono[0] += 1
+    engine._mark_in_force(until)
+    assert flag.stat().st_ino != first  # rewritten (atomically: a new inode and mtime)
+    engine._mark_in_force(None)
     assert not flag.exists()
 
 

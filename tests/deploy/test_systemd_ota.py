@@ -7,7 +7,7 @@ two of them. Inside the box, `wattsmart-gateway update install` (or the updater 
 with the trial shortened by the config's `ota:` section (READY within 10 s, healthy for 5 s).
 
 - install.sh installed and enabled the update units, the trust store is root's 0644, the update
-  state folder stays root's after the gateway (whose StateDirectory= holds it) restarts, and the
+  state folder is root's and outside the gateway's (whose uid cannot plant a trial there), and the
   updater runs with one capability, no new privileges and a syscall filter; a trust store already on
   the box is replaced only by a higher serial;
 - a good release: `current` switches, the new release reaches READY, stays healthy for
@@ -48,7 +48,7 @@ FLEET_PORT = 8765
 CONFIG = "/etc/wattsmart-gateway/gateway.yaml"
 CLI = "/opt/wattsmart-gateway/current/bin/wattsmart-gateway"
 ROOT = "/opt/wattsmart-gateway"
-STATE = "var/lib/wattsmart-gateway/ota/state.json"
+STATE = "var/lib/wattsmart-gateway-ota/state.json"
 #: as the gateway's own test config sets them (tests/deploy/gatewaybox.py GATEWAY_YAML)
 READY_TIMEOUT_S = 10
 HEALTHY_FOR_S = 5
@@ -200,11 +200,41 @@ def test_install_provisions_the_update_units_and_trust_store(box: Box) -> None:
     provisioned = box.work / "files" / "ota-trust.json"
     assert (box.root / TRUST_STORE.lstrip("/")).read_bytes() == provisioned.read_bytes()
 
-    # the update state is root's; the gateway's StateDirectory= (the parent) does not take it over
+    # the update state is root's, outside the gateway's own folder (whose owner could rename anything in it)
     c.sh("systemctl", "restart", UNIT)
     box.wait_active()
-    owner = c.sh("stat", "-c", "%U:%G %a", "/var/lib/wattsmart-gateway/ota").stdout.split()
+    owner = c.sh("stat", "-c", "%U:%G %a", "/var/lib/wattsmart-gateway-ota").stdout.split()
     assert owner == ["root:root", "755"]
+    assert c.sh("test", "-e", "/var/lib/wattsmart-gateway/ota", check=False).returncode != 0
+    # as the gateway's uid: plant a trial in the old place (allowed: its own folder), try root's (refused)
+    plant = (
+        'mkdir -p /var/lib/wattsmart-gateway/ota && printf %s \'{"phase": "trial", "known_good": "0.0.1",'
+        ' "trial_boots": 99, "manifest_serial": 1e15}\' | tee /var/lib/wattsmart-gateway/ota/state.json'
+        " > /var/lib/wattsmart-gateway-ota/state.json"
+    )
+    planted = c.sh("runuser", "-u", "wattsmart-gateway", "--", "/bin/sh", "-c", plant, check=False)
+    assert planted.returncode != 0 and "Permission denied" in planted.stderr, planted
+    assert (
+        c.sh(
+            "runuser",
+            "-u",
+            "wattsmart-gateway",
+            "--",
+            "mv",
+            "/var/lib/wattsmart-gateway-ota",
+            "/var/lib/x",
+            check=False,
+        ).returncode
+        != 0
+    )
+    c.sh("systemctl", "restart", RECOVER)  # root's boot recovery reads only its own folder
+    after = status(box)
+    assert (after["phase"], after["running"], after["manifest_serial"]) == (
+        "idle",
+        box.wheel.split("-")[1],
+        0,
+    )
+    c.sh("rm", "-rf", "/var/lib/wattsmart-gateway/ota")
 
     # install.sh replaces a trust store only with a higher serial (a rotation must not be undone)
     pub = box.work / "fleet" / f"{FLEET_KEY_ID}.pub"

@@ -57,6 +57,7 @@ class Box:
         key: Ed25519PrivateKey | None = None,
         key_id: str = KEY_ID,
         trust: Path | None = None,
+        security_floor: str | None = None,
     ) -> Path:
         """A signed bundle holding a dummy gateway wheel that behaves as asked."""
         wheel = make_wheel(self.tmp / "wheels" / f"{version}-{behaviour}", version, behaviour)
@@ -70,6 +71,7 @@ class Box:
             key=key or self.key,
             key_id=key_id,
             trust_statement=trust,
+            security_floor=security_floor,
         )
         return out
 

@@ -91,6 +91,7 @@ def test_manifest_signature_and_relative_urls() -> None:
         "format": 1,
         "product": "wattsmart-gateway",
         "serial": 3,
+        "not_after": "2027-01-01T00:00:00+00:00",
         "releases": [
             {
                 "version": "1.1.0",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from app.ota import machine as m
 from app.ota.machine import Phase, UpdateState
 from app.ota.settings import OtaSettings
-from app.ota.state import control_in_force, set_control_in_force
+from app.ota.state import FLAG_TTL_S, control_in_force, set_control_in_force
 
 S = OtaSettings(ready_timeout_s=60, healthy_for_s=120, max_trial_boots=2)
 T0 = 1_800_000_000.0
@@ -99,10 +100,19 @@ def test_the_control_flag_expires_with_its_event(tmp_path: Path) -> None:
     flag = tmp_path / "run" / "control-in-force"
     assert not control_in_force(flag, now=T0)
     set_control_in_force(flag, until=T0 + 600)
+    os.utime(flag, (T0, T0))  # written at T0 (the gateway rewrites it every FLAG_REFRESH_S)
+    assert control_in_force(flag, now=T0 + 200)
+    os.utime(flag, (T0 + 500, T0 + 500))
     assert control_in_force(flag, now=T0 + 599)
-    assert not control_in_force(flag, now=T0 + 600)  # left behind by a crashed gateway: no longer blocks
+    assert not control_in_force(flag, now=T0 + 600)  # the event is over
+    set_control_in_force(flag, until=T0 + 4294967295)  # a 136-year event
+    os.utime(flag, (T0, T0))
+    assert control_in_force(flag, now=T0 + FLAG_TTL_S - 1)
+    assert not control_in_force(flag, now=T0 + FLAG_TTL_S + 1)  # not refreshed: a crashed gateway's flag
     flag.write_text("garbage")
-    assert control_in_force(flag, now=T0)
+    os.utime(flag, (T0, T0))
+    assert control_in_force(flag, now=T0)  # unreadable counts as in force...
+    assert not control_in_force(flag, now=T0 + FLAG_TTL_S + 1)  # ...and expires the same way
     set_control_in_force(flag, until=None)
     assert not flag.exists()
 
