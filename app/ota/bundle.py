@@ -125,6 +125,19 @@ def wheel_version(wheel: Path) -> str:
     return headers["Version"]
 
 
+def _code_says(wheel: Path) -> str | None:
+    """The `__version__` in the wheel's app/__init__.py (what `wattsmart-gateway --version` says), or None."""
+    try:
+        with zipfile.ZipFile(wheel) as z, z.open("app/__init__.py") as f:
+            text = f.read(MAX_METADATA).decode("utf-8", "replace")
+    except KeyError:
+        return None  # not the gateway's own layout (test wheels): the metadata check stands alone
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise BundleRejected(f"{wheel.name}: not a readable wheel ({exc})") from None
+    match = re.search(r'^__version__ = "([^"]*)"$', text, re.M)
+    return match.group(1) if match else ""
+
+
 def _gateway_wheel(names: Mapping[str, object] | Sequence[str]) -> str:
     found = [n for n in names if _PRODUCT_WHEEL.match(n)]
     if len(found) != 1:
@@ -177,6 +190,9 @@ def build_bundle(
             raise ValueError(
                 f"{gateway.name} is version {found}, not {version}: the version must be the code's"
             )
+        if (said := _code_says(gateway)) not in (None, version):
+            # the box checks `wattsmart-gateway --version` before switching: refuse here, not on every box
+            raise ValueError(f"{gateway.name}: app/__init__.py says __version__ = {said!r}, not {version!r}")
         _check_requirement(requirement or f"{PRODUCT}=={version}", parsed)
         if trust_statement is not None:
             parse_trust_store(trust_statement.read_bytes(), str(trust_statement))

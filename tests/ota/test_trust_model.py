@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -327,6 +328,14 @@ def test_a_wheel_of_another_version_is_refused_at_signing(box: Box) -> None:
             key_id=KEY_ID,
             requirement="wattsmart-gateway==0.1.0",
         )
+    # the code's own idea of its version (what `wattsmart-gateway --version` prints) must agree too
+    stale = make_wheel(box.tmp / "w3", "2.0.0")
+    with zipfile.ZipFile(stale, "a") as z:
+        z.writestr("app/__init__.py", '"""The gateway."""\n\n__version__ = "1.9.0"\n')
+    with pytest.raises(ValueError, match=r"__version__ = '1\.9\.0', not '2\.0\.0'"):
+        build_bundle(
+            box.tmp / "z.bundle", [stale], version="2.0.0", min_version=None, key=box.key, key_id=KEY_ID
+        )
     key_file = box.tmp / f"{KEY_ID}.key"
     key_file.write_bytes(private_key_pem(box.key))
     argv = [
@@ -608,3 +617,15 @@ def test_the_updater_takes_the_lfdi_from_the_certificate_as_the_gateway_does(tmp
     cert.unlink()
     os.mkfifo(cert)  # a compromised gateway's trap: no LFDI this time, and no hang
     assert _lfdi_from_config(config) is None
+
+
+def test_this_checkout_s_version_is_one_version() -> None:
+    import tomllib
+
+    import app
+
+    repo = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    # the wheel's metadata and `wattsmart-gateway --version` must agree, or every box refuses the bundle
+    assert project["version"] == app.__version__
+    assert is_version(app.__version__)
