@@ -304,5 +304,12 @@ def from_json(raw: dict[str, Any]) -> UpdateState:
         reason=raw.get("reason"),
         failed=tuple(raw.get("failed", ())),
         last=Outcome(**{k: v for k, v in last.items() if k in names}) if isinstance(last, dict) else None,
-        manifest_serial=int(raw.get("manifest_serial", 0)),
+        manifest_serial=_serial(raw.get("manifest_serial", 0)),
     )
+
+
+def _serial(value: object) -> int:
+    """A fleet-manifest serial as the manifest parser accepts it (a planted 1e15 is not one)."""
+    if type(value) is not int or not 0 <= value <= 2**31 - 1:
+        raise ValueError(f"manifest_serial {value!r} is not a whole number from 0 to 2^31-1")
+    return value

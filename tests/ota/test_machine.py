@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from app.ota import machine as m
 from app.ota.machine import Phase, UpdateState
 from app.ota.settings import OtaSettings
@@ -94,6 +96,14 @@ def test_the_state_file_round_trips() -> None:
     done = m.step(state, m.CommitRequested(), T0 + 3, S)
     assert m.from_json(m.to_json(done)) == done
     assert not done.updating and state.updating
+
+
+def test_a_state_file_with_an_impossible_manifest_serial_does_not_load() -> None:
+    raw = m.to_json(UpdateState(manifest_serial=7))
+    assert m.from_json(raw).manifest_serial == 7
+    for bad in (1e15, 2**63, True, "7", -1):
+        with pytest.raises(ValueError, match="manifest_serial"):
+            m.from_json({**raw, "manifest_serial": bad})
 
 
 def test_the_control_flag_expires_with_its_event(tmp_path: Path) -> None:
