@@ -20,7 +20,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,8 @@ from app.ota.version import Version, is_version
 from tests.ota.conftest import KEY_ID, Box
 from tests.ota.fakes import make_wheel
 from tests.ota.test_install import assert_working
+from tests.ota.test_poller import NOW as POLL_NOW
+from tests.ota.test_poller import FleetHost, poller, publish
 
 NOBODY = 65534
 #: the unprivileged side runs the system's Python (the test venv may sit in root's 0700 home)
@@ -276,11 +278,10 @@ def test_an_expired_manifest_is_refused() -> None:
         parse_manifest(sign_manifest(without, key, "k1"), trust, "https://cdn.example/", now)
 
 
-async def test_the_poller_refuses_and_reports_an_expired_manifest(box: Box) -> None:
-    # the poller tests' host, without its fixture: a local one on an ephemeral port
+@pytest.fixture
+async def fleet_host() -> AsyncIterator[FleetHost]:
+    """test_poller's static host and report endpoint, on an ephemeral port of 127.0.0.1."""
     from aiohttp import web
-
-    from tests.ota.test_poller import NOW, FleetHost, poller, publish
 
     host = FleetHost()
     app = web.Application()
@@ -291,16 +292,39 @@ async def test_the_poller_refuses_and_reports_an_expired_manifest(box: Box) -> N
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     host.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    try:
-        publish(box, host, box.bundle("1.1.0"))
-        late = poller(box, host)
-        late._now = lambda: NOW + timedelta(days=400)  # the manifest was signed for 30 days
-        assert await late.poll_once() == "expired"
-        (report,) = host.reports
-        assert report["result"] == "manifest_refused" and "expired" in report["reason"]
-        assert_working(box, "1.0.0")
-    finally:
-        await runner.cleanup()
+    yield host
+    await runner.cleanup()
+
+
+async def test_the_poller_refuses_and_reports_an_expired_manifest(box: Box, fleet_host: FleetHost) -> None:
+    publish(box, fleet_host, box.bundle("1.1.0"))
+    late = poller(box, fleet_host)
+    late._now = lambda: POLL_NOW + timedelta(days=400)  # the manifest was signed for 30 days
+    assert await late.poll_once() == "expired"
+    (report,) = fleet_host.reports
+    assert report["result"] == "manifest_refused" and "expired" in report["reason"]
+    assert_working(box, "1.0.0")
+
+
+async def test_the_poller_defers_for_an_endless_event_at_most_the_maximum(
+    box: Box, fleet_host: FleetHost
+) -> None:
+    box.control.extend([True] * 10_000)  # the gateway says an event is in force, and never stops saying it
+    publish(box, fleet_host, box.bundle("1.1.0"))
+    fleet = poller(box, fleet_host, max_control_wait_s=3600.0)
+    start = box.clock.now
+    results = []
+    while (result := await fleet.poll_once()) == "deferred":
+        results.append(result)
+        box.clock.sleep(box.settings.control_retry_s)  # run_forever polls again after control_retry_s
+    assert result == "committed"
+    assert (
+        3600.0
+        <= box.clock.now - start - box.settings.healthy_for_s
+        <= 3600.0 + 2 * box.settings.control_retry_s
+    )
+    assert len(results) == 3600 // 30
+    assert_working(box, "1.1.0")
 
 
 # --- 3. the version is the code's ----------------------------------------------------------------
