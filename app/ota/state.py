@@ -119,8 +119,11 @@ def read_gateway_file(path: Path, limit: int, follow: bool = True) -> tuple[byte
 def update_lock(state_dir: Path, wait_s: float = 0.0, poll_s: float = 0.2) -> Iterator[None]:
     """Hold the updater lock; raise UpdateBusy if another updater keeps it longer than `wait_s`."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    # 0600: flock() needs only a read-only descriptor, so a lock file others can open is one the
+    # gateway's user could hold forever, stopping every update and failing recovery at boot
+    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
+        os.fchmod(fd, 0o600)  # lock files older releases made 0644
         deadline = time.monotonic() + wait_s
         while True:
             try:

@@ -227,6 +227,19 @@ def test_install_provisions_the_update_units_and_trust_store(box: Box) -> None:
         ).returncode
         != 0
     )
+    # flock needs only read access: the lock is root's 0600, so the gateway cannot hold it to stop updates
+    held = c.sh(
+        "runuser",
+        "-u",
+        "wattsmart-gateway",
+        "--",
+        "flock",
+        "-n",
+        "/var/lib/wattsmart-gateway-ota/lock",
+        "true",
+        check=False,
+    )
+    assert held.returncode != 0 and "Permission denied" in held.stderr, held
     c.sh("systemctl", "restart", RECOVER)  # root's boot recovery reads only its own folder
     after = status(box)
     assert (after["phase"], after["running"], after["manifest_serial"]) == (

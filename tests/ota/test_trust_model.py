@@ -132,6 +132,10 @@ attempt("ota swap", lambda: swap(ota))
 attempt("ota write", lambda: open(os.path.join(ota, "state.json"), "w").write(trial))
 attempt("ota new file", lambda: open(os.path.join(ota, "security-floor.json"), "x").write("{}"))
 attempt("ota utime", lambda: os.utime(os.path.join(ota, "state.json")))
+def hold_lock():
+    import fcntl
+    fcntl.flock(os.open(os.path.join(ota, "lock"), os.O_RDONLY), fcntl.LOCK_EX | fcntl.LOCK_NB)
+attempt("ota lock", hold_lock)
 print(json.dumps(results))
 """
 
@@ -172,6 +176,7 @@ def test_the_gateway_uid_cannot_plant_root_update_state(box: Box, shared_tmp: Pa
         "ota write": "PermissionError",
         "ota new file": "PermissionError",
         "ota utime": "PermissionError",
+        "ota lock": "PermissionError",  # flock needs only read access: a held lock would stop every update
     }
     assert (ota_dir / "state.json").read_bytes() == state_before
     # root's boot recovery reads only its own folder: 1.2.0 stays, nothing is deleted
