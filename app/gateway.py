@@ -48,6 +48,7 @@ from app.identity.peer import server_cert_fetch
 from app.observed import ObservedInverter
 from app.ota.state import is_updating
 from app.sep.identity import IdentityError, load_cert_identity
+from app.store import Store, StoreUnavailable, open_store
 from app.supervisor import Supervisor
 from app.telemetry import ServerTimebase, TelemetryLinks, TelemetryService
 from hal.gpio import LedState, highest
@@ -163,6 +164,8 @@ class Gateway:
         self.telemetry: TelemetryService | None = None
         self.panel: Panel | None = None
         self.status_page: StatusPage | None = None
+        #: the one state database, shared with control and telemetry (None if it cannot be opened)
+        self.store: Store | None = None
         self.commissioning_until: float | None = None
         self._saved_links: TelemetryLinks | None = None
         self._commissioning: asyncio.Task[None] | None = None
@@ -377,6 +380,7 @@ class Gateway:
                 **self._limits_status(),
             },
             "telemetry": self._telemetry_status(),
+            "storage": self.store.status() if self.store is not None else {"problem": "not open"},
             "problems": {
                 "current": [f"{k}: {v}" for k, v in sorted(problems.items())] or None,
                 "recent": [f"{e.part}: {e.problem or 'recovered'}" for e in list(self.health.recent)[-5:]],
@@ -434,6 +438,11 @@ class Gateway:
             await asyncio.wait_for(inverter.read_telemetry(), 3)
         if self.panel is not None and await self.panel.held_at_power_on():
             await asyncio.to_thread(self.reset_state)
+        # opened (and repaired or migrated) once here, before the parts share it; never fatal
+        try:
+            self.store = open_store(cfg.state_dir)
+        except StoreUnavailable as exc:
+            _LOGGER.error("state database unavailable, controlling from memory: %s", exc)
         # the poller beats under the server's health name, also while it waits between polls; one
         # discovery walk over a slow server may take minutes (each request may take 20 s), hence
         # a longer allowance than the local loops get
@@ -468,6 +477,8 @@ class Gateway:
             if self._commissioning is not None:
                 self._commissioning.cancel()
             await inverter.close()
+            if self.store is not None:
+                self.store.close()
             if self.panel is not None:
                 self.panel.close()
             sup.notifier.close()

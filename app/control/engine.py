@@ -231,11 +231,9 @@ class ControlEngine:
                 self._wake.set()
             self._mark_in_force(_in_force_until(plan))
             self._health.beat(PART)
-            if plan is not None:
-                # After the write: persisting must not delay the setpoint at an event's start.
-                self._persist(ledger, plan, mono)
-                if plan.responses:
-                    responder.notify()
+            # After the write: persisting must not delay the setpoint at an event's start.
+            if plan is not None and self._persist(ledger, plan, mono):
+                responder.notify()
             await self._sleep(next_change, executor_due)
 
     def _decide(self, now: datetime, mono: float) -> tuple[PowerCommand | None, float | None, Plan | None]:
@@ -292,8 +290,8 @@ class ControlEngine:
         """The DefaultDERControl last seen, else nothing (release)."""
         return default_command(self._saved_default) if self._saved_default is not None else None
 
-    def _persist(self, ledger: Ledger, plan: Plan, mono: float) -> None:
-        """Save what changed; when the store cannot take it, keep it for the next save (never raises)."""
+    def _persist(self, ledger: Ledger, plan: Plan, mono: float) -> bool:
+        """Save what changed (True when responses were recorded); what the store cannot take waits."""
         for record in plan.records:
             self._unsaved_records[record.mrid] = record
         self._unsaved_responses.extend(plan.responses)
@@ -306,6 +304,7 @@ class ControlEngine:
                 self._unsaved_records = {**self._records, **self._unsaved_records}
                 self._default_unsaved = True
             ledger.commit(list(self._unsaved_records.values()), self._unsaved_responses)
+            owed = bool(self._unsaved_responses)
             self._unsaved_records, self._unsaved_responses = {}, []
             if self._default_unsaved:
                 ledger.save_default(self._saved_default)
@@ -320,8 +319,9 @@ class ControlEngine:
                         del self._records[mrid]
         except StoreUnavailable as exc:
             self._health.problem(STORAGE_PART, f"control state not saved, kept in memory ({exc})")
-            return
+            return False
         self._health.ok(STORAGE_PART)
+        return owed
 
     async def _sleep(self, next_change: float | None, executor_due: float | None) -> None:
         delay = HEARTBEAT_S

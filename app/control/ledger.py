@@ -65,7 +65,7 @@ class Ledger:
 
     def records(self) -> dict[str, EventRecord]:
         """Every event record, by mRID."""
-        rows = self._db().execute(
+        rows = self._db().query(
             "SELECT mrid, first_seen, start_offset, duration_offset, reached, stop_at FROM control_event"
         )
         return {
@@ -97,7 +97,7 @@ class Ledger:
 
     def owed(self) -> list[OwedResponse]:
         """Undelivered responses, oldest first."""
-        rows = self._db().execute(
+        rows = self._db().query(
             "SELECT id, mrid, status, reply_to, created FROM control_response ORDER BY id"
         )
         return [OwedResponse(*row) for row in rows]

@@ -183,7 +183,18 @@ class Store:
             self._reopen()
         try:
             return self._conn.execute(sql, tuple(params))
-        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
+                raise
+            raise self._failed(exc) from exc
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        """Every row of a SELECT, read in full (damage found while reading is handled as in `execute`)."""
+        if self._closed:
+            self._reopen()
+        try:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError):
                 raise
             raise self._failed(exc) from exc

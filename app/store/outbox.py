@@ -39,6 +39,8 @@ class Outbox:
         self._store = store
         self._unsaved: deque[_Sample] = deque()
         self._must_restage = False
+        #: per point, the newest tick the server took: its deletion may have been rolled back (full disk)
+        self._delivered_through: dict[str, int] = {}
         self.lost = 0
         """Samples dropped because more than MAX_HELD waited in memory."""
         self._backlog: dict[str, int] = {}
@@ -47,7 +49,7 @@ class Outbox:
         """Count the backlog from the file again (opened, or rebuilt after damage)."""
         self._backlog = {
             str(point): int(count)
-            for point, count in self._store.execute(
+            for point, count in self._store.query(
                 "SELECT point, count(*) FROM reading WHERE value IS NOT NULL GROUP BY point"
             )
         }
@@ -93,6 +95,8 @@ class Outbox:
             if self._must_restage:
                 for sample in list(self._unsaved):
                     self._insert(sample)
+                for point, through in self._delivered_through.items():  # deletions rolled back
+                    self._delete(point, through)
                 self._must_restage = False
             self._store.commit()
         except StoreUnavailable as exc:
@@ -106,6 +110,7 @@ class Outbox:
         """The store committed (called by the store): staged samples are durable, held ones still wait."""
         if not self._must_restage:
             self._unsaved.clear()
+            self._delivered_through.clear()  # the deletions are durable now
 
     def rolled_back(self) -> None:
         """The store rolled back: staged samples are held and the backlog is counted again."""
@@ -122,10 +127,10 @@ class Outbox:
 
     def pending(self, point: str, limit: int) -> list[tuple[int, int, int]]:
         """Up to `limit` undelivered (tick, value, quality) readings of `point`, oldest first, no gaps."""
-        rows = self._store.execute(
-            "SELECT tick, value, quality FROM reading WHERE point = ? AND value IS NOT NULL "
-            "ORDER BY tick LIMIT ?",
-            (point, limit),
+        rows = self._store.query(
+            "SELECT tick, value, quality FROM reading WHERE point = ? AND tick > ? AND value IS NOT NULL"
+            " ORDER BY tick LIMIT ?",
+            (point, self._delivered_through.get(point, -1), limit),
         )
         return [(int(tick), int(value), int(quality)) for tick, value, quality in rows]
 
@@ -142,21 +147,26 @@ class Outbox:
 
         With `commit=False` the deletion joins the open transaction (made durable by `commit`).
         """
+        # remembered first: a deletion that cannot be written does not make the readings go out again
+        self._delivered_through[point] = max(through, self._delivered_through.get(point, through))
+        self._delete(point, through)
+        if commit:
+            self.commit()
+
+    def _delete(self, point: str, through: int) -> None:
         self._store.begin()
         taken = self._store.execute(
             "DELETE FROM reading WHERE point = ? AND tick <= ? AND value IS NOT NULL", (point, through)
         ).rowcount
         self._backlog[point] = self._backlog.get(point, 0) - taken
         self._store.execute("DELETE FROM reading WHERE point = ? AND tick <= ?", (point, through))  # gaps
-        if commit:
-            self.commit()
 
     def drop_older_than(self, cutoff: int) -> dict[str, int]:
         """Forget rows before tick `cutoff`; return how many undelivered readings fell off, per point."""
         self._store.begin()
         dropped = {
             str(point): int(count)
-            for point, count in self._store.execute(
+            for point, count in self._store.query(
                 "SELECT point, count(*) FROM reading WHERE tick < ? AND value IS NOT NULL GROUP BY point",
                 (cutoff,),
             )
@@ -170,5 +180,5 @@ class Outbox:
 
     def latest_tick(self) -> int | None:
         """The newest tick recorded (delivered ticks are gone), or None when the outbox is empty."""
-        (tick,) = self._store.execute("SELECT max(tick) FROM reading").fetchone()
+        ((tick,),) = self._store.query("SELECT max(tick) FROM reading")
         return None if tick is None else int(tick)

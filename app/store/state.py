@@ -16,8 +16,8 @@ class StateTable:
 
     def get(self, key: str) -> str | None:
         """The value stored under `key`, or None."""
-        row = self._store.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        rows = self._store.query("SELECT value FROM state WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
     def set(self, key: str, value: str) -> None:
         """Store `value` under `key` durably (also commits anything staged with it)."""

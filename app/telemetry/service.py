@@ -13,7 +13,7 @@ from app.client.backoff import Backoff
 from app.client.errors import Rediscover, Rejected, RetryLater, SepError
 from app.config import Config
 from app.health import Health
-from app.store import Store, open_store
+from app.store import Store, StoreUnavailable, open_store
 from app.telemetry.der import der_status
 from app.telemetry.grid import crossed, tick_at_or_after, tick_time
 from app.telemetry.metering_mirror import readings_post
@@ -30,6 +30,7 @@ _LOGGER = logging.getLogger(__name__)
 PART: Final = "telemetry"
 INVERTER_PART: Final = "telemetry.inverter"
 SERVER_PART: Final = "telemetry.server"
+STORAGE_PART: Final = "telemetry.storage"
 
 #: an inverter read (Modbus retries included) that takes longer is a failed read: a gap
 READ_TIMEOUT_S: Final = 10.0
@@ -170,6 +171,9 @@ class TelemetryService:
         for point in POINTS:
             out[f"waiting {point.key}"] = backlog.get(point.key, 0)
         out["dropped"] = self.dropped
+        if self._store is not None:
+            out["held in memory"] = self._store.outbox.held
+            out["lost (memory full)"] = self._store.outbox.lost
         return out
 
     def set_grad_w(self, value: int) -> None:
@@ -197,11 +201,29 @@ class TelemetryService:
             self._server_failed("the server did not answer within the 30-s cycle", None)
         except SepError as exc:
             self._server_failed(str(exc), exc.retry_after if isinstance(exc, RetryLater) else None)
+        except StoreUnavailable as exc:  # the readings stay in the outbox or in memory; next cycle
+            _LOGGER.debug("reporting stopped by the store: %s", exc)
         finally:
-            outbox.commit()
+            self._store.outbox.commit()  # a sample it cannot write is held in memory
         if crossed(tick, self._last_prune, PRUNE_EVERY_S):
             self._last_prune = tick
-            self._prune(tick)
+            try:
+                self._prune(tick)
+            except StoreUnavailable as exc:
+                _LOGGER.debug("outbox not pruned: %s", exc)
+        self._storage_health(self._store)
+
+    def _storage_health(self, store: Store) -> None:
+        """Tell the status page and LED whether samples are being written (cleared by the first that is)."""
+        held = store.outbox.held
+        if store.problem is None and not held:
+            self._health.ok(STORAGE_PART)
+            return
+        self._health.problem(
+            STORAGE_PART,
+            f"{store.problem or 'the outbox cannot be written'}; "
+            f"{held} sample(s) held in memory, written when it can be",
+        )
 
     async def _read(self) -> Telemetry | None:
         try:
