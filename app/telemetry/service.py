@@ -42,6 +42,8 @@ MAX_READINGS_PER_POST: Final = 120
 BACKLOG_PACE_S: Final = 1.0
 #: how often readings past outbox_max_age_s are dropped
 PRUNE_EVERY_S: Final = 3600
+#: how often to try again to open an outbox that cannot be opened (an I/O error, a full disk)
+OPEN_RETRY_S: Final = 30.0
 #: a longer stall is not filled with gap rows (a suspended process, a clock jump)
 _MAX_GAP_FILL: Final = 2880
 
@@ -110,7 +112,7 @@ class TelemetryService:
 
     async def run(self) -> None:
         """Sample and report on the grid until cancelled; the outbox is committed and closed on exit."""
-        self._store = store = open_store(self._config.state_dir)
+        self._store = store = await self._open_store()
         try:
             qualifiers = {"W": self._tc.power.data_qualifier, "Hz": self._tc.frequency.data_qualifier}
             self._mirrors = Mirrors(
@@ -130,6 +132,16 @@ class TelemetryService:
             self._backlog = store.outbox.backlogs()
             self._store = None
             store.close()
+
+    async def _open_store(self) -> Store:
+        """The store; while it cannot be opened, say so and try again (beating: this is no hang)."""
+        while True:
+            try:
+                return open_store(self._config.state_dir)
+            except StoreUnavailable as exc:
+                self._health.problem(STORAGE_PART, f"the outbox cannot be opened, retrying ({exc})")
+                self._health.beat(PART)
+                await self._clock.sleep_until(self._clock.now() + timedelta(seconds=OPEN_RETRY_S))
 
     def _next_tick(self) -> int:
         """The next grid tick: never one already taken, unless the server's clock went back."""

@@ -12,8 +12,9 @@ from app.config import Config
 from app.health import Health
 from app.lab.server import LabServer
 from app.store import open_store
+from app.store.database import FILENAME
 from app.telemetry import TelemetryService
-from app.telemetry.service import STORAGE_PART
+from app.telemetry.service import OPEN_RETRY_S, STORAGE_PART
 from hal.inverter.sim import SimInverter
 from tests.faults.tmpfs import fill, small_tmpfs
 from tests.telemetry.conftest import START, Device
@@ -65,3 +66,28 @@ async def test_disk_full_while_sampling_then_space_returns(
         assert set(counts.values()) == {1}, "a reading arrived twice"
         key = "W" if lab.tree.mups[n].MirrorMeterReading[0].ReadingType.uom == 38 else "Hz"  # type: ignore[union-attr]
         assert sorted(counts) + waiting[key] == grid, "a reading was lost"
+
+
+async def test_an_outbox_that_cannot_be_opened_is_waited_for_without_a_crash(
+    lab: LabServer,
+    http: Session,
+    device: Device,
+    clock: SimClock,
+    inverter: SimInverter,
+    make_config: Callable[..., Config],
+) -> None:
+    config = make_config()
+    blocker = config.state_dir / FILENAME
+    blocker.mkdir(parents=True)  # sqlite cannot open a folder: "unable to open database file"
+    health = Health()
+    service = TelemetryService(config, inverter, http, device.links, clock, health, device.lfdi)
+    async with running(service) as stop:
+        await clock.run_for(95)
+        assert "cannot be opened" in health.problems()[STORAGE_PART]
+        assert not lab.tree.readings
+        blocker.rmdir()
+        await clock.run_for(OPEN_RETRY_S + 35)
+        assert STORAGE_PART not in health.problems()
+        await clock.run_for(300)
+        await stop()
+    assert lab.tree.readings  # sampling and reporting run once the outbox opened
