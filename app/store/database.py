@@ -175,7 +175,7 @@ class Store:
     @property
     def in_transaction(self) -> bool:
         """True while writes are staged and not yet committed."""
-        return self._conn.in_transaction
+        return not self._closed and self._conn.in_transaction
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         """Run one statement; sqlite's errors come out as StoreUnavailable/StoreCorrupt."""
@@ -203,11 +203,6 @@ class Store:
         """Run a read without any repair or rollback (for use while handling a failure)."""
         return self._conn.execute(sql)
 
-    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
-        """Run one statement per row (same error handling as `execute`)."""
-        for row in rows:
-            self.execute(sql, row)
-
     def begin(self) -> None:
         """Open a transaction unless one is open (writes then wait for `commit`)."""
         if not self.in_transaction:
@@ -227,7 +222,7 @@ class Store:
             for sql, params in statements:
                 self.execute(sql, params)
         except BaseException:
-            if self._conn.in_transaction:
+            if self.in_transaction:
                 self.execute("ROLLBACK TO write")
                 self.execute("RELEASE write")
             raise
