@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest run bench clean test-systemd verify-units test-browser
+.PHONY: install test lint typecheck pytest run bench clean test-systemd verify-units test-browser test-flood
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ test-browser: $(STAMP)
 # systemd-nspawn boot, READY / watchdog restart / clean stop. Needs root, debootstrap, systemd-container.
 test-systemd: $(STAMP)
 	$(BIN)/pytest -q -rP -m slow tests/deploy
+
+# 1,100 connections to the status page of a gateway under `ulimit -n 1024` (~45 s); prints RSS and fds.
+test-flood: $(STAMP)
+	$(BIN)/pytest -q -rP -m slow tests/app/test_flood.py
 
 # The fast unit-file checks alone (systemd-analyze verify and security, sysusers, tmpfiles, udev).
 verify-units: $(STAMP)

@@ -22,7 +22,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import random
 import shutil
 import time
@@ -48,6 +47,7 @@ from app.identity.peer import server_cert_fetch
 from app.observed import ObservedInverter
 from app.ota.state import is_updating
 from app.sep.identity import IdentityError, load_cert_identity
+from app.store import Store, StoreUnavailable, open_store
 from app.supervisor import Supervisor
 from app.telemetry import ServerTimebase, TelemetryLinks, TelemetryService
 from hal.gpio import LedState, highest
@@ -57,7 +57,9 @@ _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SERVER_PART = "2030.5 server"
-#: the server's telemetry hrefs, so a restart during an outage goes on sampling into the outbox
+#: the server's telemetry hrefs, so a restart during an outage goes on sampling into the outbox: kept in
+#: the store under LINKS_KEY (a box of the old layout has them in LINKS_FILE, moved in once)
+LINKS_KEY = "telemetry:links"
 LINKS_FILE = "telemetry-links.json"
 #: how often the link checks for a newly installed certificate and confirms one on trial
 IDENTITY_CHECK_S = 30.0
@@ -163,6 +165,8 @@ class Gateway:
         self.telemetry: TelemetryService | None = None
         self.panel: Panel | None = None
         self.status_page: StatusPage | None = None
+        #: the one state database, shared with control and telemetry (None if it cannot be opened)
+        self.store: Store | None = None
         self.commissioning_until: float | None = None
         self._saved_links: TelemetryLinks | None = None
         self._commissioning: asyncio.Task[None] | None = None
@@ -264,17 +268,43 @@ class Gateway:
             if self.telemetry is not None:
                 self.telemetry.update_links(links)
             if links != self._saved_links:
-                await asyncio.to_thread(_save_links, self._links_file, links)
+                self._store_links(links)
                 self._saved_links = links
 
     @property
     def _links_file(self) -> Path:
         return self.config.state_dir / LINKS_FILE
 
+    def _store_links(self, links: TelemetryLinks) -> None:
+        """Save the links in the store (written only when the server moves them: rare)."""
+        if self.store is None:
+            return
+        try:
+            self.store.state.set(LINKS_KEY, json.dumps(dataclasses.asdict(links)))
+        except StoreUnavailable as exc:
+            _LOGGER.warning("telemetry links not saved: %s", exc)
+
+    def _stored_links(self) -> TelemetryLinks | None:
+        """The links saved by an earlier run (moving them in from the old layout's file), or None."""
+        if self.store is None:
+            return None
+        try:
+            text = self.store.state.get(LINKS_KEY)
+        except StoreUnavailable as exc:
+            _LOGGER.warning("telemetry links not read: %s", exc)
+            return None
+        if text is None and self._links_file.exists():
+            links = _load_links(self._links_file)
+            if links is not None:
+                self._store_links(links)
+            self._links_file.unlink(missing_ok=True)
+            return links
+        return _parse_links(text) if text is not None else None
+
     async def _telemetry(self, inverter: ObservedInverter, lfdi: str) -> None:
         """Run the telemetry service on the links last seen (a restart during an outage keeps sampling),
         or, on a box that has never reached the server, once discovery finds our DER or mirror links."""
-        links = self._saved_links = await asyncio.to_thread(_load_links, self._links_file)
+        links = self._saved_links = self._stored_links()
         while links is None:
             tree = self.link.tree
             links = TelemetryLinks.from_tree(tree) if tree is not None else None
@@ -377,6 +407,7 @@ class Gateway:
                 **self._limits_status(),
             },
             "telemetry": self._telemetry_status(),
+            "storage": self.store.status() if self.store is not None else {"problem": "not open"},
             "problems": {
                 "current": [f"{k}: {v}" for k, v in sorted(problems.items())] or None,
                 "recent": [f"{e.part}: {e.problem or 'recovered'}" for e in list(self.health.recent)[-5:]],
@@ -434,6 +465,11 @@ class Gateway:
             await asyncio.wait_for(inverter.read_telemetry(), 3)
         if self.panel is not None and await self.panel.held_at_power_on():
             await asyncio.to_thread(self.reset_state)
+        # opened (and repaired or migrated) once here, before the parts share it; never fatal
+        try:
+            self.store = open_store(cfg.state_dir)
+        except StoreUnavailable as exc:
+            _LOGGER.error("state database unavailable, controlling from memory: %s", exc)
         # the poller beats under the server's health name, also while it waits between polls; one
         # discovery walk over a slow server may take minutes (each request may take 20 s), hence
         # a longer allowance than the local loops get
@@ -468,6 +504,8 @@ class Gateway:
             if self._commissioning is not None:
                 self._commissioning.cancel()
             await inverter.close()
+            if self.store is not None:
+                self.store.close()
             if self.panel is not None:
                 self.panel.close()
             sup.notifier.close()
@@ -530,20 +568,18 @@ class Gateway:
 
 
 def _load_links(path: Path) -> TelemetryLinks | None:
-    """The telemetry links saved by an earlier run, or None."""
+    """The telemetry links an older release saved in its own file, or None."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return TelemetryLinks(**data)
-    except (OSError, ValueError, TypeError):
+        return _parse_links(path.read_text(encoding="utf-8"))
+    except OSError:
         return None
 
 
-def _save_links(path: Path, links: TelemetryLinks) -> None:
-    """Save the links atomically (written only when the server moves them: rare)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(dataclasses.asdict(links)), encoding="utf-8")
-    os.replace(tmp, path)
+def _parse_links(text: str) -> TelemetryLinks | None:
+    try:
+        return TelemetryLinks(**json.loads(text))
+    except (ValueError, TypeError):
+        return None
 
 
 def _in_force(plan: Plan | None) -> str | None:

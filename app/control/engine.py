@@ -22,11 +22,12 @@ from app.control.executor import Executor
 from app.control.ledger import Ledger
 from app.control.modes import PowerCommand, default_command
 from app.control.responder import Responder
-from app.control.schedule import MISSED, EventRecord, Plan, ProgramView, evaluate
+from app.control.schedule import MISSED, DueResponse, EventRecord, Plan, ProgramView, evaluate
 from app.health import Health
 from app.ota.state import FLAG_REFRESH_S, set_control_in_force
 from app.sep.der import DefaultDERControl
 from app.sep.response import ResponseStatus
+from app.store import StoreUnavailable
 from hal.errors import HalError
 from hal.inverter.base import BatteryInverter
 
@@ -34,6 +35,8 @@ _LOGGER = logging.getLogger(__name__)
 
 PART: Final = "control"
 FAILSAFE_PART: Final = "control-failsafe"
+#: health name for "the control state cannot be saved" (the battery is steered from memory meanwhile)
+STORAGE_PART: Final = "control-storage"
 #: the loop beats at least this often, even when nothing is scheduled (supervisor watchdog)
 HEARTBEAT_S: Final = 30.0
 #: in fail-safe, how often to check whether the server answers again
@@ -126,6 +129,11 @@ class ControlEngine:
         self._flag_synced = False
         self._refused: dict[str, int] = {}
         self._flag_written_at: float | None = None
+        # what could not be saved yet (a full or rebuilt store): written by the next save that works
+        self._unsaved_records: dict[str, EventRecord] = {}
+        self._unsaved_responses: list[DueResponse] = []
+        self._default_unsaved = False
+        self._generation: int | None = None
         self.plan: Plan | None = None
         """The last evaluation (None before the first snapshot or while in fail-safe)."""
 
@@ -156,8 +164,7 @@ class ControlEngine:
         """Run until cancelled (the supervisor restarts it if it crashes)."""
         ledger = Ledger(self._config.state_dir)
         try:
-            self._records = ledger.records()
-            self._saved_default = ledger.last_default()
+            self._load(ledger)
             responder = Responder(
                 ledger,
                 self._link,
@@ -177,6 +184,16 @@ class ControlEngine:
             raise
         finally:
             ledger.close()
+
+    def _load(self, ledger: Ledger) -> None:
+        """Read the records and the saved default; an unreadable store starts empty (never blocks control)."""
+        try:
+            self._generation = ledger.generation
+            self._records = ledger.records()
+            self._saved_default = ledger.last_default()
+        except StoreUnavailable as exc:
+            _LOGGER.error("control state not loaded, starting from what the server says: %s", exc)
+            self._health.problem(STORAGE_PART, f"control state unavailable ({exc})")
 
     async def stop(self) -> None:
         """Release the battery to its own mode (shutdown): never leave a setpoint forcing it."""
@@ -215,11 +232,9 @@ class ControlEngine:
                 self._wake.set()
             self._mark_in_force(_in_force_until(plan))
             self._health.beat(PART)
-            if plan is not None:
-                # After the write: persisting must not delay the setpoint at an event's start.
-                self._persist(ledger, plan, mono)
-                if plan.responses:
-                    responder.notify()
+            # After the write: persisting must not delay the setpoint at an event's start.
+            if plan is not None and self._persist(ledger, plan, mono):
+                responder.notify()
             await self._sleep(next_change, executor_due)
 
     def _decide(self, now: datetime, mono: float) -> tuple[PowerCommand | None, float | None, Plan | None]:
@@ -281,18 +296,38 @@ class ControlEngine:
         """The DefaultDERControl last seen, else nothing (release)."""
         return default_command(self._saved_default) if self._saved_default is not None else None
 
-    def _persist(self, ledger: Ledger, plan: Plan, mono: float) -> None:
-        ledger.commit(plan.records, plan.responses)
+    def _persist(self, ledger: Ledger, plan: Plan, mono: float) -> bool:
+        """Save what changed (True when responses were recorded); what the store cannot take waits."""
+        for record in plan.records:
+            self._unsaved_records[record.mrid] = record
+        self._unsaved_responses.extend(plan.responses)
         if plan.default != self._saved_default:
-            ledger.save_default(plan.default)
             self._saved_default = plan.default
-        if self._pruned_at is None or mono - self._pruned_at > _PRUNE_EVERY_S:
-            self._pruned_at = mono
-            forgotten = ledger.prune(plan.states.keys(), plan.now - FORGET_AFTER_S)
-            if forgotten:
-                _LOGGER.debug("forgot %d finished events", forgotten)
-                for mrid in set(self._records) - set(ledger.records()):
-                    del self._records[mrid]
+            self._default_unsaved = True
+        try:
+            generation = ledger.generation
+            if generation != self._generation:  # the store was rebuilt: save again all we hold
+                self._unsaved_records = {**self._records, **self._unsaved_records}
+                self._default_unsaved = True
+            ledger.commit(list(self._unsaved_records.values()), self._unsaved_responses)
+            owed = bool(self._unsaved_responses)
+            self._unsaved_records, self._unsaved_responses = {}, []
+            if self._default_unsaved:
+                ledger.save_default(self._saved_default)
+                self._default_unsaved = False
+            self._generation = generation
+            if self._pruned_at is None or mono - self._pruned_at > _PRUNE_EVERY_S:
+                self._pruned_at = mono
+                forgotten = ledger.prune(plan.states.keys(), plan.now - FORGET_AFTER_S)
+                if forgotten:
+                    _LOGGER.debug("forgot %d finished events", forgotten)
+                    for mrid in set(self._records) - set(ledger.records()):
+                        del self._records[mrid]
+        except StoreUnavailable as exc:
+            self._health.problem(STORAGE_PART, f"control state not saved, kept in memory ({exc})")
+            return False
+        self._health.ok(STORAGE_PART)
+        return owed
 
     async def _sleep(self, next_change: float | None, executor_due: float | None) -> None:
         delay = HEARTBEAT_S

@@ -1,16 +1,15 @@
-"""The control engine's durable memory (stdlib sqlite3): event records, owed responses, last default.
+"""The control engine's durable memory in the gateway's one store: event records, owed responses, default.
 
 Written only when something changes (a new event, a milestone, a delivered response): a few
-small transactions per event, which an SD card can take for years. WAL with synchronous=FULL so
-a power cut loses nothing that was committed, and never corrupts the file.
+small transactions per event, which an SD card can take for years. The store may be unavailable
+(full disk) or rebuilt (a damaged file): methods then raise `StoreUnavailable`, and the engine
+keeps steering the battery from what it holds in memory.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -19,30 +18,13 @@ from app.control.schedule import DueResponse, EventRecord
 from app.sep.codec import parse, to_xml
 from app.sep.der import DefaultDERControl
 from app.sep.exceptions import SepParseError
+from app.store import Store, open_store
+from app.store.database import FILENAME
+from app.store.legacy import DEFAULT_KEY
 
 _LOGGER = logging.getLogger(__name__)
 
-FILE_NAME: Final = "control.sqlite3"
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS event (
-    mrid TEXT PRIMARY KEY,
-    first_seen REAL NOT NULL,
-    start_offset REAL NOT NULL,
-    duration_offset REAL NOT NULL,
-    reached TEXT NOT NULL,
-    stop_at REAL
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    mrid TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    reply_to TEXT NOT NULL,
-    created REAL NOT NULL,
-    UNIQUE (mrid, status)
-);
-CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-"""
-_DEFAULT_KEY: Final = "default_der_control"
+FILE_NAME: Final = FILENAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,24 +39,34 @@ class OwedResponse:
 
 
 class Ledger:
-    """The sqlite file under the state folder; one connection, used from the event loop's thread."""
+    """The control tables of the store in the state folder, used from the event loop's thread."""
 
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        self._state_dir = state_dir
         self.path = state_dir / FILE_NAME
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._store: Store | None = None
+
+    def _db(self) -> Store:
+        """The store, opened on first use (raises StoreUnavailable while it cannot be)."""
+        if self._store is None:
+            self._store = open_store(self._state_dir)
+        return self._store
+
+    @property
+    def generation(self) -> int:
+        """Changes when the store was rebuilt: the engine then saves again what it holds."""
+        return self._db().generation
 
     def close(self) -> None:
-        """Close the file."""
-        self._db.close()
+        """Let go of the store."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def records(self) -> dict[str, EventRecord]:
         """Every event record, by mRID."""
-        rows = self._db.execute(
-            "SELECT mrid, first_seen, start_offset, duration_offset, reached, stop_at FROM event"
+        rows = self._db().query(
+            "SELECT mrid, first_seen, start_offset, duration_offset, reached, stop_at FROM control_event"
         )
         return {
             mrid: EventRecord(mrid, seen, start, duration, _codes(reached), stop)
@@ -85,29 +77,34 @@ class Ledger:
         """Store changed records and newly owed responses in one transaction (both or neither)."""
         if not records and not responses:
             return
-        with _transaction(self._db):
-            self._db.executemany(
-                "INSERT OR REPLACE INTO event VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (r.mrid, r.first_seen, r.start_offset, r.duration_offset, _text(r.reached), r.stop_at)
-                    for r in records
-                ],
+        statements: list[tuple[str, tuple[object, ...]]] = [
+            (
+                "INSERT OR REPLACE INTO control_event VALUES (?, ?, ?, ?, ?, ?)",
+                (r.mrid, r.first_seen, r.start_offset, r.duration_offset, _text(r.reached), r.stop_at),
             )
-            # UNIQUE(mrid, status) makes a repeated milestone a no-op: each response is owed once.
-            self._db.executemany(
-                "INSERT OR IGNORE INTO outbox (mrid, status, reply_to, created) VALUES (?, ?, ?, ?)",
-                [(r.mrid, r.status, r.reply_to, r.created) for r in responses],
+            for r in records
+        ]
+        # UNIQUE(mrid, status) makes a repeated milestone a no-op: each response is owed once.
+        statements += [
+            (
+                "INSERT OR IGNORE INTO control_response (mrid, status, reply_to, created)"
+                " VALUES (?, ?, ?, ?)",
+                (r.mrid, r.status, r.reply_to, r.created),
             )
+            for r in responses
+        ]
+        self._db().write(statements)
 
     def owed(self) -> list[OwedResponse]:
         """Undelivered responses, oldest first."""
-        rows = self._db.execute("SELECT id, mrid, status, reply_to, created FROM outbox ORDER BY id")
+        rows = self._db().query(
+            "SELECT id, mrid, status, reply_to, created FROM control_response ORDER BY id"
+        )
         return [OwedResponse(*row) for row in rows]
 
     def delivered(self, response: OwedResponse) -> None:
         """The server took it: never send it again."""
-        with _transaction(self._db):
-            self._db.execute("DELETE FROM outbox WHERE id = ?", (response.id,))
+        self._db().write([("DELETE FROM control_response WHERE id = ?", (response.id,))])
 
     def prune(self, keep: Iterable[str], before: float) -> int:
         """Forget finished events first seen before `before` that the server no longer lists."""
@@ -119,40 +116,26 @@ class Ledger:
             if r.terminal is not None and r.first_seen < before and r.mrid not in keep_set | owed
         ]
         if gone:
-            with _transaction(self._db):
-                self._db.executemany("DELETE FROM event WHERE mrid = ?", [(m,) for m in gone])
+            self._db().write([("DELETE FROM control_event WHERE mrid = ?", (m,)) for m in gone])
         return len(gone)
 
     def save_default(self, default: DefaultDERControl | None) -> None:
         """Remember the DefaultDERControl in force, for the fail-safe after a restart."""
-        with _transaction(self._db):
-            if default is None:
-                self._db.execute("DELETE FROM kv WHERE key = ?", (_DEFAULT_KEY,))
-            else:
-                self._db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", (_DEFAULT_KEY, to_xml(default)))
+        if default is None:
+            self._db().state.delete(DEFAULT_KEY)
+        else:
+            self._db().state.set(DEFAULT_KEY, to_xml(default).decode("utf-8"))
 
     def last_default(self) -> DefaultDERControl | None:
         """The DefaultDERControl saved last, or None."""
-        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (_DEFAULT_KEY,)).fetchone()
-        if row is None:
+        value = self._db().state.get(DEFAULT_KEY)
+        if value is None:
             return None
         try:
-            return parse(DefaultDERControl, bytes(row[0]))
+            return parse(DefaultDERControl, value.encode("utf-8"))
         except SepParseError as exc:
             _LOGGER.warning("saved default control unreadable, ignored: %s", exc)
             return None
-
-
-@contextlib.contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error (the connection is in autocommit mode)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def _text(codes: frozenset[int]) -> str:

@@ -10,9 +10,10 @@ from typing import Final, Protocol
 from app.client.backoff import Backoff
 from app.client.errors import RetryLater
 from app.control.ledger import Ledger, OwedResponse
-from app.control.schedule import to_datetime
+from app.control.schedule import DueResponse, to_datetime
 from app.health import Health
 from app.sep.response import DERControlResponse
+from app.store import StoreUnavailable
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ class Responder:
         self._backoff = Backoff(cap_s=max_backoff_s, rng=rng, base_s=_FIRST_RETRY_S)
         self._retry_after: float | None = None
         self._wake = asyncio.Event()
+        #: the owed responses last read, to owe them again if the store is rebuilt under us
+        self._owed: list[OwedResponse] = []
+        self._generation: int | None = None
 
     def notify(self) -> None:
         """New responses were recorded: send them now (unless backing off)."""
@@ -68,7 +72,12 @@ class Responder:
         """Send until cancelled."""
         while True:
             self._wake.clear()
-            owed = self._ledger.owed()
+            try:
+                owed = self._read_owed()
+            except StoreUnavailable as exc:
+                self._health.problem(PART, f"cannot read the owed responses ({exc})")
+                await asyncio.sleep(self._backoff.next_delay(None))
+                continue
             if not owed:
                 await self._wake.wait()
                 continue
@@ -76,6 +85,27 @@ class Responder:
                 if not await self._send(response):
                     await asyncio.sleep(self._backoff.next_delay(self._retry_after))
                     break
+
+    def _read_owed(self) -> list[OwedResponse]:
+        """The owed responses; after the store was rebuilt, the ones we knew of are owed again."""
+        generation = self._ledger.generation
+        if self._generation is not None and generation != self._generation and self._owed:
+            again = [DueResponse(o.mrid, o.status, o.reply_to, o.created) for o in self._owed]
+            self._ledger.commit([], again)
+            _LOGGER.warning("%d owed response(s) saved again in the rebuilt store", len(again))
+        self._generation = generation
+        self._owed = self._ledger.owed()
+        return self._owed
+
+    def _delivered(self, response: OwedResponse) -> None:
+        """Record a delivery; if the store cannot, the response may be sent again later (harmless)."""
+        self._owed = [o for o in self._owed if o.id != response.id]
+        try:
+            self._ledger.delivered(response)
+        except StoreUnavailable as exc:
+            _LOGGER.warning(
+                "response %s/%d delivered but not recorded: %s", response.mrid, response.status, exc
+            )
 
     async def _send(self, response: OwedResponse) -> bool:
         body = response_document(response, self._lfdi)
@@ -87,7 +117,7 @@ class Responder:
             # record the outcome, or the next start would send this response a second time.
             await asyncio.wait({post}, timeout=_FINISH_IN_FLIGHT_S)
             if post.done() and not post.cancelled() and post.exception() is None:
-                self._ledger.delivered(response)
+                self._delivered(response)
             else:
                 post.cancel()
             raise
@@ -96,7 +126,7 @@ class Responder:
             _LOGGER.debug("response %d for %s not taken: %s", response.status, response.mrid, exc)
             self._health.problem(PART, f"cannot post responses ({type(exc).__name__})")
             return False
-        self._ledger.delivered(response)
+        self._delivered(response)
         _LOGGER.debug("response %d for %s posted to %s", response.status, response.mrid, response.reply_to)
         if self._backoff.failures:
             self._backoff.reset()

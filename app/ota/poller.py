@@ -20,7 +20,7 @@ from app.ota import machine
 from app.ota.errors import BundleRejected, OtaError, UpdateBusy
 from app.ota.fleet import ManifestError, ManifestExpired, choose, cohort, next_poll_delay, parse_manifest
 from app.ota.machine import Phase
-from app.ota.transfer import download, fetch_bytes, post_report
+from app.ota.transfer import RESERVE_BYTES, NoSpace, download, fetch_bytes, post_report
 from app.ota.updater import Updater
 
 _LOGGER = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ class Poller:
         self._rng = rng or random.Random()
         self._now = now
         self._clock, self._sleep = clock, sleep
+        #: bytes a download must leave free on the state partition (the gateway's store is there)
+        self.reserve_bytes = RESERVE_BYTES
 
     def _session(self) -> aiohttp.ClientSession:
         ctx = ssl.create_default_context(cafile=self.settings.ca_file)
@@ -95,10 +97,16 @@ class Poller:
         bundle = folder / f"{release.sha256}.bundle"
         await asyncio.to_thread(_remove_downloads, folder, keep=bundle.name + ".part")
         try:
-            await download(session, release.url, bundle, release.size, release.sha256)
+            await download(
+                session, release.url, bundle, release.size, release.sha256, reserve=self.reserve_bytes
+            )
         except BundleRejected as exc:  # a corrupted download; it is deleted and fetched again next poll
             _LOGGER.error("download of %s refused: %s", release.version, exc)
             return "corrupt"
+        except NoSpace as exc:  # the gateway's store needs the space more: try again next poll
+            await asyncio.to_thread(_remove_downloads, folder)
+            _LOGGER.error("update to %s not downloaded: %s", release.version, exc)
+            return "no-space"
         try:
             state = await asyncio.to_thread(self.updater.install, bundle)
         except BundleRejected as exc:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,20 @@ _LOGGER = logging.getLogger(__name__)
 
 MAX_MANIFEST_BYTES = 1 << 20
 _CHUNK = 1 << 16
+#: a download never leaves less than this free: the gateway's store lives on the same partition (its
+#: outbox of a week's readings is a few MB, its quarantine at most 16 MiB, its WAL 256 KiB)
+RESERVE_BYTES = 32 << 20
+
+
+class NoSpace(DownloadError):
+    """Not enough free space for the bundle and the reserve; the partial file has been removed."""
+
+
+def check_space(folder: Path, needed: int, reserve: int = RESERVE_BYTES) -> None:
+    """Raise NoSpace unless `needed` bytes fit in `folder`'s file system with `reserve` left over."""
+    free = shutil.disk_usage(folder).free
+    if free - needed < reserve:
+        raise NoSpace(f"{needed} bytes to download but {free} free in {folder}, and {reserve} must stay free")
 
 
 async def fetch_bytes(session: aiohttp.ClientSession, url: str, limit: int = MAX_MANIFEST_BYTES) -> bytes:
@@ -32,9 +48,19 @@ async def fetch_bytes(session: aiohttp.ClientSession, url: str, limit: int = MAX
 
 
 async def download(
-    session: aiohttp.ClientSession, url: str, dest: Path, size: int, sha256: str, attempts: int = 3
+    session: aiohttp.ClientSession,
+    url: str,
+    dest: Path,
+    size: int,
+    sha256: str,
+    attempts: int = 3,
+    reserve: int = RESERVE_BYTES,
 ) -> Path:
-    """Download to `dest`, resuming `dest.part` with an HTTP Range request; check size and SHA-256."""
+    """Download to `dest`, resuming `dest.part` with an HTTP Range request; check size and SHA-256.
+
+    Checks first that the rest of the bundle fits with `reserve` bytes left free; a full disk
+    (ENOSPC) on the way removes the partial file and raises NoSpace.
+    """
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     last: Exception | None = None
@@ -45,8 +71,12 @@ async def download(
             have = 0
         try:
             if have < size:
+                check_space(part.parent, size - have, reserve)
                 await _fetch_into(session, url, part, have, size)
             break
+        except NoSpace:
+            _discard(part)
+            raise
         except (aiohttp.ClientError, TimeoutError, DownloadError) as exc:
             last = exc
             _LOGGER.warning("download of %s interrupted at %d bytes: %r", url, _size(part), exc)
@@ -72,12 +102,17 @@ async def _fetch_into(session: aiohttp.ClientSession, url: str, part: Path, have
             raise DownloadError(f"GET {url}: range {have}- not satisfiable; starting over")
         else:
             raise DownloadError(f"GET {url}: HTTP {resp.status}")
-        with part.open(mode) as f:
-            async for chunk in resp.content.iter_chunked(_CHUNK):
-                have += len(chunk)
-                if have > size:
-                    raise DownloadError(f"GET {url}: more than the {size} bytes the manifest states")
-                f.write(chunk)
+        try:
+            with part.open(mode) as f:
+                async for chunk in resp.content.iter_chunked(_CHUNK):
+                    have += len(chunk)
+                    if have > size:
+                        raise DownloadError(f"GET {url}: more than the {size} bytes the manifest states")
+                    f.write(chunk)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise NoSpace(f"{part.parent}: disk full at {have} of {size} bytes") from None
     if have < size:
         raise DownloadError(f"GET {url}: connection closed at {have} of {size} bytes")
 

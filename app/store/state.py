@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
-import sqlite3
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.store.database import Store
 
 
 class StateTable:
     """String values by string key; every write is committed at once (they are rare)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     def get(self, key: str) -> str | None:
         """The value stored under `key`, or None."""
-        row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        rows = self._store.query("SELECT value FROM state WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
     def set(self, key: str, value: str) -> None:
         """Store `value` under `key` durably (also commits anything staged with it)."""
         if self.get(key) == value:
             return  # an unchanged value costs no write
-        if not self._conn.in_transaction:
-            self._conn.execute("BEGIN")
-        self._conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
-        self._conn.execute("COMMIT")
+        self._store.write([("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))])
 
     def delete(self, key: str) -> None:
         """Forget `key`."""
         if self.get(key) is None:
             return
-        if not self._conn.in_transaction:
-            self._conn.execute("BEGIN")
-        self._conn.execute("DELETE FROM state WHERE key = ?", (key,))
-        self._conn.execute("COMMIT")
+        self._store.write([("DELETE FROM state WHERE key = ?", (key,))])

@@ -13,7 +13,7 @@ from app.client.backoff import Backoff
 from app.client.errors import Rediscover, Rejected, RetryLater, SepError
 from app.config import Config
 from app.health import Health
-from app.store import Store, open_store
+from app.store import Store, StoreUnavailable, open_store
 from app.telemetry.der import der_status
 from app.telemetry.grid import crossed, tick_at_or_after, tick_time
 from app.telemetry.metering_mirror import readings_post
@@ -30,6 +30,7 @@ _LOGGER = logging.getLogger(__name__)
 PART: Final = "telemetry"
 INVERTER_PART: Final = "telemetry.inverter"
 SERVER_PART: Final = "telemetry.server"
+STORAGE_PART: Final = "telemetry.storage"
 
 #: an inverter read (Modbus retries included) that takes longer is a failed read: a gap
 READ_TIMEOUT_S: Final = 10.0
@@ -41,6 +42,8 @@ MAX_READINGS_PER_POST: Final = 120
 BACKLOG_PACE_S: Final = 1.0
 #: how often readings past outbox_max_age_s are dropped
 PRUNE_EVERY_S: Final = 3600
+#: how often to try again to open an outbox that cannot be opened (an I/O error, a full disk)
+OPEN_RETRY_S: Final = 30.0
 #: a longer stall is not filled with gap rows (a suspended process, a clock jump)
 _MAX_GAP_FILL: Final = 2880
 
@@ -109,7 +112,7 @@ class TelemetryService:
 
     async def run(self) -> None:
         """Sample and report on the grid until cancelled; the outbox is committed and closed on exit."""
-        self._store = store = open_store(self._config.state_dir)
+        self._store = store = await self._open_store()
         try:
             qualifiers = {"W": self._tc.power.data_qualifier, "Hz": self._tc.frequency.data_qualifier}
             self._mirrors = Mirrors(
@@ -129,6 +132,16 @@ class TelemetryService:
             self._backlog = store.outbox.backlogs()
             self._store = None
             store.close()
+
+    async def _open_store(self) -> Store:
+        """The store; while it cannot be opened, say so and try again (beating: this is no hang)."""
+        while True:
+            try:
+                return open_store(self._config.state_dir)
+            except StoreUnavailable as exc:
+                self._health.problem(STORAGE_PART, f"the outbox cannot be opened, retrying ({exc})")
+                self._health.beat(PART)
+                await self._clock.sleep_until(self._clock.now() + timedelta(seconds=OPEN_RETRY_S))
 
     def _next_tick(self) -> int:
         """The next grid tick: never one already taken, unless the server's clock went back."""
@@ -170,6 +183,9 @@ class TelemetryService:
         for point in POINTS:
             out[f"waiting {point.key}"] = backlog.get(point.key, 0)
         out["dropped"] = self.dropped
+        if self._store is not None:
+            out["held in memory"] = self._store.outbox.held
+            out["lost (memory full)"] = self._store.outbox.lost
         return out
 
     def set_grad_w(self, value: int) -> None:
@@ -197,11 +213,29 @@ class TelemetryService:
             self._server_failed("the server did not answer within the 30-s cycle", None)
         except SepError as exc:
             self._server_failed(str(exc), exc.retry_after if isinstance(exc, RetryLater) else None)
+        except StoreUnavailable as exc:  # the readings stay in the outbox or in memory; next cycle
+            _LOGGER.debug("reporting stopped by the store: %s", exc)
         finally:
-            outbox.commit()
+            self._store.outbox.commit()  # a sample it cannot write is held in memory
         if crossed(tick, self._last_prune, PRUNE_EVERY_S):
             self._last_prune = tick
-            self._prune(tick)
+            try:
+                self._prune(tick)
+            except StoreUnavailable as exc:
+                _LOGGER.debug("outbox not pruned: %s", exc)
+        self._storage_health(self._store)
+
+    def _storage_health(self, store: Store) -> None:
+        """Tell the status page and LED whether samples are being written (cleared by the first that is)."""
+        held = store.outbox.held
+        if store.problem is None and not held:
+            self._health.ok(STORAGE_PART)
+            return
+        self._health.problem(
+            STORAGE_PART,
+            f"{store.problem or 'the outbox cannot be written'}; "
+            f"{held} sample(s) held in memory, written when it can be",
+        )
 
     async def _read(self) -> Telemetry | None:
         try:

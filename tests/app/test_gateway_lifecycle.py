@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.config import load_config
-from app.gateway import EXIT_RESTART, LINKS_FILE, SERVER_PART, Gateway
+from app.gateway import EXIT_RESTART, LINKS_FILE, LINKS_KEY, SERVER_PART, Gateway
 from app.lab.gateway_config import write_lab_config
 from app.lab.pki import Pki
 from app.lab.server import LabServer
@@ -170,7 +170,7 @@ async def test_restart_during_an_outage_keeps_sampling_into_the_outbox(
     )
     first = gateway(path)
     run = asyncio.create_task(first.run())
-    assert await until(lambda: (first.config.state_dir / LINKS_FILE).exists(), 15)
+    assert await until(lambda: first.store is not None and first.store.state.get(LINKS_KEY) is not None, 15)
     first.supervisor.stopping.set()
     assert await asyncio.wait_for(run, 15) == 0
 

@@ -76,8 +76,12 @@ def test_prune_forgets_only_old_finished_unlisted_answered_events(tmp_path: Path
     ledger.close()
 
 
-def test_the_file_uses_a_write_ahead_log(tmp_path: Path) -> None:
-    Ledger(tmp_path).close()
+def test_the_ledger_lives_in_the_one_store(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.commit([EventRecord("A1", 100.0, 0, 0, frozenset({1}))], [])
+    ledger.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [FILE_NAME]
     db = sqlite3.connect(tmp_path / FILE_NAME)
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert db.execute("SELECT mrid FROM control_event").fetchall() == [("A1",)]
     db.close()

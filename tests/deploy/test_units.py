@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from app.commissioning.status_page import MAX_CONNECTIONS
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 UNIT = DEPLOY / "wattsmart-gateway.service"
 #: the update units (app/ota): drop-in for the gateway, rollback (OnFailure=), recover (boot), updater
@@ -135,6 +137,36 @@ def test_unit_carries_the_required_settings() -> None:
     assert service["ExecStart"][0].split()[0] == "/" + EXEC_PATH
     assert "PYTHONFAULTHANDLER=1" in " ".join(service["Environment"])  # tracebacks on a watchdog kill
     assert "network-online.target" not in " ".join(unit.get("After", []))  # never wait for a network
+
+
+#: what tests/app/test_flood.py measured (make test-flood): the units are sized from these
+MEASURED_FDS_PEAK = 37
+MEASURED_RSS_PEAK_MIB = 59
+#: the event loop, the asyncio default executor at its largest on a 4-core Pi (min(32, 4 + 4)), a spare
+MAX_THREADS = 1 + 8 + 1
+BOX_RAM_MIB = 512
+
+
+def test_unit_limits_hold_with_headroom_over_what_was_measured() -> None:
+    """LimitNOFILE, MemoryHigh/MemoryMax, TasksMax and the log rate limit: present, sized, ordered."""
+    service = _section(UNIT, "Service")
+    nofile = int(service["LimitNOFILE"][-1])
+    assert 4 * max(MEASURED_FDS_PEAK, MAX_CONNECTIONS + 16) <= nofile <= 1024
+    high, top = _mib(service["MemoryHigh"][-1]), _mib(service["MemoryMax"][-1])
+    assert 2 * MEASURED_RSS_PEAK_MIB <= high < top <= BOX_RAM_MIB // 2
+    assert int(service["TasksMax"][-1]) >= 3 * MAX_THREADS
+    # journald: at most Burst messages per Interval from this unit, so a storm stays small
+    burst = int(service["LogRateLimitBurst"][-1])
+    interval = _seconds(service["LogRateLimitIntervalSec"][-1])
+    assert 0 < burst <= 1000 and interval > 0
+    assert burst / interval * 3600 * 200 < 64 << 20  # an hour of storm at 200 bytes/line: under 64 MiB
+
+
+def _mib(size: str) -> float:
+    """A systemd size ("192M", "1G", "262144K") in MiB."""
+    match = re.fullmatch(r"(\d+)([KMG]?)", size)
+    assert match, size
+    return int(match[1]) * {"K": 1 / 1024, "M": 1, "G": 1024, "": 1 / (1 << 20)}[match[2]]
 
 
 def test_ota_units_carry_the_update_contract() -> None:

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import random
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from app.ota.errors import IntegrityError
 from app.ota.fleet import cohort
 from app.ota.keys import private_key_pem
 from app.ota.poller import Poller
-from app.ota.transfer import download
+from app.ota.transfer import NoSpace, download
+from tests.faults.tmpfs import small_tmpfs
 from tests.ota.conftest import KEY_ID, Box
 from tests.ota.fakes import REPO
 from tests.ota.test_install import assert_working
@@ -234,3 +236,39 @@ async def test_the_poll_command_runs_once_from_the_command_line(box: Box, host: 
     assert proc.returncode == 0, err.decode()
     assert out.decode().strip() == "up-to-date"  # cohort 57 is not in the first 10 %
     assert box.updater().state.manifest_serial == 1
+
+
+async def test_a_full_disk_mid_download_removes_the_partial_file(tmp_path: Path, host: FleetHost) -> None:
+    data = random.Random(4).randbytes(600_000)
+    host.files["big.bundle"] = data
+    digest = hashlib.sha256(data).hexdigest()
+    url = f"{host.url}/fleet/big.bundle"
+    with small_tmpfs(tmp_path / "disk", 1024) as disk:
+        dest = disk / "downloads" / "big.bundle"
+        dest.parent.mkdir()
+        # not enough room for the bundle and the reserve: refused before a byte is fetched
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(NoSpace, match="must stay free"):
+                await download(session, url, dest, len(data), digest, reserve=600_000)
+            assert host.requests == []
+            # the check passes (no reserve asked), but another writer fills the disk meanwhile: ENOSPC
+            (disk / "other").write_bytes(b"\0" * 600_000)
+            with pytest.raises(NoSpace, match="disk full"):
+                await download(session, url, dest, len(data), digest, reserve=-600_000)
+            assert list(dest.parent.iterdir()) == []  # no .part keeps the partition full
+            (disk / "other").unlink()
+            await download(session, url, dest, len(data), digest, reserve=0)
+        assert dest.read_bytes() == data
+
+
+async def test_no_space_for_the_bundle_fails_this_poll_and_the_next_one_installs(
+    box: Box, host: FleetHost
+) -> None:
+    publish(box, host, box.bundle("1.1.0"))
+    short = poller(box, host)
+    # more than the whole disk: no download can leave that much free (free space moves on a shared machine)
+    short.reserve_bytes = shutil.disk_usage(box.tmp).total
+    assert await short.poll_once() == "no-space"
+    assert not list((box.settings.state_dir / "downloads").iterdir())
+    assert_working(box, "1.0.0")
+    assert await poller(box, host).poll_once() == "committed"

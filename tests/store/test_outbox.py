@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from app.store import open_store
-from app.store.database import FILENAME
+from app.store import Store, open_store
+from app.store.database import _OPEN, FILENAME
+
+
+def abandon(store: Store) -> None:
+    """Drop the store as a killed process would: nothing staged is committed, nothing closed cleanly."""
+    store._conn.rollback()
+    store._conn.close()
+    _OPEN.pop(store.path)
 
 
 def test_pending_is_oldest_first_and_skips_recorded_gaps(tmp_path: Path) -> None:
@@ -44,8 +51,7 @@ def test_staged_rows_are_lost_when_the_process_dies_committed_ones_are_not(tmp_p
     store.outbox.commit()
     store.outbox.stage(60, {"W": 2})
     # Abandon the connection as a kill -9 would: the open transaction is rolled back, never committed.
-    store._conn.rollback()
-    store._conn.close()
+    abandon(store)
     with open_store(tmp_path) as again:
         assert again.outbox.pending("W", 10) == [(30, 1, 0)]
 
@@ -87,8 +93,14 @@ def test_one_owner_at_a_time(tmp_path: Path) -> None:
     with open_store(tmp_path) as store:
         store.outbox.stage(30, {"W": 1})
         store.outbox.commit()
-        with pytest.raises(sqlite3.OperationalError):
-            open_store(tmp_path).close()
+        # every part of this process shares the one connection ...
+        with open_store(tmp_path) as again:
+            assert again is store
+        # ... and another process cannot get in while this one holds the file
+        other = sqlite3.connect(tmp_path / FILENAME, timeout=0)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("SELECT count(*) FROM reading").fetchone()
+        other.close()
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
