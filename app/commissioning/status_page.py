@@ -1,79 +1,51 @@
 """The installer's status page: read-only, no secrets, works on a phone; the same data as JSON.
 
-`GET /` is a small self-refreshing HTML page; `GET /api/status` is the JSON it is rendered from.
-The page is built from one `snapshot()` callable so it can never show something the JSON does not.
+`GET /` is a self-refreshing HTML page (app.commissioning.page); `GET /api/status` is the JSON it is
+rendered from; `GET /api/history?hours=24` is the last day of the in-memory history ring. The page is
+built from one `snapshot()` callable and the ring so it can never show something the JSON does not.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, tzinfo
 from typing import Any
 
 from aiohttp import web
+
+from app.commissioning.history import HISTORY_S, History
+from app.commissioning.page import render_page
 
 _LOGGER = logging.getLogger(__name__)
 
 Snapshot = Callable[[], Mapping[str, Any]]
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="5">
-<title>Wattsmart gateway</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:0;padding:1rem;background:#f4f5f7;color:#111}}
-h1{{font-size:1.3rem;margin:0 0 .5rem}}
-.state{{display:inline-block;padding:.2rem .6rem;border-radius:1rem;color:#fff;background:{colour}}}
-section{{background:#fff;border-radius:.5rem;padding:.6rem 1rem;margin:.8rem 0;box-shadow:0 1px 2px #0002}}
-h2{{font-size:1rem;margin:.2rem 0 .4rem}}
-table{{border-collapse:collapse;width:100%}}
-th{{text-align:left;font-weight:600;padding:.2rem .6rem .2rem 0;width:45%;vertical-align:top}}
-td{{padding:.2rem 0;word-break:break-all}}
-</style></head><body>
-<h1>Wattsmart gateway <span class="state" id="state">{state}</span></h1>
-{sections}
-</body></html>
-"""
 
-_COLOURS = {"ok": "#1a7f37", "degraded": "#b35900", "fault": "#c62828"}
-
-
-def render_html(status: Mapping[str, Any]) -> str:
-    """Render the status mapping: top-level `state`, then one section per nested mapping."""
-    state = str(status.get("state", "unknown"))
-    parts = []
-    for title, value in status.items():
-        if not isinstance(value, Mapping):
-            continue
-        rows = "".join(
-            f'<tr><th>{html.escape(str(k))}</th><td id="{html.escape(f"{title}.{k}")}">'
-            f"{html.escape(_show(v))}</td></tr>"
-            for k, v in value.items()
-        )
-        parts.append(f"<section><h2>{html.escape(title)}</h2><table>{rows}</table></section>")
-    return _PAGE.format(
-        colour=_COLOURS.get(state, "#555"), state=html.escape(state), sections="\n".join(parts)
-    )
-
-
-def _show(value: object) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    if isinstance(value, list | tuple):
-        return "; ".join(_show(v) for v in value) or "—"
-    return str(value)
-
-
-def make_app(snapshot: Snapshot) -> web.Application:
-    """The aiohttp application serving the page and the JSON."""
+def make_app(
+    snapshot: Snapshot,
+    history: History | None = None,
+    zone: tzinfo = UTC,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """The aiohttp application serving the page, the JSON and the history (times shown in `zone`)."""
+    history = history if history is not None else History()
 
     async def page(_: web.Request) -> web.Response:
-        return web.Response(text=render_html(snapshot()), content_type="text/html")
+        now = clock()
+        text = render_page(snapshot(), list(history.since(now - HISTORY_S)), now, zone)
+        return web.Response(text=text, content_type="text/html")
+
+    async def history_api(request: web.Request) -> web.Response:
+        try:
+            hours = float(request.query.get("hours", "24"))
+        except ValueError:
+            hours = float("nan")
+        if not 0 < hours <= HISTORY_S / 3600:
+            raise web.HTTPBadRequest(text=f"hours must be a number above 0 and at most {HISTORY_S // 3600}\n")
+        return web.Response(text=history.to_json_text(clock(), hours), content_type="application/json")
 
     async def api(_: web.Request) -> web.Response:
         return web.Response(
@@ -83,14 +55,17 @@ def make_app(snapshot: Snapshot) -> web.Application:
     app = web.Application()
     app.router.add_get("/", page)
     app.router.add_get("/api/status", api)
+    app.router.add_get("/api/history", history_api)
     return app
 
 
 class StatusPage:
     """The page's HTTP listener as an async context manager; `serve_on` moves it to another address."""
 
-    def __init__(self, snapshot: Snapshot, host: str, port: int) -> None:
-        self._runner = web.AppRunner(make_app(snapshot), access_log=None)
+    def __init__(
+        self, snapshot: Snapshot, host: str, port: int, *, history: History | None = None, zone: tzinfo = UTC
+    ) -> None:
+        self._runner = web.AppRunner(make_app(snapshot, history, zone), access_log=None)
         self.host, self.port = host, port
         self._site: web.TCPSite | None = None
         self.url = ""
