@@ -7,11 +7,13 @@ shaded spans carry `data-start`/`data-end` (Unix time), so a test can check what
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Sequence
+import math
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from app.commissioning.history import INTERVAL_S, Sample
+from app.commissioning.history import CONNECTED, EVENT, INTERVAL_S, POSTED, Window
 
 #: a line keeps at most two points per column (about 2 px wide): the page stays small at 24 h
 COLUMNS = 300
@@ -45,80 +47,74 @@ def _y(v: float, lo: float, hi: float) -> float:
     return _TOP + (hi - v) / (hi - lo) * (_H - _TOP - _BOTTOM)
 
 
-def _segments(samples: Sequence[Sample], value: Callable[[Sample], float | None]) -> list[list[Sample]]:
-    """Runs of consecutive samples with a value, broken at a missing value or a gap in time."""
-    out: list[list[Sample]] = []
-    current: list[Sample] = []
-    for s in samples:
-        gap = bool(current) and s.t - current[-1].t > GAP_INTERVALS * INTERVAL_S
-        if value(s) is None or gap:
-            if current:
-                out.append(current)
-            current = []
-        if value(s) is not None:
-            current.append(s)
-    if current:
-        out.append(current)
+def _segments(w: Window, values: array[float]) -> list[range]:
+    """Index runs of consecutive samples with a value, broken at a missing value or a gap in time."""
+    out: list[range] = []
+    start: int | None = None
+    for i in range(len(w)):
+        gap = start is not None and w.t[i] - w.t[i - 1] > GAP_INTERVALS * INTERVAL_S
+        if start is not None and (math.isnan(values[i]) or gap):
+            out.append(range(start, i))
+            start = None
+        if start is None and not math.isnan(values[i]):
+            start = i
+    if start is not None:
+        out.append(range(start, len(w)))
     return out
 
 
-def spans(samples: Sequence[Sample], holds: Callable[[Sample], bool]) -> list[tuple[float, float]]:
-    """The time spans during which `holds` is true (a sample holds until the next, or one interval)."""
+def spans(w: Window, holds: array[int]) -> list[tuple[float, float]]:
+    """The time spans during which `holds` is 1 (a sample holds until the next, or one interval)."""
     out: list[tuple[float, float]] = []
     start: float | None = None
-    for i, s in enumerate(samples):
-        nxt = samples[i + 1].t if i + 1 < len(samples) else s.t + INTERVAL_S
-        end = min(nxt, s.t + GAP_INTERVALS * INTERVAL_S)
-        if holds(s):
+    n = len(w)
+    for i in range(n):
+        t = w.t[i]
+        nxt = w.t[i + 1] if i + 1 < n else t + INTERVAL_S
+        end = min(nxt, t + GAP_INTERVALS * INTERVAL_S)
+        if holds[i]:
             if start is None:
-                start = s.t
+                start = t
             if nxt != end:  # a gap: the span ends with this sample
                 out.append((start, end))
                 start = None
         elif start is not None:
-            out.append((start, s.t))
+            out.append((start, t))
             start = None
     if start is not None:
-        out.append((start, samples[-1].t + INTERVAL_S))
+        out.append((start, w.t[n - 1] + INTERVAL_S))
     return out
 
 
-def _thin(seg: list[Sample], value: Callable[[Sample], float | None], step: bool) -> list[Sample]:
+def _thin(seg: range, values: array[float], step: bool) -> list[int]:
     """Fewer points, same picture: a step line keeps its changes; a line keeps each column's min and max."""
     if step:
-        return [s for i, s in enumerate(seg) if i == 0 or value(s) != value(seg[i - 1])]
+        return [i for i in seg if i == seg.start or values[i] != values[i - 1]]
     if len(seg) <= 2 * COLUMNS:
-        return seg
+        return list(seg)
     size = -(-len(seg) // COLUMNS)
-    out: list[Sample] = []
-    for i in range(0, len(seg), size):
-        bucket = seg[i : i + size]
-        lo = min(bucket, key=lambda s: value(s) or 0.0)
-        hi = max(bucket, key=lambda s: value(s) or 0.0)
-        out.extend(sorted({lo.t: lo, hi.t: hi}.values(), key=lambda s: s.t))
+    out: list[int] = []
+    for b in range(seg.start, seg.stop, size):
+        bucket = range(b, min(b + size, seg.stop))
+        lo = min(bucket, key=values.__getitem__)
+        hi = max(bucket, key=values.__getitem__)
+        out.extend(sorted({lo, hi}))
     return out
 
 
 def _polyline(
-    frame: Frame,
-    segments: list[list[Sample]],
-    value: Callable[[Sample], float | None],
-    lo: float,
-    hi: float,
-    step: bool,
+    frame: Frame, w: Window, segments: list[range], values: array[float], lo: float, hi: float, step: bool
 ) -> str:
     parts = []
     for seg in segments:
         pts: list[str] = []
-        last_t = seg[-1].t + INTERVAL_S
-        kept = _thin(seg, value, step)
-        for i, s in enumerate(kept):
-            v = value(s)
-            assert v is not None
-            y = _y(v, lo, hi)
-            pts.append(f"{frame.x(s.t):.1f},{y:.1f}")
+        last_t = w.t[seg.stop - 1] + INTERVAL_S
+        kept = _thin(seg, values, step)
+        for k, i in enumerate(kept):
+            y = _y(values[i], lo, hi)
+            pts.append(f"{frame.x(w.t[i]):.1f},{y:.1f}")
             if step:
-                nxt = kept[i + 1].t if i + 1 < len(kept) else last_t
+                nxt = w.t[kept[k + 1]] if k + 1 < len(kept) else last_t
                 pts.append(f"{frame.x(nxt):.1f},{y:.1f}")
         parts.append(f'<polyline points="{" ".join(pts)}"/>')
     return "".join(parts)
@@ -127,17 +123,21 @@ def _polyline(
 def _series(
     frame: Frame,
     name: str,
-    samples: Sequence[Sample],
-    value: Callable[[Sample], float | None],
+    w: Window,
+    values: array[float],
     lo: float,
     hi: float,
     css: str,
     step: bool = False,
 ) -> str:
-    segments = _segments(samples, value)
+    segments = _segments(w, values)
     n = sum(len(s) for s in segments)
-    lines = _polyline(frame, segments, value, lo, hi, step)
+    lines = _polyline(frame, w, segments, values, lo, hi, step)
     return f'<g class="{css}" data-series="{name}" data-n="{n}">{lines}</g>'
+
+
+def _finite_max(*columns: array[float]) -> float:
+    return max((v for c in columns for v in c if not math.isnan(v)), key=abs, default=0.0)
 
 
 def _shade(frame: Frame, name: str, found: list[tuple[float, float]], css: str) -> str:
@@ -196,52 +196,43 @@ def _watts_label(w: float) -> str:
     return f"{w / 1000:g} kW" if abs(w) >= 1000 else f"{w:g} W"
 
 
-def power_chart(samples: Sequence[Sample], frame: Frame) -> str:
+def power_chart(w: Window, frame: Frame) -> str:
     """The battery's power against the utility's setpoint, utility events shaded."""
-    values = [abs(v) for s in samples for v in (s.power_w, s.setpoint_w) if v is not None]
-    top = max([1000.0, *values]) * 1.1
+    top = max(1000.0, abs(_finite_max(w.power, w.setpoint))) * 1.1
     top = float(-(-top // 1000) * 1000)  # whole kW, with headroom
     body = _axes(frame, -top, top, [(top, _watts_label(top)), (0, "0"), (-top, "−" + _watts_label(top))])
-    body += _shade(frame, "event", spans(samples, lambda s: s.event), "event")
-    body += _series(frame, "setpoint", samples, lambda s: s.setpoint_w, -top, top, "setpoint", step=True)
-    body += _series(frame, "power", samples, lambda s: s.power_w, -top, top, "power")
+    body += _shade(frame, "event", spans(w, w.holds(EVENT)), "event")
+    body += _series(frame, "setpoint", w, w.setpoint, -top, top, "setpoint", step=True)
+    body += _series(frame, "power", w, w.power, -top, top, "power")
     legend = '<i class="k power"></i>battery <i class="k setpoint"></i>utility setpoint '
     legend += '<i class="k event"></i>event'
     return _figure("chart-power", "Battery power (+ discharge)", legend, body)
 
 
-def soc_chart(samples: Sequence[Sample], frame: Frame) -> str:
+def soc_chart(w: Window, frame: Frame) -> str:
     """The state of charge, 0-100 %, events shaded."""
     body = _axes(frame, 0, 100, [(100, "100 %"), (50, "50 %"), (0, "0 %")])
-    body += _shade(frame, "event", spans(samples, lambda s: s.event), "event")
-    body += _series(frame, "soc", samples, lambda s: s.soc_pct, 0, 100, "soc")
+    body += _shade(frame, "event", spans(w, w.holds(EVENT)), "event")
+    body += _series(frame, "soc", w, w.soc, 0, 100, "soc")
     return _figure(
         "chart-soc", "State of charge", '<i class="k soc"></i>SoC <i class="k event"></i>event', body
     )
 
 
-def readings_chart(samples: Sequence[Sample], frame: Frame) -> str:
+def readings_chart(w: Window, frame: Frame) -> str:
     """Readings waiting for the server (outages shaded) and the moments readings got through."""
-    waits = [s.waiting for s in samples if s.waiting is not None]
-    top = float(max([10, *waits]))
+    top = max(10.0, _finite_max(w.waiting))
     body = _axes(frame, 0, top, [(top, f"{top:g}"), (0, "0")])
-    body += _shade(frame, "outage", spans(samples, lambda s: not s.connected), "outage")
-    body += _series(
-        frame,
-        "waiting",
-        samples,
-        lambda s: None if s.waiting is None else float(s.waiting),
-        0,
-        top,
-        "waiting",
-    )
-    delivered = spans(samples, lambda s: s.posted)
+    connected = w.holds(CONNECTED)
+    body += _shade(frame, "outage", spans(w, array("B", (1 - c for c in connected))), "outage")
+    body += _series(frame, "waiting", w, w.waiting, 0, top, "waiting")
+    posted = w.holds(POSTED)
     bars = "".join(
         f'<rect x="{frame.x(a):.1f}" y="{_H - _BOTTOM - 4}" width="{max(frame.x(b) - frame.x(a), 0.5):.1f}" '
         f'height="4" data-start="{a:.0f}" data-end="{b:.0f}"/>'
-        for a, b in delivered
+        for a, b in spans(w, posted)
     )
-    body += f'<g class="posted" data-shade="posted" data-n="{sum(s.posted for s in samples)}">{bars}</g>'
+    body += f'<g class="posted" data-shade="posted" data-n="{sum(posted)}">{bars}</g>'
     legend = (
         '<i class="k waiting"></i>waiting <i class="k posted"></i>delivered '
         '<i class="k outage"></i>server not reached'

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from array import array
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ INTERVAL_S = 30.0
 CAPACITY = int(HISTORY_S / INTERVAL_S) + 1
 
 _NONE = math.nan
-_POSTED, _CONNECTED, _EVENT = 1, 2, 4
+POSTED, CONNECTED, EVENT = 1, 2, 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,38 @@ class Sample:
             raise ValueError(f"waiting readings {self.waiting!r} < 0")
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Samples as compact columns (8 bytes a value, NaN = none): what the charts draw from."""
+
+    t: array[float]
+    power: array[float]
+    setpoint: array[float]
+    soc: array[float]
+    waiting: array[float]
+    flags: array[int]
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    @classmethod
+    def of(cls, samples: Iterable[Sample]) -> Window:
+        """The columns of `samples` (in time order)."""
+        window = cls(array("d"), array("d"), array("d"), array("d"), array("d"), array("B"))
+        for s in samples:
+            window.t.append(s.t)
+            window.power.append(_num(s.power_w))
+            window.setpoint.append(_num(s.setpoint_w))
+            window.soc.append(_num(s.soc_pct))
+            window.waiting.append(_num(s.waiting))
+            window.flags.append(_flags(s))
+        return window
+
+    def holds(self, flag: int) -> array[int]:
+        """1 where `flag` (POSTED, CONNECTED, EVENT) is set, else 0."""
+        return array("B", (1 if f & flag else 0 for f in self.flags))
+
+
 class History:
     """A ring of at most `capacity` samples in time order; the oldest goes when it is full."""
 
@@ -75,6 +107,12 @@ class History:
         return self._len
 
     @property
+    def nbytes(self) -> int:
+        """The bytes the ring's arrays hold (fixed from the start: it never grows)."""
+        columns = (self._t, self._power, self._setpoint, self._soc, self._waiting, self._flags)
+        return sum(len(c) * c.itemsize for c in columns)
+
+    @property
     def last_t(self) -> float | None:
         """The newest sample's time, or None when empty."""
         return self._t[(self._next - 1) % self.capacity] if self._len else None
@@ -93,11 +131,7 @@ class History:
         self._setpoint[i] = _num(sample.setpoint_w)
         self._soc[i] = _num(sample.soc_pct)
         self._waiting[i] = -1 if sample.waiting is None else sample.waiting
-        self._flags[i] = (
-            (_POSTED if sample.posted else 0)
-            | (_CONNECTED if sample.connected else 0)
-            | (_EVENT if sample.event else 0)
-        )
+        self._flags[i] = _flags(sample)
         self._next = (i + 1) % self.capacity
         self._len = min(self._len + 1, self.capacity)
         return True
@@ -115,10 +149,27 @@ class History:
                     _opt(self._setpoint[i]),
                     _opt(self._soc[i]),
                     None if self._waiting[i] < 0 else self._waiting[i],
-                    bool(flags & _POSTED),
-                    bool(flags & _CONNECTED),
-                    bool(flags & _EVENT),
+                    bool(flags & POSTED),
+                    bool(flags & CONNECTED),
+                    bool(flags & EVENT),
                 )
+
+    def window(self, t0: float) -> Window:
+        """The samples at or after `t0` as columns (no per-sample objects)."""
+        rows = self._rows(t0)
+        return Window(
+            array("d", (self._t[i] for i in rows)),
+            array("d", (self._power[i] for i in rows)),
+            array("d", (self._setpoint[i] for i in rows)),
+            array("d", (self._soc[i] for i in rows)),
+            array("d", (_NONE if self._waiting[i] < 0 else float(self._waiting[i]) for i in rows)),
+            array("B", (self._flags[i] for i in rows)),
+        )
+
+    def _rows(self, t0: float) -> list[int]:
+        """Ring indexes of the samples at or after `t0`, oldest first."""
+        start = (self._next - self._len) % self.capacity
+        return [i for i in ((start + k) % self.capacity for k in range(self._len)) if self._t[i] >= t0]
 
     def to_json(self, now: float, hours: float = 24.0) -> dict[str, Any]:
         """The last `hours` (0 < hours ≤ 24) as columns: `/api/history`'s body, at most `capacity` rows."""
@@ -128,9 +179,7 @@ class History:
     def to_json_text(self, now: float, hours: float = 24.0) -> str:
         """`to_json` as JSON text, built column by column from the ring (no per-sample objects)."""
         hours = min(max(hours, 0.0), HISTORY_S / 3600)
-        t0 = now - hours * 3600
-        start = (self._next - self._len) % self.capacity
-        rows = [i for i in ((start + k) % self.capacity for k in range(self._len)) if self._t[i] >= t0]
+        rows = self._rows(now - hours * 3600)
 
         def floats(col: array[float], digits: int) -> str:
             return ",".join("null" if math.isnan(v) else _short(v, digits) for v in (col[i] for i in rows))
@@ -144,9 +193,9 @@ class History:
             ("setpoint W", floats(self._setpoint, 1)),
             ("state of charge %", floats(self._soc, 1)),
             ("waiting", ",".join("null" if self._waiting[i] < 0 else str(self._waiting[i]) for i in rows)),
-            ("posted", flags(_POSTED)),
-            ("connected", flags(_CONNECTED)),
-            ("event", flags(_EVENT)),
+            ("posted", flags(POSTED)),
+            ("connected", flags(CONNECTED)),
+            ("event", flags(EVENT)),
         )
         head = f'{{"hours": {json.dumps(hours)}, "interval s": {json.dumps(INTERVAL_S)}, "count": {len(rows)}'
         return head + "".join(f', "{name}": [{text}]' for name, text in columns) + "}"
@@ -155,6 +204,14 @@ class History:
 def _short(value: float, digits: int) -> str:
     text = f"{value:.{digits}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _flags(sample: Sample) -> int:
+    return (
+        (POSTED if sample.posted else 0)
+        | (CONNECTED if sample.connected else 0)
+        | (EVENT if sample.event else 0)
+    )
 
 
 def _num(value: float | None) -> float:

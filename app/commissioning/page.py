@@ -13,7 +13,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from app.commissioning.charts import Frame, power_chart, readings_chart, soc_chart
-from app.commissioning.history import HISTORY_S, Sample
+from app.commissioning.history import HISTORY_S, INTERVAL_S, History, Window
 from app.commissioning.words import LED_WORDS, duration, local_time, parse_time, problem_in_words, when
 from app.identity.qr import payload_of, qr_svg
 from hal.gpio import PATTERNS, Colour, LedState
@@ -133,15 +133,36 @@ def led_drawing(state: LedState) -> str:
     )
 
 
-def render_page(status: Mapping[str, Any], samples: Sequence[Sample], now: float, zone: tzinfo) -> str:
-    """The whole page for `status` (the /api/status document) and the history `samples`."""
+def draw_charts(window: Window, end: float, zone: tzinfo) -> str:
+    """The three charts of the 24 h up to `end` (HTML), or a line saying there is no history yet."""
+    if not len(window):
+        return '<p class="muted">No history yet: the charts fill in as the gateway runs.</p>'
+    frame = Frame(end - HISTORY_S, end, zone)
+    return power_chart(window, frame) + soc_chart(window, frame) + readings_chart(window, frame)
+
+
+class ChartCache:
+    """The charts of a history ring, drawn again only when it has a new sample (every 30 s, not per view)."""
+
+    def __init__(self, history: History, zone: tzinfo) -> None:
+        self.history, self.zone = history, zone
+        self._key: tuple[int, float | None] | None = None
+        self._html = ""
+
+    def html(self, now: float) -> str:
+        """The charts up to the newest sample (up to `now` while the ring is empty)."""
+        last = self.history.last_t
+        key = (len(self.history), last)
+        if key != self._key:
+            end = now if last is None else last + INTERVAL_S
+            self._html = draw_charts(self.history.window(end - HISTORY_S), end, self.zone)
+            self._key = key
+        return self._html
+
+
+def render_page(status: Mapping[str, Any], charts: str, now: float, zone: tzinfo) -> str:
+    """The whole page for `status` (the /api/status document) and the `charts` (draw_charts)."""
     at = datetime.fromtimestamp(now, UTC)
-    frame = Frame(now - HISTORY_S, now, zone)
-    charts = (
-        power_chart(samples, frame) + soc_chart(samples, frame) + readings_chart(samples, frame)
-        if samples
-        else '<p class="muted">No history yet: the charts fill in as the gateway runs.</p>'
-    )
     zone_name = at.astimezone(zone).strftime("%Z")
     hint = "" if zone_name == "UTC" else "; hover a time for UTC"
     body = (

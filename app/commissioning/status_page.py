@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from app.commissioning.history import HISTORY_S, History
-from app.commissioning.page import render_page
+from app.commissioning.page import ChartCache, render_page
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -32,10 +32,11 @@ def make_app(
 ) -> web.Application:
     """The aiohttp application serving the page, the JSON and the history (times shown in `zone`)."""
     history = history if history is not None else History()
+    charts = ChartCache(history, zone)
 
     async def page(_: web.Request) -> web.Response:
         now = clock()
-        text = render_page(snapshot(), list(history.since(now - HISTORY_S)), now, zone)
+        text = render_page(snapshot(), charts.html(now), now, zone)
         return web.Response(text=text, content_type="text/html")
 
     async def history_api(request: web.Request) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 import qrcode  # type: ignore[import-untyped]  # no stubs published; only 4 calls used
@@ -29,8 +30,9 @@ def payload_of(sfdi: object, lfdi: str) -> str:
     return f"SFDI:{sfdi} LFDI:{lfdi.upper()}"
 
 
+@functools.lru_cache(maxsize=2)
 def qr_svg(payload: str) -> str:
-    """`payload` as an inline SVG QR code (dark modules as one path), for the status page."""
+    """`payload` as an inline SVG QR code (dark modules as one path), for the status page (cached)."""
     code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
     code.add_data(payload)
     code.make(fit=True)

@@ -88,6 +88,7 @@ def test_a_full_day_is_served_bounded_and_clamped_to_24_h() -> None:
     hour = ring.to_json(now, 1)
     assert hour["count"] == 121 and hour["hours"] == 1
     assert len(json.dumps(day)) < 400_000  # bounded: no more than one day of rows, ever
+    assert ring.nbytes == History().nbytes < 150_000  # preallocated: a full ring costs what an empty one does
 
 
 def test_the_sampler_reads_the_status_document() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import zoneinfo
+from array import array
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,8 @@ import pytest
 
 from app.commissioning.charts import Frame, power_chart, readings_chart, soc_chart, spans
 from app.commissioning.events import describe_action, describe_default, describe_events
-from app.commissioning.history import Sample
-from app.commissioning.page import led_drawing, led_words, render_page
+from app.commissioning.history import History, Sample, Window
+from app.commissioning.page import ChartCache, draw_charts, led_drawing, led_words, render_page
 from app.commissioning.words import LED_WORDS, duration, local_time, parse_time, problem_in_words, relative
 from app.commissioning.zone import page_zone
 from app.config import ConfigError, load_config
@@ -206,7 +208,7 @@ def test_the_page_tells_the_event_in_words_and_draws_the_day() -> None:
         "end": "2026-07-01T13:00:00+00:00",
     }
     status = _status(events=[event], **{"setpoint W": 3000.0, "next change": "2026-07-01T13:00:00+00:00"})
-    page = render_page(status, _day(now), now, BERLIN)
+    page = render_page(status, draw_charts(Window.of(_day(now)), now, BERLIN), now, BERLIN)
     assert "<script" not in page  # the essentials need no JavaScript
     assert "Evening peak support: discharge 3,000 W" in page
     assert ">13:00</time> → <time" in page and ">15:00</time>" in page and "ends in 1 h" in page
@@ -243,14 +245,31 @@ def test_charts_break_lines_at_gaps_and_missing_values() -> None:
     frame = Frame(now - 3600, now, UTC)
     samples = [Sample(now - 3000 + i * 30, power_w=None if i == 3 else 100.0) for i in range(6)]
     samples += [Sample(now - 600, power_w=100.0)]  # after a 40-min gap: the gateway was off
-    chart = power_chart(samples, frame)
+    w = Window.of(samples)
+    chart = power_chart(w, frame)
     power = chart.split('data-series="power"', 1)[1]
     assert power.count("<polyline") == 3
     assert 'data-series="power" data-n="6"' in chart
-    assert spans(samples, lambda s: s.power_w is None) == [(now - 2910, now - 2880)]
-    assert "No" not in soc_chart([], frame) and 'data-n="0"' in readings_chart([], frame)
+    assert spans(w, array("B", (math.isnan(v) for v in w.power))) == [(now - 2910, now - 2880)]
+    empty = Window.of([])
+    assert 'data-n="0"' in soc_chart(empty, frame) and 'data-n="0"' in readings_chart(empty, frame)
 
 
 def test_a_page_without_history_or_leds_still_renders() -> None:
-    page = render_page({"state": "not commissioned", "led": "NOPE"}, [], NOW.timestamp(), UTC)
+    page = render_page(
+        {"state": "not commissioned", "led": "NOPE"}, draw_charts(Window.of([]), 0, UTC), NOW.timestamp(), UTC
+    )
     assert "State: not commissioned" in page and "No history yet" in page
+
+
+def test_charts_are_drawn_again_only_when_the_ring_has_a_new_sample() -> None:
+    ring = History(capacity=10)
+    cache = ChartCache(ring, UTC)
+    now = NOW.timestamp()
+    assert "No history yet" in cache.html(now)
+    ring.record(Sample(now - 60, power_w=100.0))
+    first = cache.html(now)
+    assert 'data-series="power" data-n="1"' in first
+    assert cache.html(now + 20) is first  # no new sample: the same drawing
+    ring.record(Sample(now - 30, power_w=200.0))
+    assert 'data-series="power" data-n="2"' in cache.html(now + 20)
