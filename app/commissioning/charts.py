@@ -21,7 +21,7 @@ COLUMNS = 300
 GAP_INTERVALS = 2.5
 
 _W, _H = 600.0, 120.0
-_LEFT, _RIGHT, _TOP, _BOTTOM = 56.0, 6.0, 8.0, 18.0
+_LEFT, _RIGHT, _TOP, _BOTTOM = 56.0, 6.0, 13.0, 18.0
 
 
 @dataclass(frozen=True, slots=True)

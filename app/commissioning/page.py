@@ -47,7 +47,8 @@ figcaption{font-size:.85rem;font-weight:600;display:flex;justify-content:space-b
 .k{display:inline-block;width:.8rem;height:.5rem;margin:0 .2rem 0 .5rem}
 svg{width:100%;height:auto;display:block}
 svg .plot{fill:#fafbfc;stroke:#ccd}svg .grid{stroke:#dde;stroke-width:.5}
-svg text{font-size:13px;fill:#555}svg .ylab{text-anchor:end}svg .xlab{text-anchor:middle}
+svg text{font-size:13px;fill:#555}@media(max-width:600px){svg text{font-size:18px}}
+svg .ylab{text-anchor:end}svg .xlab{text-anchor:middle}
 svg polyline{fill:none;stroke-width:1.3;stroke-linejoin:round}
 .power polyline{stroke:#1565c0}.k.power{background:#1565c0}
 .setpoint polyline{stroke:#e65100;stroke-dasharray:4 2;stroke-width:1.6}.k.setpoint{background:#e65100}

@@ -222,7 +222,7 @@ def test_the_page_tells_the_event_in_words_and_draws_the_day() -> None:
     assert 'data-series="setpoint" data-n="240"' in page
     event_spans = set(re.findall(r'data-shade="event">(.*?)</g>', page))
     assert event_spans == {
-        f'<rect x="{_x(now, -6)}" y="8.0" width="{_w(2)}" height="94.0" '
+        f'<rect x="{_x(now, -6)}" y="13.0" width="{_w(2)}" height="89.0" '
         f'data-start="{now - 6 * 3600:.0f}" data-end="{now - 4 * 3600:.0f}"/>'
     }
     outage = re.search(r'data-shade="outage">(.*?)</g>', page)
