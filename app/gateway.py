@@ -478,7 +478,7 @@ class Gateway:
                     except OSError as exc:  # e.g. the port is taken: the battery matters more
                         _LOGGER.error("status page unavailable on %s:%d: %s", page.host, page.port, exc)
                     sampler = asyncio.create_task(Sampler(self.history).run(self.status), name="history")
-                    stack.callback(sampler.cancel)
+                    stack.push_async_callback(_cancelled, sampler)
                 await sup.run_until_stopped()
         finally:
             if self._commissioning is not None:
@@ -542,6 +542,12 @@ class Gateway:
             else:
                 entry.unlink()
         _LOGGER.warning("state reset by the button: everything but the identity was removed")
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait until it has stopped."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _load_links(path: Path) -> TelemetryLinks | None:
