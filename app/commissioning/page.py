@@ -76,21 +76,17 @@ def led_css_colour(colour: Colour) -> str:
     return _LED_CSS.get(lit, "#888")
 
 
+def _colour_name(colour: Colour) -> str:
+    if colour.red and colour.green:
+        return "amber"
+    names = [name for name in ("red", "green", "blue") if getattr(colour, name)]
+    return "+".join(names) or "off"
+
+
 def led_words(state: LedState) -> str:
     """The LED's pattern in words, from PATTERNS (e.g. "amber, 2 short blinks every 3 s")."""
     pattern = PATTERNS[state]
-    c = pattern.colour
-    colour = (
-        "amber"
-        if c.red and c.green
-        else "red"
-        if c.red
-        else "green"
-        if c.green
-        else "blue"
-        if c.blue
-        else "off"
-    )
+    colour = _colour_name(pattern.colour)
     lit = sum(end - start for start, end in pattern.on)
     period = pattern.period_s
     if lit / period > 0.9:

@@ -33,7 +33,7 @@ LED_WORDS: dict[LedState, tuple[str, str]] = {
     ),
     LedState.COMMISSIONING: (
         "Commissioning mode: this page is open to the local network",
-        "Finish commissioning.",
+        "Check the sections below; the page closes to the network by itself (status_page.commissioning_s).",
     ),
     LedState.ATTENTION: (
         "Working, but something needs attention",
