@@ -146,12 +146,15 @@ async def test_status_page_at_phone_and_laptop_size(tmp_path: Path, running: Run
 
     async with chromium(tmp_path / "chromium-profile") as tab:
         for width, height in SIZES:
+            before = (await asyncio.to_thread(_get, url + "api/status"))["led"]
             await tab.load(url, width, height)
             page = await tab.html()
+            after = (await asyncio.to_thread(_get, url + "api/status"))["led"]
             assert tab.errors == [], tab.errors
             assert "PRIVATE KEY" not in page
             # the state in words, and the LED drawn from the very pattern the LED blinks
             led = LedState[re.search(r'data-led="(\w+)"', page).group(1)]  # type: ignore[union-attr]
+            assert led.name in {before, after}  # the state the gateway was in as the page loaded
             pattern = PATTERNS[led]
             strip = [tuple(map(float, m)) for m in re.findall(r'data-on="([\d.]+)-([\d.]+)"', page)]
             assert strip == list(pattern.on)
