@@ -46,8 +46,15 @@ status = {
     "problems": {"current": None, "recent": []},
 }
 now = 1_782_907_200.0
+def wchar():
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    return 0
+
 gc.collect()
 base = kib("VmRSS")
+written = wchar()
 ring = History()
 for i in range(CAPACITY):
     t = now - (CAPACITY - 1 - i) * 30
@@ -68,8 +75,9 @@ started = time.perf_counter()
 for _ in range(20):
     render_page(status, cache.html(now), now, zone)
 view = (time.perf_counter() - started) / 20
+written = wchar() - written
 gc.collect()
-figures = {"import": base - before_import, "base": base, "ring": filled - base}
+figures = {"written": written, "import": base - before_import, "base": base, "ring": filled - base}
 figures.update(peak=kib("VmHWM") - base, after=kib("VmRSS") - base)
 figures.update(ms=elapsed * 1000, view_ms=view * 1000, page=len(page.encode()), api=len(api.encode()))
 figures.update(n=len(ring), nbytes=ring.nbytes)
@@ -112,6 +120,7 @@ def run() -> list[Row]:
             "ms",
             "charts drawn once per 30-s sample",
         ),
+        Row("status page: bytes written for a day of samples and the views", m["written"], "B", "no flash"),
         Row("status page: page size at 24 h", m["page"] / 1024, "KiB", "refreshed every 5 s"),
         Row("status page: /api/history?hours=24 size", m["api"] / 1024, "KiB", "bounded by the ring"),
     ]

@@ -88,7 +88,7 @@ def duration(seconds: float) -> str:
         h, m = divmod(s // 60, 60)
         return f"{h} h {m} min" if m else f"{h} h"
     d, h = divmod(s // 3600, 24)
-    return f"{d} day{'s' if d != 1 else ''}" + (f" {h} h" if h else "")
+    return f"{d} day{'s' if d != 1 else ''}" + (f" {h} h" if h and d < 7 else "")
 
 
 def relative(when: datetime, now: datetime) -> str:
