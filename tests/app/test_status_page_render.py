@@ -61,6 +61,7 @@ def test_every_led_state_has_words_and_a_next_step() -> None:
         (3600, "1 h"),
         (7500, "2 h 5 min"),
         (90000, "1 day 1 h"),
+        (30 * 86400 + 3600, "30 days"),
     ],
 )
 def test_durations_for_people(seconds: float, words: str) -> None:
