@@ -10,6 +10,7 @@ import dataclasses
 import os
 import types
 import typing
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -200,6 +201,17 @@ class StatusPageConfig:
     #: commissioning mode (a 5-10 s button hold) opens the page on this address for a while
     commissioning_host: str = "0.0.0.0"  # noqa: S104 - the installer's phone is on the site network
     commissioning_s: int = 1800
+    #: the page's times are in this IANA zone (e.g. "Europe/Berlin"); "localtime" = the box's own
+    time_zone: str = "localtime"
+
+    def __post_init__(self) -> None:
+        if self.time_zone != "localtime":
+            try:
+                zoneinfo.ZoneInfo(self.time_zone)
+            except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+                raise _Invalid(
+                    "time_zone", self.time_zone, 'an IANA time zone such as "Europe/Berlin"'
+                ) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,8 +35,11 @@ from app.client.clock import ServerClock
 from app.client.errors import ConnectionFailed, NotAuthorized, TlsHandshakeError
 from app.client.session import Session
 from app.client.snapshot import ServerTree
+from app.commissioning.events import describe_default, describe_events
+from app.commissioning.history import History, Sampler
 from app.commissioning.panel import Panel
 from app.commissioning.status_page import StatusPage
+from app.commissioning.zone import page_zone
 from app.config import Config
 from app.control.engine import ControlEngine
 from app.control.schedule import Plan
@@ -167,6 +170,8 @@ class Gateway:
         self.status_page: StatusPage | None = None
         #: the one state database, shared with control and telemetry (None if it cannot be opened)
         self.store: Store | None = None
+        #: the status page's last day in memory (no flash), sampled from status() every 30 s
+        self.history = History()
         self.commissioning_until: float | None = None
         self._saved_links: TelemetryLinks | None = None
         self._commissioning: asyncio.Task[None] | None = None
@@ -394,6 +399,8 @@ class Gateway:
                 "mode": "utility setpoint"
                 if inv is not None and inv.setpoint_w is not None
                 else "battery's own",
+                "events": describe_events(plan, tree.programs if tree is not None else ()),
+                "default control": describe_default(plan),
             },
             "inverter": {
                 "reachable": inv is not None and inv.failure is None and inv.last_success is not None,
@@ -494,11 +501,20 @@ class Gateway:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if cfg.status_page.enabled:
-                    page = StatusPage(self.status, cfg.status_page.host, cfg.status_page.port)
+                    zone = page_zone(cfg.status_page.time_zone)
+                    page = StatusPage(
+                        self.status,
+                        cfg.status_page.host,
+                        cfg.status_page.port,
+                        history=self.history,
+                        zone=zone,
+                    )
                     try:
                         self.status_page = await stack.enter_async_context(page)
                     except OSError as exc:  # e.g. the port is taken: the battery matters more
                         _LOGGER.error("status page unavailable on %s:%d: %s", page.host, page.port, exc)
+                    sampler = asyncio.create_task(Sampler(self.history).run(self.status), name="history")
+                    stack.push_async_callback(_cancelled, sampler)
                 await sup.run_until_stopped()
         finally:
             if self._commissioning is not None:
@@ -565,6 +581,12 @@ class Gateway:
             else:
                 entry.unlink()
         _LOGGER.warning("state reset by the button: everything but the identity was removed")
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait until it has stopped."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _load_links(path: Path) -> TelemetryLinks | None:

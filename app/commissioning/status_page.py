@@ -1,7 +1,8 @@
 """The installer's status page: read-only, no secrets, works on a phone; the same data as JSON.
 
-`GET /` is a small self-refreshing HTML page; `GET /api/status` is the JSON it is rendered from.
-The page is built from one `snapshot()` callable so it can never show something the JSON does not.
+`GET /` is a self-refreshing HTML page (app.commissioning.page); `GET /api/status` is the JSON it is
+rendered from; `GET /api/history?hours=24` is the last day of the in-memory history ring. The page is
+built from one `snapshot()` callable and the ring so it can never show something the JSON does not.
 
 In commissioning mode it is reachable from the whole site network, so it holds its limits there:
 at most `MAX_CONNECTIONS` at a time (more are reset at once, costing no file descriptor), a
@@ -13,16 +14,19 @@ or localhost is refused (DNS rebinding), and no software version is advertised.
 from __future__ import annotations
 
 import asyncio
-import html
 import ipaddress
 import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, tzinfo
 from typing import Any, Final
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+
+from app.commissioning.history import HISTORY_S, History
+from app.commissioning.page import ChartCache, render_page
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -89,56 +93,6 @@ class _Handler(RequestHandler):
 
 Snapshot = Callable[[], Mapping[str, Any]]
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="5">
-<title>Wattsmart gateway</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:0;padding:1rem;background:#f4f5f7;color:#111}}
-h1{{font-size:1.3rem;margin:0 0 .5rem}}
-.state{{display:inline-block;padding:.2rem .6rem;border-radius:1rem;color:#fff;background:{colour}}}
-section{{background:#fff;border-radius:.5rem;padding:.6rem 1rem;margin:.8rem 0;box-shadow:0 1px 2px #0002}}
-h2{{font-size:1rem;margin:.2rem 0 .4rem}}
-table{{border-collapse:collapse;width:100%}}
-th{{text-align:left;font-weight:600;padding:.2rem .6rem .2rem 0;width:45%;vertical-align:top}}
-td{{padding:.2rem 0;word-break:break-all}}
-</style></head><body>
-<h1>Wattsmart gateway <span class="state" id="state">{state}</span></h1>
-{sections}
-</body></html>
-"""
-
-_COLOURS = {"ok": "#1a7f37", "degraded": "#b35900", "fault": "#c62828"}
-
-
-def render_html(status: Mapping[str, Any]) -> str:
-    """Render the status mapping: top-level `state`, then one section per nested mapping."""
-    state = str(status.get("state", "unknown"))
-    parts = []
-    for title, value in status.items():
-        if not isinstance(value, Mapping):
-            continue
-        rows = "".join(
-            f'<tr><th>{html.escape(str(k))}</th><td id="{html.escape(f"{title}.{k}")}">'
-            f"{html.escape(_show(v))}</td></tr>"
-            for k, v in value.items()
-        )
-        parts.append(f"<section><h2>{html.escape(title)}</h2><table>{rows}</table></section>")
-    return _PAGE.format(
-        colour=_COLOURS.get(state, "#555"), state=html.escape(state), sections="\n".join(parts)
-    )
-
-
-def _show(value: object) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    if isinstance(value, list | tuple):
-        return "; ".join(_show(v) for v in value) or "—"
-    return str(value)
-
 
 def host_allowed(host: str | None) -> bool:
     """True for a Host header naming an IP address or localhost (any port); a DNS name is refused."""
@@ -179,8 +133,16 @@ class _Throttled:
             self._logged_at, self._unlogged = now, 0
 
 
-def make_app(snapshot: Snapshot, refused: Callable[[str], None] | None = None) -> web.Application:
-    """The aiohttp application serving the page and the JSON."""
+def make_app(
+    snapshot: Snapshot,
+    history: History | None = None,
+    zone: tzinfo = UTC,
+    clock: Callable[[], float] = time.time,
+    refused: Callable[[str], None] | None = None,
+) -> web.Application:
+    """The aiohttp application serving the page, the JSON and the history (times shown in `zone`)."""
+    history = history if history is not None else History()
+    charts = ChartCache(history, zone)
 
     @web.middleware
     async def check_host(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
@@ -195,7 +157,18 @@ def make_app(snapshot: Snapshot, refused: Callable[[str], None] | None = None) -
         response.headers["Server"] = SERVER_HEADER
 
     async def page(_: web.Request) -> web.Response:
-        return web.Response(text=render_html(snapshot()), content_type="text/html")
+        now = clock()
+        text = render_page(snapshot(), charts.html(now), now, zone)
+        return web.Response(text=text, content_type="text/html")
+
+    async def history_api(request: web.Request) -> web.Response:
+        try:
+            hours = float(request.query.get("hours", "24"))
+        except ValueError:
+            hours = float("nan")
+        if not 0 < hours <= HISTORY_S / 3600:
+            raise web.HTTPBadRequest(text=f"hours must be a number above 0 and at most {HISTORY_S // 3600}\n")
+        return web.Response(text=history.to_json_text(clock(), hours), content_type="application/json")
 
     async def api(_: web.Request) -> web.Response:
         return web.Response(
@@ -206,6 +179,7 @@ def make_app(snapshot: Snapshot, refused: Callable[[str], None] | None = None) -
     app.on_response_prepare.append(no_banner)
     app.router.add_get("/", page)
     app.router.add_get("/api/status", api)
+    app.router.add_get("/api/history", history_api)
     return app
 
 
@@ -213,7 +187,14 @@ class StatusPage:
     """The page's HTTP listener as an async context manager; `serve_on` moves it to another address."""
 
     def __init__(
-        self, snapshot: Snapshot, host: str, port: int, *, max_connections: int = MAX_CONNECTIONS
+        self,
+        snapshot: Snapshot,
+        host: str,
+        port: int,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        history: History | None = None,
+        zone: tzinfo = UTC,
     ) -> None:
         self._bad_host = _Throttled("requests with a foreign Host refused")
         self._over_limit = _Throttled(f"connections over the limit of {max_connections} reset")
@@ -223,7 +204,8 @@ class StatusPage:
             "logger": _HTTP_LOGGER,
             **_HEADER_LIMITS,
         }
-        self._runner = web.AppRunner(make_app(snapshot, self._bad_host), **self._handler_args)
+        app = make_app(snapshot, history, zone, refused=self._bad_host)
+        self._runner = web.AppRunner(app, **self._handler_args)
         self.host, self.port = host, port
         self.max_connections = max_connections
         self._listener: asyncio.Server | None = None

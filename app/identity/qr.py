@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 import qrcode  # type: ignore[import-untyped]  # no stubs published; only 4 calls used
@@ -11,7 +12,7 @@ from app.sep.identity import CertIdentity
 
 def qr_payload(identity: CertIdentity) -> str:
     """The text encoded: upper case keeps it in QR alphanumeric mode (smaller); hexBinary ignores case."""
-    return f"SFDI:{identity.sfdi} LFDI:{identity.lfdi.upper()}"
+    return payload_of(identity.sfdi, identity.lfdi)
 
 
 def qr_text(payload: str, *, invert: bool = True) -> str:
@@ -22,3 +23,24 @@ def qr_text(payload: str, *, invert: bool = True) -> str:
     out = io.StringIO()
     code.print_ascii(out=out, invert=invert)
     return out.getvalue()
+
+
+def payload_of(sfdi: object, lfdi: str) -> str:
+    """`qr_payload` from the SFDI and LFDI as the status document shows them."""
+    return f"SFDI:{sfdi} LFDI:{lfdi.upper()}"
+
+
+@functools.lru_cache(maxsize=2)
+def qr_svg(payload: str) -> str:
+    """`payload` as an inline SVG QR code (dark modules as one path), for the status page (cached)."""
+    code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    code.add_data(payload)
+    code.make(fit=True)
+    matrix: list[list[bool]] = code.get_matrix()
+    size = len(matrix)
+    cells = "".join(f"M{x} {y}h1v1h-1z" for y, row in enumerate(matrix) for x, dark in enumerate(row) if dark)
+    return (
+        f'<svg class="qr" viewBox="0 0 {size} {size}" shape-rendering="crispEdges" role="img" '
+        f'aria-label="QR code of the SFDI and LFDI"><rect width="{size}" height="{size}" fill="#fff"/>'
+        f'<path d="{cells}" fill="#000"/></svg>'
+    )
