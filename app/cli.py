@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from app import __version__
 from app.config import DEFAULT_CONFIG, ConfigError, load_config
 from app.identity import cli as identity_cli
 from app.ota import cli as ota_cli
+
+
+def log_format(environ: Mapping[str, str]) -> str:
+    """Log line format: journald (JOURNAL_STREAM set) stamps lines itself; a run by hand gets a timestamp."""
+    if environ.get("JOURNAL_STREAM"):
+        return "%(levelname)s %(name)s: %(message)s"
+    return "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -95,11 +103,7 @@ def _cmd_id(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    logging.basicConfig(
-        level=config.log_level,
-        # journald stamps every line itself
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=config.log_level, format=log_format(os.environ))
     from hal.modbus import quiet_library_logging
 
     quiet_library_logging()

@@ -66,10 +66,24 @@ class ServerConfig:
     default_poll_rate_s: int = 900
     #: longest wait between retries after failures
     max_backoff_s: float = 300.0
+    #: a server pollRate/postRate below this is raised to it (pollRate 0 must not make us a load test)
+    min_rate_s: int = 10
+    #: a server pollRate/postRate above this is capped to it (4294967295 must not freeze a list)
+    max_rate_s: int = 86400
+    #: a server clock further than this from ours is still followed, but warned about
+    max_clock_offset_s: float = 300.0
+    #: DERControlResponses posted per second at most (a list of thousands must not flood the server)
+    responses_per_s: float = 4.0
 
     def __post_init__(self) -> None:
         if not self.dcap_url.startswith("https://"):
             raise _Invalid("dcap_url", self.dcap_url, "an https:// URL (2030.5 requires TLS)")
+        if self.min_rate_s < 1:
+            raise _Invalid("min_rate_s", self.min_rate_s, "at least 1 second")
+        if self.max_rate_s < self.min_rate_s:
+            raise _Invalid("max_rate_s", self.max_rate_s, f"at least min_rate_s ({self.min_rate_s})")
+        if self.responses_per_s <= 0:
+            raise _Invalid("responses_per_s", self.responses_per_s, "more than 0")
 
 
 @dataclass(frozen=True, slots=True)

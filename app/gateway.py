@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from app import __version__
 from app.client.clock import ServerClock
 from app.client.errors import ConnectionFailed, NotAuthorized, TlsHandshakeError
+from app.client.notices import Notices
 from app.client.session import Session
 from app.client.snapshot import ServerTree
 from app.commissioning.events import describe_default, describe_events
@@ -105,6 +106,10 @@ class Link:
         """PUT through the current session."""
         await self._current().http.put(href, obj)
 
+    async def refresh(self, href: str) -> ServerTree | None:
+        """Re-read `href` through the current session's poller (after a POST to it)."""
+        return await self._current().refresh(href)
+
     @property
     def tree(self) -> ServerTree | None:
         """The latest server snapshot."""
@@ -154,7 +159,9 @@ class Gateway:
         self.identity = IdentityStore.from_config(config)
         self.expiry = watch_store(self.identity)
         #: one server clock for the process, whichever session learns the offset
-        self.clock = ServerClock()
+        #: server values the gateway bounded or distrusts (one WARNING each; on the status page)
+        self.notices = Notices()
+        self.clock = ServerClock(max_offset_s=config.server.max_clock_offset_s, notices=self.notices)
         self.link = Link(self.clock)
         self.lfdi: str | None = None
         #: why there is no usable client certificate (None when there is one)
@@ -222,7 +229,9 @@ class Gateway:
             return
         files = self._identity_files()
         server = files.server_config(self.config.server) if files is not None else self.config.server
-        session = Session(server, health=self.health, rng=self.rng, clock=self.clock, poll=False)
+        session = Session(
+            server, health=self.health, rng=self.rng, clock=self.clock, poll=False, notices=self.notices
+        )
         async with session:
             self.link.replace(session)
             poll = asyncio.create_task(session.poller.run(), name="poller")
@@ -325,6 +334,7 @@ class Gateway:
             self.health,
             lfdi,
             rng=self.rng,
+            notices=self.notices,
         )
         # a snapshot published before the service existed was not handed to it by _dispatch
         tree = self.link.tree
@@ -391,6 +401,8 @@ class Gateway:
                 "registered": tree.registered if tree is not None else None,
                 "last read": tree.read_at.isoformat() if tree is not None and tree.read_at else None,
                 "programs": len(tree.programs) if tree is not None else None,
+                "clock offset s": round(self.clock.offset.total_seconds()) if self.clock.synced else None,
+                "bounded inputs": list(self.notices.current().values()) or None,
             },
             "control": {
                 "in force": _in_force(plan),
@@ -485,7 +497,14 @@ class Gateway:
             # the updater waits while this flag says a grid event is in force (RuntimeDirectory on a box)
             flag = cfg.ota.control_flag if cfg.ota.control_flag.parent.is_dir() else None
             self.engine = engine = ControlEngine(
-                cfg, inverter, self.link, lfdi, rng=self.rng, health=self.health, in_force_flag=flag
+                cfg,
+                inverter,
+                self.link,
+                lfdi,
+                rng=self.rng,
+                health=self.health,
+                in_force_flag=flag,
+                clock_offset=lambda: self.clock.offset.total_seconds(),
             )
             # a changed rating is obeyed at once, not at the next re-assertion
             guard.on_ratings_change(lambda _old, _new: engine.wake())

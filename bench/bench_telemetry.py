@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from app.client.identity import DeviceIdentity, sfdi_from_lfdi
 from app.client.session import Session
+from app.client.snapshot import ServerTree
 from app.config import Config, ServerConfig, TelemetryConfig
 from app.health import Health
 from app.lab.pki import generate
 from app.lab.server import LabServer
 from app.lab.tree import LabTree
 from app.sep import parse, to_xml
+from app.sep.dcap import DeviceCapability
+from app.sep.metering_mirror import MirrorUsagePointList
 from app.telemetry import TelemetryLinks, TelemetryService
 from app.telemetry.timebase import SimulatedTimebase
 from bench.common import Row, cpu_seconds
@@ -44,13 +49,25 @@ class _TreeUplink:
             raise LookupError(href)
         return path
 
-    async def get(self, href: str, cls: type[T]) -> T:
-        path, _, query = href.partition("?")
-        params = dict(item.split("=", 1) for item in query.split("&") if "=" in item)
-        obj = self._tree.get(self._path(path), params, self._lfdi)
+    def _get(self, href: str, cls: type[T], params: dict[str, str]) -> T:
+        obj = self._tree.get(self._path(href), params, self._lfdi)
         if obj is None:
             raise LookupError(href)
         return parse(cls, to_xml(obj))
+
+    @property
+    def tree(self) -> ServerTree:
+        """What the poller's snapshot would hold: the DeviceCapability and our MirrorUsagePoints."""
+        mups = self._get("/mup", MirrorUsagePointList, {"l": "500"})
+        return ServerTree(
+            identity=DeviceIdentity(self._lfdi, sfdi_from_lfdi(self._lfdi)),
+            device_capability=self._get("/dcap", DeviceCapability, {}),
+            mirror_usage_point_list_href=self._tree.href("/mup"),
+            mirror_usage_points=mups.MirrorUsagePoint,
+        )
+
+    async def refresh(self, href: str) -> ServerTree:
+        return self.tree
 
     async def post(self, href: str, obj: object) -> str | None:
         reply = self._tree.post(self._path(href), to_xml(obj), self._lfdi)
@@ -124,7 +141,10 @@ async def _tls_hour() -> float:
             lfdi = lab.lfdi_of(pki.client("client"))
             edev = lab.tree.register(lfdi)
             config = _config(lab.client_config(), Path(tmp) / "state")
-            async with Session(config.server, poll=False) as http:
+            async with Session(
+                config.server, monotonic=clock.monotonic, sleep=clock.sleep, rng=random.Random(1)
+            ) as http:
+                clock.participants += 1  # the session's poller sleeps on the simulated clock too
                 inverter = SimInverter(BatterySpec(), clock=clock.now)
                 service = TelemetryService(
                     config, inverter, http, _links(lab.tree, edev), clock, Health(), lfdi

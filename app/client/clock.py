@@ -10,6 +10,8 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from app.client.notices import Notices
+
 _LOGGER = logging.getLogger(__name__)
 
 #: an offset change smaller than this is rounding noise (TimeType is whole seconds), not news
@@ -25,10 +27,24 @@ def utc_now() -> datetime:
 class ServerClock:
     """`now()` is the server's current time; `update()` re-learns the offset from a Time read."""
 
-    def __init__(self, base: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        base: Callable[[], datetime] = utc_now,
+        *,
+        max_offset_s: float = 300.0,
+        notices: Notices | None = None,
+    ) -> None:
         self._base = base
         self._offset = timedelta(0)
         self._synced = False
+        self._max_offset = timedelta(seconds=max_offset_s)
+        #: where an offset beyond `max_offset_s` is told (one WARNING, and the status page)
+        self.notices = notices if notices is not None else Notices()
+
+    @property
+    def distrusted(self) -> bool:
+        """True while the server's clock is further from ours than the configured bound."""
+        return abs(self._offset) > self._max_offset
 
     @property
     def offset(self) -> timedelta:
@@ -65,7 +81,18 @@ class ServerClock:
             offset = self._offset  # the offset we have still fits: keep it steady
         else:
             offset = earliest + (latest - earliest) / 2
-        if not self._synced or abs(offset - self._offset) >= _LOG_THRESHOLD:
-            _LOGGER.info("server clock offset %+.1f s", offset.total_seconds())
+        news = not self._synced or abs(offset - self._offset) >= _LOG_THRESHOLD
         self._offset = offset
         self._synced = True
+        if not news:
+            return
+        if self.distrusted:
+            # 2030.5: the server's time rules, so follow it; but a utility's clock fault must show
+            self.notices.note(
+                "server clock",
+                f"server clock is {offset.total_seconds():+.0f} s from ours (more than "
+                f"{self._max_offset.total_seconds():.0f} s): following it, but events may look ended",
+            )
+        else:
+            self.notices.clear("server clock")
+            _LOGGER.info("server clock offset %+.1f s", offset.total_seconds())

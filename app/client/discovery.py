@@ -10,6 +10,7 @@ read of its parent is taken as absent and tried again at its pollRate, never in 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from app.client import errors
 from app.client.clock import ServerClock
 from app.client.http import HttpClient
 from app.client.identity import DeviceIdentity
+from app.client.notices import Notices, note_rate
 from app.client.schedule import PollSchedule, effective_rate
 from app.client.snapshot import ProgramBranch, ServerTree
 from app.sep.dcap import DeviceCapability
@@ -37,6 +39,8 @@ T = TypeVar("T")
 PAGE_SIZE = 50
 #: a list longer than this is a server bug, not something to page through forever
 MAX_ITEMS = 5000
+#: ... and so is one that takes more pages than this (a server that ignores `l` and sends 1 a page)
+MAX_PAGES = 100
 #: restarts of one walk after 404s before giving up until the next poll
 _MAX_RESTARTS = 4
 
@@ -64,6 +68,9 @@ class Discovery:
         monotonic: Callable[[], float],
         rng: random.Random,
         default_poll_rate_s: int = 900,
+        min_rate_s: int = 10,
+        max_rate_s: int = 86400,
+        notices: Notices | None = None,
     ) -> None:
         self._http = http
         self._dcap_href = dcap_href
@@ -71,6 +78,9 @@ class Discovery:
         self._clock = clock
         self._monotonic = monotonic
         self._default_rate = default_poll_rate_s
+        self._min_rate = min_rate_s
+        self._max_rate = max_rate_s
+        self.notices = notices if notices is not None else Notices()
         self.schedule = PollSchedule(rng)
         self._cache: dict[str, _Entry] = {}
         self._generation = 0
@@ -108,7 +118,7 @@ class Discovery:
         if dcap is None:  # pragma: no cover - the root has no parent, so a 404 raises instead
             raise errors.Rediscover("DeviceCapability is gone", href=self._dcap_href)
         dcap_rate = self._rate(self._dcap_href)
-        time = await self._time(dcap, dcap_rate)
+        time = await self._time(dcap)
         edev, edev_rate, edev_list_href = await self._end_device(dcap, dcap_rate)
         tree = ServerTree(
             identity=self._identity,
@@ -135,13 +145,14 @@ class Discovery:
             tree, end_device=edev, function_set_assignments=fsas, programs=programs, ders=ders
         )
 
-    async def _time(self, dcap: DeviceCapability, rate: int) -> Time | None:
+    async def _time(self, dcap: DeviceCapability) -> Time | None:
         if dcap.TimeLink is None:
             return None
         href = dcap.TimeLink.href
         due = href not in self._cache or self.schedule.is_due(href, self._monotonic())
         sent = self._clock.local_now()
-        time = await self._read(href, Time, rate, parent=self._dcap_href)
+        # Time without a pollRate of its own takes the default (900 s), not DeviceCapability's
+        time = await self._read(href, Time, self._default_rate, parent=self._dcap_href)
         if time is not None and due:
             self._clock.update(time.currentTime, sent, self._clock.local_now())
         return time
@@ -262,7 +273,7 @@ class Discovery:
                 # the parent was just read and still links here: absent until its next poll
                 self._note_broken(href, "is linked but answers 404; trying again at its pollRate")
                 self._cache[href] = _Entry(None, self._generation)
-                self.schedule.record(href, now, effective_rate(None, inherited))
+                self.schedule.record(href, now, effective_rate(None, inherited, self._min_rate))
                 return None
             # the link is stale: re-read the parent, which re-discovers this branch
             self._cache.pop(href, None)
@@ -279,9 +290,16 @@ class Discovery:
         if href in self._broken:
             self._broken.discard(href)
             _LOGGER.info("%s reads fine again", href)
-        own = getattr(value, "pollRate", None)
+        own = note_rate(
+            self.notices,
+            f"pollRate {href}",
+            f"{href} pollRate",
+            getattr(value, "pollRate", None),
+            self._min_rate,
+            self._max_rate,
+        )
         self._cache[href] = _Entry(value, self._generation)
-        self.schedule.record(href, now, effective_rate(own, inherited))
+        self.schedule.record(href, now, effective_rate(own, inherited, self._min_rate))
         return value
 
     def _note_broken(self, href: str, what: str) -> None:
@@ -294,14 +312,22 @@ class Discovery:
         items: list[object] = []
         first: T | None = None
         start = 0
-        while True:
+        for pages in itertools.count(1):
             page = await self._http.get(href, cls, {"s": start, "l": PAGE_SIZE})
             first = first if first is not None else page
             got: tuple[object, ...] = getattr(page, items_field)
             items.extend(got)
             start += len(got)
+            total: int = getattr(page, "all")  # noqa: B009
             # `all` is the total on the server; an empty page ends it whatever `all` claims
-            if not got or start >= getattr(page, "all") or len(items) >= MAX_ITEMS:  # noqa: B009
+            if not got or start >= total:
+                self.notices.clear(f"pages {href}")
+                break
+            if len(items) >= MAX_ITEMS or pages >= MAX_PAGES:
+                self.notices.note(
+                    f"pages {href}",
+                    f"{href} lists {total} items; reading only the first {len(items)} ({pages} pages)",
+                )
                 break
         assert first is not None
         return dataclasses.replace(first, **{items_field: tuple(items), "results": len(items)})  # type: ignore[type-var]

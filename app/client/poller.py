@@ -51,6 +51,8 @@ class Poller:
         self._version = 0
         self._changed = asyncio.Condition()
         self._failing: str | None = None
+        #: one walk at a time: the loop's, or an out-of-turn `refresh()`
+        self._walking = asyncio.Lock()
         #: walks attempted and walks failed, for the status page and tests
         self.walks = 0
         self.failures = 0
@@ -70,8 +72,21 @@ class Poller:
                 delay -= nap
                 self._health.beat(self._part)
 
+    async def refresh(self, href: str) -> ServerTree | None:
+        """Read `href` now, out of its turn (we just POSTed to it), through this poller; the new tree.
+
+        The read restarts `href`'s own interval; everything else stays on its schedule.
+        """
+        self._discovery.schedule.make_due(href)
+        await self.step()
+        return self._tree
+
     async def step(self) -> float:
         """One walk; returns how long to wait before the next one."""
+        async with self._walking:
+            return await self._step()
+
+    async def _step(self) -> float:
         self._health.beat(self._part)
         self.walks += 1
         try:

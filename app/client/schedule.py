@@ -19,10 +19,10 @@ PHASE_FRACTION = 0.1
 PHASE_MAX_S = 30.0
 
 
-def effective_rate(own: int | None, inherited: int) -> int:
-    """A resource's own pollRate, else the one inherited from above; never below MIN_POLL_RATE_S."""
+def effective_rate(own: int | None, inherited: int, floor: int = MIN_POLL_RATE_S) -> int:
+    """A resource's own pollRate, else the one inherited from above; never below `floor`."""
     rate = own if own is not None else inherited
-    return max(rate, MIN_POLL_RATE_S)
+    return max(rate, floor)
 
 
 @dataclass(slots=True)

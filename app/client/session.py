@@ -27,6 +27,7 @@ from app.client.discovery import Discovery
 from app.client.errors import TlsConfigError
 from app.client.http import HttpClient
 from app.client.identity import DeviceIdentity, identity_of_pem_file
+from app.client.notices import Notices
 from app.client.poller import Poller
 from app.client.snapshot import ServerTree
 from app.config import ServerConfig
@@ -55,14 +56,17 @@ class Session:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         poll: bool = True,
+        notices: Notices | None = None,
     ) -> None:
         self.server = server
+        #: server values bounded or distrusted (capped pollRates, ...), for the status page
+        self.notices = notices if notices is not None else Notices()
         try:
             self.identity: DeviceIdentity = identity_of_pem_file(server.cert_file)
         except IdentityError as exc:
             raise TlsConfigError(str(exc)) from None
         self._poll = poll
-        self.clock = clock or ServerClock()
+        self.clock = clock or ServerClock(max_offset_s=server.max_clock_offset_s, notices=self.notices)
         self.health = health or Health()
         rng = rng or random.Random()
         self.http = HttpClient(server)
@@ -74,6 +78,9 @@ class Session:
             monotonic=monotonic,
             rng=rng,
             default_poll_rate_s=server.default_poll_rate_s,
+            min_rate_s=server.min_rate_s,
+            max_rate_s=server.max_rate_s,
+            notices=self.notices,
         )
         self.poller = Poller(
             self.discovery,
@@ -122,6 +129,10 @@ class Session:
     def now(self) -> datetime:
         """Server time (aware UTC): every schedule decision uses this."""
         return self.clock.now()
+
+    async def refresh(self, href: str) -> ServerTree | None:
+        """Re-read `href` through the poller now (after a POST that changed it); the new tree."""
+        return await self.poller.refresh(href)
 
     # --- writing (errors from app.client.errors say what to do) ----------------------------------
 

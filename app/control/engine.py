@@ -43,6 +43,8 @@ HEARTBEAT_S: Final = 30.0
 FAILSAFE_RECHECK_S: Final = 5.0
 #: finished events the server no longer lists are forgotten after this long
 FORGET_AFTER_S: Final = 30 * 24 * 3600.0
+#: more new event milestones than this in one evaluation are logged as one summary line
+LOG_EACH_UP_TO: Final = 10
 _PRUNE_EVERY_S: Final = 3600.0
 
 
@@ -108,8 +110,11 @@ class ControlEngine:
         health: Health | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         in_force_flag: Path | None = None,
+        clock_offset: Callable[[], float] | None = None,
     ) -> None:
         self._config = config
+        #: seconds the server's clock is from ours, told with every event dropped as already ended
+        self._clock_offset = clock_offset
         self._link = link
         self._lfdi = lfdi
         self._clock = link.now
@@ -172,6 +177,7 @@ class ControlEngine:
                 self._health,
                 rng=self._rng,
                 max_backoff_s=self._config.server.max_backoff_s,
+                per_s=self._config.server.responses_per_s,
             )
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(responder.run(), name="control-responses")
@@ -257,19 +263,52 @@ class ControlEngine:
         plan = evaluate(self._programs, self._records, now, self._rng, self._refused)
         for mrid in [m for m in self._refused if m in plan.states and plan.states[m].code is not None]:
             del self._refused[mrid]  # rejected for good: its record remembers it
+        news: list[tuple[str, int, str | None]] = []
         for record in plan.records:
             old = self._records.get(record.mrid)
-            for milestone in sorted(record.reached - (old.reached if old else frozenset())):
-                state = plan.states.get(record.mrid)
-                problem = state.problem if state is not None else None
-                if problem is not None and milestone == ResponseStatus.REJECTED_INVALID:
-                    # a milestone is reached once per mRID (records persist): so is this warning
-                    _LOGGER.warning("event %s: rejected: invalid, %s", record.mrid, problem)
-                else:
-                    _LOGGER.info("event %s: %s", record.mrid, _MILESTONES.get(milestone, str(milestone)))
+            state = plan.states.get(record.mrid)
+            problem = state.problem if state is not None else None
+            news.extend(
+                (record.mrid, m, problem if m == ResponseStatus.REJECTED_INVALID else None)
+                for m in sorted(record.reached - (old.reached if old else frozenset()))
+            )
             self._records[record.mrid] = record
+        self._log_milestones(news)
         self.plan = plan
         return plan.power, plan.next_change, plan
+
+    def _log_milestones(self, news: list[tuple[str, int, str | None]]) -> None:
+        """One line per new milestone (mRID, milestone, why it is invalid); a list that brings many at
+        once gets one summary line. A milestone is reached once per mRID (records persist): so is its line."""
+        expired = ResponseStatus.REJECTED_EXPIRED
+        offset = self._clock_offset() if self._clock_offset is not None else None
+        clock = f" (server clock {offset:+.0f} s from ours)" if offset is not None else ""
+
+        def text(milestone: int) -> str:
+            return _MILESTONES.get(milestone, str(milestone)) + (clock if milestone == expired else "")
+
+        def warns(milestone: int, problem: str | None) -> bool:
+            return milestone == expired or problem is not None
+
+        if len(news) <= LOG_EACH_UP_TO:
+            for mrid, milestone, problem in news:
+                if problem is not None:
+                    _LOGGER.warning("event %s: rejected: invalid, %s", mrid, problem)
+                else:
+                    level = logging.WARNING if warns(milestone, problem) else logging.INFO
+                    _LOGGER.log(level, "event %s: %s", mrid, text(milestone))
+            return
+        counts: dict[int, int] = {}
+        for _, milestone, _ in news:
+            counts[milestone] = counts.get(milestone, 0) + 1
+        mrids = sorted({mrid for mrid, _, _ in news})
+        _LOGGER.log(
+            logging.WARNING if any(warns(m, p) for _, m, p in news) else logging.INFO,
+            "%d events changed: %s (first: %s)",
+            len(mrids),
+            ", ".join(f"{n} {text(m)}" for m, n in sorted(counts.items())),
+            ", ".join(mrids[:3]),
+        )
 
     def _mark_in_force(self, until: float | None) -> None:
         """Keep the flag that tells the updater a grid-control event is in force, and until when.

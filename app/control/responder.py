@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
+from collections.abc import Awaitable, Callable
 from typing import Final, Protocol
 
 from app.client.backoff import Backoff
@@ -41,7 +43,8 @@ def response_document(response: OwedResponse, lfdi: str) -> DERControlResponse:
 
 
 class Responder:
-    """Delivers owed responses in order; a failure waits a jittered, doubling delay, then retries."""
+    """Delivers owed responses in order, at most `per_s` a second; a failure waits a jittered,
+    doubling delay, then retries. A list of thousands of new controls is paced, not a burst."""
 
     def __init__(
         self,
@@ -52,7 +55,12 @@ class Responder:
         *,
         rng: random.Random,
         max_backoff_s: float = 300.0,
+        per_s: float = 4.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        if per_s <= 0:
+            raise ValueError(f"per_s must be more than 0, got {per_s}")
         self._ledger = ledger
         self._poster = poster
         self._lfdi = lfdi
@@ -63,6 +71,10 @@ class Responder:
         #: the owed responses last read, to owe them again if the store is rebuilt under us
         self._owed: list[OwedResponse] = []
         self._generation: int | None = None
+        self._spacing = 1.0 / per_s
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._last_sent: float | None = None
 
     def notify(self) -> None:
         """New responses were recorded: send them now (unless backing off)."""
@@ -82,8 +94,9 @@ class Responder:
                 await self._wake.wait()
                 continue
             for response in owed:
+                await self._pace()
                 if not await self._send(response):
-                    await asyncio.sleep(self._backoff.next_delay(self._retry_after))
+                    await self._sleep(self._backoff.next_delay(self._retry_after))
                     break
 
     def _read_owed(self) -> list[OwedResponse]:
@@ -106,6 +119,14 @@ class Responder:
             _LOGGER.warning(
                 "response %s/%d delivered but not recorded: %s", response.mrid, response.status, exc
             )
+
+    async def _pace(self) -> None:
+        """Wait until one spacing (1 / per_s) has passed since the previous POST began."""
+        if self._last_sent is not None:
+            wait = self._last_sent + self._spacing - self._monotonic()
+            if wait > 0:
+                await self._sleep(wait)
+        self._last_sent = self._monotonic()
 
     async def _send(self, response: OwedResponse) -> bool:
         body = response_document(response, self._lfdi)

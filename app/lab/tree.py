@@ -156,6 +156,8 @@ class LabTree:
         self.fsa_count = fsas
         #: False leaves EndDevice.lFDI out (it is optional in sep.xsd): clients must match on sFDI
         self.show_lfdi = True
+        #: False leaves DeviceCapability's MirrorUsagePointListLink out (a server with no mirrors yet)
+        self.offer_mirrors = True
         self.devices: list[Device] = []
         self.programs: list[Program] = []
         self.stored: dict[str, object] = {}
@@ -346,7 +348,9 @@ class LabTree:
             pollRate=self.poll_rates.dcap,
             TimeLink=Link(href=self.href("/tm")),
             EndDeviceListLink=ListLink(href=self.href("/edev"), all=len(self.devices)),
-            MirrorUsagePointListLink=ListLink(href=self.href("/mup"), all=len(self.mups)),
+            MirrorUsagePointListLink=ListLink(href=self.href("/mup"), all=len(self.mups))
+            if self.offer_mirrors
+            else None,
         )
 
     def _time(self) -> Time:

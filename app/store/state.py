@@ -25,6 +25,12 @@ class StateTable:
             return  # an unchanged value costs no write
         self._store.write([("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))])
 
+    def stage(self, key: str, value: str) -> None:
+        """Store `value` under `key` in the open transaction, made durable by the next commit."""
+        if not self._conn.in_transaction:
+            self._conn.execute("BEGIN")
+        self._conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
+
     def delete(self, key: str) -> None:
         """Forget `key`."""
         if self.get(key) is None:

@@ -1,144 +1,116 @@
-"""The gateway's MirrorUsagePoints on the server: found or created once, their postRate kept fresh."""
+"""The gateway's MirrorUsagePoints, as the poller's snapshot lists them; created once when missing.
+
+Telemetry never reads the MirrorUsagePointList itself: the session's poller reads it at its
+pollRate, and every MUP's href and postRate come from the latest snapshot. Creating a missing MUP
+re-reads the list once, through that same poller.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Final
 
 from app.client.errors import Rediscover
-from app.sep.metering_mirror import MirrorUsagePoint, MirrorUsagePointList
-from app.store import StateTable
+from app.client.notices import Notices, note_rate
+from app.client.snapshot import ServerTree
 from app.telemetry.metering_mirror import mirror_usage_point, mup_mrid
 from app.telemetry.points import DataPoint
 from app.telemetry.uplink import Uplink
 
 _LOGGER = logging.getLogger(__name__)
 
-_PAGE: Final = 50
-
 
 class Mirrors:
-    """One MirrorUsagePoint per data point: its href (persisted) and the postRate the server gave it."""
+    """One MirrorUsagePoint per data point: its href and the (bounded) postRate the server gave it."""
 
     def __init__(
         self,
         uplink: Uplink,
-        state: StateTable,
-        list_href: str | None,
         lfdi: str,
         qualifiers: dict[str, int],
+        *,
+        min_rate_s: int = 10,
+        max_rate_s: int = 86400,
+        notices: Notices | None = None,
     ) -> None:
         self._uplink = uplink
-        self._state = state
-        self._list_href = list_href
-        self._list_read = False
         self._lfdi = lfdi
         self._qualifiers = qualifiers
+        self._min_rate = min_rate_s
+        self._max_rate = max_rate_s
+        self._notices = notices if notices is not None else Notices()
         self._hrefs: dict[str, str] = {}
         self._post_rates: dict[str, int | None] = {}
-        self.pollRate: int | None = None
-        """The MirrorUsagePointList's pollRate: how often the MUPs are re-read for their postRate."""
-
-    @property
-    def list_href(self) -> str | None:
-        """The MirrorUsagePointList, where MUPs are found and created; None while the server has none."""
-        return self._list_href
-
-    @list_href.setter
-    def list_href(self, href: str | None) -> None:
-        if href != self._list_href:
-            self._list_href = href
-            self._list_read = False
+        #: MUPs we created that the list did not show yet (Location from the POST)
+        self._created: dict[str, str] = {}
 
     def href(self, point: DataPoint) -> str | None:
         """The MUP's href, once known."""
         return self._hrefs.get(point.key)
 
     def post_rate(self, point: DataPoint) -> int | None:
-        """The server's postRate for the MUP of `point`, or None when it gave none."""
+        """The server's postRate for the MUP of `point` (bounded), or None when it gave none."""
         return self._post_rates.get(point.key)
 
-    async def ensure(self, point: DataPoint) -> str | None:
-        """The href of `point`'s MUP: remembered, found on the server by mRID, or created (in that order).
-
-        None while the server offers no MirrorUsagePointList to find or create it in.
-        """
-        href = self._hrefs.get(point.key)
-        if href is not None:
-            return href
-        mrid = mup_mrid(self._lfdi, point)
-        key = f"mup:{mrid}"
-        href = self._state.get(key)
-        if href is None:
-            if self.list_href is None:
-                return None
-            href = await self._find(mrid)
-            if href is None:
-                href = await self._create(point, self.list_href)
-            self._state.set(key, href)
-        self._hrefs[point.key] = href
-        await self.refresh(point)
-        return href
-
-    async def refresh(self, point: DataPoint) -> None:
-        """Re-read the MUP for its postRate; a MUP the server lost is looked up or created again."""
-        href = self._hrefs.get(point.key)
-        if href is None:
-            await self.ensure(point)
+    def sync(self, tree: ServerTree | None, points: tuple[DataPoint, ...]) -> None:
+        """Take every MUP's href and postRate from the latest snapshot (no I/O)."""
+        if tree is None:
             return
-        if not self._list_read and self.list_href is not None:
-            # MUPs remembered from an earlier run are not looked up in the list, which alone
-            # carries the pollRate: read its head once, or the default rate would apply until
-            # some MUP is lost and found again.
-            page = await self._uplink.get(f"{self.list_href}?s=0&l=1", MirrorUsagePointList)
-            self._learn_poll_rate(page)
-        try:
-            mup = await self._uplink.get(href, MirrorUsagePoint)
-        except Rediscover:
-            _LOGGER.warning("Mirror usage point %s (%s) is gone from the server; recreating", href, point.key)
-            self.forget(point)
-            await self.ensure(point)
-            return
-        old = self._post_rates.get(point.key, -1)
-        if mup.postRate != old:
-            _LOGGER.info("%s mirror %s: server postRate %s s", point.key, href, mup.postRate)
-        self._post_rates[point.key] = mup.postRate
+        listed = {m.mRID.upper(): m for m in tree.mirror_usage_points if m.href}
+        for point in points:
+            mup = listed.get(mup_mrid(self._lfdi, point))
+            if mup is None or mup.href is None:
+                created = self._created.get(point.key)
+                if created is None:
+                    self._hrefs.pop(point.key, None)
+                else:
+                    self._hrefs[point.key] = created
+                continue
+            self._created.pop(point.key, None)
+            rate = note_rate(
+                self._notices,
+                f"postRate {point.key}",
+                f"mirror {mup.href} postRate",
+                mup.postRate,
+                self._min_rate,
+                self._max_rate,
+            )
+            if self._hrefs.get(point.key) != mup.href or self._post_rates.get(point.key, -1) != rate:
+                _LOGGER.info("%s mirror %s: server postRate %s s", point.key, mup.href, rate)
+            self._hrefs[point.key] = mup.href
+            self._post_rates[point.key] = rate
 
-    def forget(self, point: DataPoint) -> None:
-        """Drop what we know of `point`'s MUP (the server no longer has it)."""
-        self._hrefs.pop(point.key, None)
+    async def ensure(self, tree: ServerTree | None, points: tuple[DataPoint, ...]) -> None:
+        """Create the MUPs the snapshot's list lacks, then re-read the list once through the poller."""
+        self.sync(tree, points)
+        if tree is None or tree.mirror_usage_point_list_href is None:
+            return  # no list read yet, or the server offers none: readings wait in the outbox
+        list_href = tree.mirror_usage_point_list_href
+        missing = [p for p in points if p.key not in self._hrefs]
+        if not missing:
+            return
+        for point in missing:
+            mup = mirror_usage_point(point, self._lfdi, self._qualifiers.get(point.key, 0))
+            location = await self._uplink.post(list_href, mup)
+            _LOGGER.info(
+                "Created mirror usage point %s for %s", location or "(no Location)", point.description
+            )
+            if location is not None:
+                self._created[point.key] = location
+        self.sync(await self._uplink.refresh(list_href), points)
+        for point in missing:
+            if point.key not in self._hrefs:
+                raise Rediscover(
+                    f"server created no MirrorUsagePoint for {mup_mrid(self._lfdi, point)}", href=list_href
+                )
+
+    async def lost(self, point: DataPoint, tree: ServerTree | None) -> None:
+        """The server answered 404 for `point`'s MUP: re-read the list once; the next cycle re-creates it."""
+        href = self._hrefs.pop(point.key, None)
+        _LOGGER.warning("Mirror usage point %s (%s) is gone from the server", href, point.key)
         self._post_rates.pop(point.key, None)
-        self._state.delete(f"mup:{mup_mrid(self._lfdi, point)}")
-
-    async def _find(self, mrid: str) -> str | None:
-        if self.list_href is None:
-            return None
-        start = 0
-        while True:
-            # Always page explicitly: a server may default `l` to 1 (envoy does).
-            page = await self._uplink.get(f"{self.list_href}?s={start}&l={_PAGE}", MirrorUsagePointList)
-            self._learn_poll_rate(page)
-            for mup in page.MirrorUsagePoint:
-                if mup.mRID.upper() == mrid and mup.href:
-                    _LOGGER.info("Found existing mirror usage point %s for mRID %s", mup.href, mrid)
-                    return mup.href
-            start += len(page.MirrorUsagePoint)
-            if not page.MirrorUsagePoint or start >= page.all:
-                return None
-
-    async def _create(self, point: DataPoint, list_href: str) -> str:
-        mup = mirror_usage_point(point, self._lfdi, self._qualifiers.get(point.key, 0))
-        location = await self._uplink.post(list_href, mup)
-        if location is None:
-            # Some servers answer 201 without Location; the list tells us where it went.
-            location = await self._find(mup.mRID)
-            if location is None:
-                raise Rediscover(f"server created no MirrorUsagePoint for {mup.mRID}", href=list_href)
-        _LOGGER.info("Created mirror usage point %s for %s", location, point.description)
-        return location
-
-    def _learn_poll_rate(self, page: MirrorUsagePointList) -> None:
-        if page.pollRate != self.pollRate:
-            _LOGGER.info("mirror usage point list %s: server pollRate %s s", self.list_href, page.pollRate)
-        self.pollRate = page.pollRate
-        self._list_read = True
+        self._created.pop(point.key, None)
+        if tree is not None and tree.mirror_usage_point_list_href is not None:
+            fresh = await self._uplink.refresh(tree.mirror_usage_point_list_href)
+            if fresh is not None and any(m.href == href for m in fresh.mirror_usage_points):
+                return  # still listed: the server 404s a MUP it lists; try it again at the next post
+            self.sync(fresh, (point,))

@@ -11,6 +11,7 @@ from typing import Final
 
 from app.client.backoff import Backoff
 from app.client.errors import Rediscover, Rejected, RetryLater, SepError
+from app.client.notices import Notices
 from app.config import Config
 from app.health import Health
 from app.store import Store, StoreUnavailable, open_store
@@ -48,9 +49,41 @@ OPEN_RETRY_S: Final = 30.0
 _MAX_GAP_FILL: Final = 2880
 
 
+#: state key of a DERStatus's time when its cadence last (re)started: a restart keeps the phase
+STATUS_KEY: Final = "der_status_at"
+
+
+def next_anchor(anchor: int | None, period_s: int, tick: int) -> int:
+    """The scheduled time of a periodic send done at `tick` that was due at `anchor + period_s`.
+
+    A send late by less than one period (a retry after a failure) keeps the cadence: the next one
+    is due a period after the scheduled time, not after the retry. Later than that, or the first
+    send, starts the cadence afresh at `tick`.
+    """
+    if anchor is None:
+        return tick
+    scheduled = anchor + period_s
+    return scheduled if 0 <= tick - scheduled < period_s else tick
+
+
+def resume_anchor(saved: int, period_s: int, tick: int) -> int:
+    """After a restart: the anchor that makes the next send the first one at or after `tick` that
+    is a whole number of periods from `saved` (a send of the earlier run): never sooner than a
+    period after that run's last send."""
+    first = saved + -(-(tick - saved) // period_s) * period_s
+    return first - period_s
+
+
+def is_due(anchor: int | None, period_s: int, tick: int) -> bool:
+    """True when a send scheduled at `anchor` is `period_s` behind `tick`, none was ever sent, or the
+    server's clock went back before it."""
+    return anchor is None or tick >= anchor + period_s or tick < anchor
+
+
 @dataclass(slots=True)
 class _PointState:
-    last_post: int | None = None
+    anchor: int | None = None
+    """Scheduled time (epoch s) of the last post: the next is due postRate after it."""
     catching_up: bool = False
     accepted_at: datetime | None = None
     """Server time the server last took a POST of this point's readings."""
@@ -80,6 +113,7 @@ class TelemetryService:
         max_readings_per_post: int = MAX_READINGS_PER_POST,
         backlog_pace_s: float = BACKLOG_PACE_S,
         rng: random.Random | None = None,
+        notices: Notices | None = None,
     ) -> None:
         self._config = config
         self._tc = config.telemetry
@@ -88,6 +122,7 @@ class TelemetryService:
         self._links = links
         self._clock = clock
         self._health = health
+        self._notices = notices if notices is not None else Notices()
         self._lfdi = lfdi
         self._max_batch = max_readings_per_post
         self._pace = backlog_pace_s
@@ -98,9 +133,8 @@ class TelemetryService:
         self._mirrors: Mirrors | None = None
         self._points = {p.key: _PointState() for p in POINTS}
         self._last_tick: int | None = None
-        self._last_status: int | None = None
+        self._status_anchor: int | None = None
         self._last_ratings: int | None = None
-        self._last_mup_poll: int | None = None
         self._last_prune: int | None = None
         self._inverter_down = False
         self._retry_at = 0.0
@@ -115,9 +149,19 @@ class TelemetryService:
         self._store = store = await self._open_store()
         try:
             qualifiers = {"W": self._tc.power.data_qualifier, "Hz": self._tc.frequency.data_qualifier}
+            server = self._config.server
             self._mirrors = Mirrors(
-                self._uplink, store.state, self._links.mirror_usage_points, self._lfdi, qualifiers
+                self._uplink,
+                self._lfdi,
+                qualifiers,
+                min_rate_s=server.min_rate_s,
+                max_rate_s=server.max_rate_s,
+                notices=self._notices,
             )
+            saved = store.state.get(STATUS_KEY)
+            if saved is not None and saved.isdigit():
+                now_tick = tick_at_or_after(self._clock.now(), self._tc.interval_s)
+                self._status_anchor = resume_anchor(int(saved), self._tc.status_interval_s, now_tick)
             backlog = {p.key: store.outbox.backlog(p.key) for p in POINTS}
             if any(backlog.values()):
                 _LOGGER.info("Outbox holds readings from before the restart: %s", backlog)
@@ -168,8 +212,6 @@ class TelemetryService:
         self._links = links
         self._nameplate.links = links
         self.set_grad_w(links.set_grad_w)
-        if self._mirrors is not None:
-            self._mirrors.list_href = links.mirror_usage_points
 
     def status(self) -> dict[str, object]:
         """For the status page: the last sample, the last accepted post and the backlog per point (no I/O)."""
@@ -283,7 +325,7 @@ class TelemetryService:
     # --- reporting -------------------------------------------------------------------------------
 
     async def _report(self, tick: int, sample: Telemetry | None, deadline: float) -> None:
-        if crossed(tick, self._last_status, self._tc.status_interval_s):
+        if is_due(self._status_anchor, self._tc.status_interval_s, tick):
             await self._send_status(tick, sample)
         # Once known, ratings are read after the send: a change found now is PUT by the next cycle,
         # after the control part (woken by the guard) has written the new setpoint.
@@ -296,15 +338,8 @@ class TelemetryService:
             await self._read_ratings(tick)
         mirrors = self._mirrors
         assert mirrors is not None
-        poll_s = mirrors.pollRate or self._config.server.default_poll_rate_s
-        poll_due = crossed(tick, self._last_mup_poll, poll_s)
-        for point in POINTS:
-            if mirrors.href(point) is None:
-                await mirrors.ensure(point)
-            elif poll_due:
-                await mirrors.refresh(point)
-        if poll_due:
-            self._last_mup_poll = tick
+        # the poller reads the MirrorUsagePointList at its pollRate; we only look at its snapshot
+        await mirrors.ensure(self._uplink.tree, POINTS)
         for point in POINTS:
             if mirrors.href(point) is not None:  # else its readings wait for a MirrorUsagePointList
                 await self._deliver(point, tick, deadline)
@@ -317,7 +352,13 @@ class TelemetryService:
             await self._uplink.put(href, der_status(sample, tick_time(tick)))
         except Rejected as exc:
             _LOGGER.error("Server refused DERStatus: %s", exc)
-        self._last_status = tick
+        old, period = self._status_anchor, self._tc.status_interval_s
+        self._status_anchor = next_anchor(old, period, tick)
+        if old is None or self._status_anchor != old + period:
+            # the cadence (re)started here: remember its phase, durable with this cycle's one commit
+            # (a steady cadence writes nothing: a restart finds the phase from this one value)
+            assert self._store is not None
+            self._store.state.stage(STATUS_KEY, str(self._status_anchor))
 
     async def _read_ratings(self, tick: int) -> None:
         try:
@@ -334,8 +375,20 @@ class TelemetryService:
         assert self._store is not None and self._mirrors is not None
         state = self._points[point.key]
         rate = self._mirrors.post_rate(point) or self._tc.default_post_rate_s
-        if not (state.catching_up or crossed(tick, state.last_post, rate)):
+        due = is_due(state.anchor, rate, tick)
+        if not (state.catching_up or due):
             return
+        if due:
+            # the cadence counts from when this post was due, whether or not the batches below finish
+            state.anchor = next_anchor(state.anchor, rate, tick)
+        try:
+            await self._send_batches(point, state, deadline)
+        except BaseException:
+            state.catching_up = True  # what was due goes at the next try, on the same cadence
+            raise
+
+    async def _send_batches(self, point: DataPoint, state: _PointState, deadline: float) -> None:
+        assert self._store is not None
         outbox = self._store.outbox
         first = True
         while batch := outbox.pending(point.key, self._max_batch):
@@ -350,7 +403,6 @@ class TelemetryService:
             # of three, which is what keeps a day under 2 MB at any postRate (see bench_telemetry).
             catching_up = not first or len(batch) == self._max_batch
             await self._post(point, batch, durable=catching_up)
-            state.last_post = tick
             first = False
             if len(batch) < self._max_batch:
                 break
@@ -366,7 +418,7 @@ class TelemetryService:
             await self._uplink.post(href, document)
             self._points[point.key].accepted_at = self._clock.now()
         except Rediscover:
-            self._mirrors.forget(point)
+            await self._mirrors.lost(point, self._uplink.tree)
             raise
         except Rejected as exc:
             # A batch the server will never take must not block every later reading behind it.

@@ -59,6 +59,23 @@ class SimulatedTimebase:
         """The simulated server time."""
         return self._now
 
+    @property
+    def participants(self) -> int:
+        """How many tasks must sleep on this clock before it moves (e.g. a poller joins the service)."""
+        return self._participants
+
+    @participants.setter
+    def participants(self, count: int) -> None:
+        self._participants = count
+
+    def monotonic(self) -> float:
+        """The simulated time as monotonic seconds (for a poller run on this clock)."""
+        return self._now.timestamp()
+
+    async def sleep(self, seconds: float) -> None:
+        """`asyncio.sleep` on this clock (for a poller run on it)."""
+        await self.sleep_until(self._now + timedelta(seconds=seconds))
+
     def set(self, when: datetime) -> None:
         """Jump to `when` while nothing runs on this clock (e.g. a process is restarted later)."""
         if self._sleepers:

@@ -12,11 +12,7 @@ T = TypeVar("T")
 
 
 class Uplink(Protocol):
-    """The session's typed requests (`app.client.session.Session` and its `HttpClient` have this shape)."""
-
-    async def get(self, href: str, cls: type[T]) -> T:
-        """GET `href` (which may carry a query) and parse it as `cls`."""
-        ...
+    """The session's writes and its poller's snapshot (`app.client.session.Session` has this shape)."""
 
     async def post(self, href: str, obj: object) -> str | None:
         """POST a model; return the Location header, if any."""
@@ -24,6 +20,15 @@ class Uplink(Protocol):
 
     async def put(self, href: str, obj: object) -> None:
         """PUT a model."""
+        ...
+
+    @property
+    def tree(self) -> ServerTree | None:
+        """The poller's latest snapshot (the MirrorUsagePoints come from here, never from a read of ours)."""
+        ...
+
+    async def refresh(self, href: str) -> ServerTree | None:
+        """Have the poller re-read `href` now (after a POST to it); the new snapshot."""
         ...
 
 

@@ -12,12 +12,12 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from app.client.session import Session
 from app.config import Config, ServerConfig
 from app.health import Health
 from app.telemetry import TelemetryLinks, TelemetryService
 from hal.inverter import BatterySpec
 from hal.inverter.sim import SimInverter
+from tests.telemetry.conftest import polling
 from tests.telemetry.simclock import SimClock
 
 
@@ -34,7 +34,7 @@ async def main(args: dict[str, object]) -> None:
     config = Config(server=server, state_dir=Path(str(args["state_dir"])))
     links = TelemetryLinks(**args["links"])  # type: ignore[arg-type]
     inverter = SimInverter(BatterySpec(), clock=clock.now)
-    async with Session(server, poll=False) as http:
+    async with polling(server, clock) as http:
         service = TelemetryService(
             config,
             inverter,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from app.client.clock import ServerClock
 from app.client.session import Session
-from app.config import Config, TelemetryConfig
+from app.config import Config, ServerConfig, TelemetryConfig
 from app.lab.pki import Pki
 from app.lab.server import LabServer
 from app.telemetry import TelemetryLinks
@@ -39,10 +42,28 @@ async def lab(pki: Pki, clock: SimClock) -> AsyncIterator[LabServer]:
         yield server
 
 
+@asynccontextmanager
+async def polling(server: ServerConfig, clock: SimClock) -> AsyncIterator[Session]:
+    """The gateway's 2030.5 session with its poller on the simulated clock (one more participant).
+
+    The telemetry takes its MirrorUsagePoints from this poller's snapshots, as in the gateway.
+    """
+    server_clock = ServerClock(clock.now)
+    session = Session(
+        server, clock=server_clock, monotonic=clock.monotonic, sleep=clock.sleep, rng=random.Random(1)
+    )
+    async with session:
+        clock.participants += 1
+        try:
+            yield session
+        finally:
+            clock.participants -= 1
+
+
 @pytest.fixture
-async def http(lab: LabServer) -> AsyncIterator[Session]:
-    """The gateway's 2030.5 session to the lab server (no poller: the tests know the links)."""
-    async with Session(lab.client_config(request_timeout_s=2.0), poll=False) as session:
+async def http(lab: LabServer, clock: SimClock) -> AsyncIterator[Session]:
+    """The gateway's 2030.5 session to the lab server, polling on the simulated clock."""
+    async with polling(lab.client_config(request_timeout_s=2.0), clock) as session:
         yield session
 
 

@@ -21,7 +21,7 @@ from app.store import open_store
 from app.store.database import FILENAME
 from app.telemetry import TelemetryService
 from hal.inverter.sim import SimInverter
-from tests.telemetry.conftest import START, Device
+from tests.telemetry.conftest import START, Device, polling
 from tests.telemetry.helpers import received_ticks, running
 from tests.telemetry.simclock import SimClock
 
@@ -48,7 +48,6 @@ def _backlog(config: Config) -> dict[str, int]:
 
 async def test_outage_then_kill_9_mid_backlog_delivers_every_reading_once(
     lab: LabServer,
-    http: Session,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -58,7 +57,10 @@ async def test_outage_then_kill_9_mid_backlog_delivers_every_reading_once(
     config = make_config()
 
     # 10 minutes of normal reporting, then the server is gone for an hour; sampling goes on
-    async with running(_service(config, inverter, http, device, clock)) as stop:
+    async with (
+        polling(config.server, clock) as http,
+        running(_service(config, inverter, http, device, clock)) as stop,
+    ):
         await clock.run_for(600)
         await lab.down()
         await clock.run_for(3600)
@@ -122,7 +124,10 @@ async def test_outage_then_kill_9_mid_backlog_delivers_every_reading_once(
 
     # restarted a little later, the gateway delivers the rest
     clock.set(clock.now().replace(microsecond=0) + timedelta(seconds=newest - clock.now().timestamp() + 1))
-    async with running(_service(config, inverter, http, device, clock)) as stop:
+    async with (
+        polling(config.server, clock) as http,
+        running(_service(config, inverter, http, device, clock)) as stop,
+    ):
         await clock.run_for(600)
         await stop()
 
