@@ -52,6 +52,8 @@ def make_rig(fake_time: FakeTime) -> Callable[..., AbstractAsyncContextManager[R
                 monotonic=fake_time.monotonic,
                 rng=rng,
                 default_poll_rate_s=cfg.default_poll_rate_s,
+                min_rate_s=cfg.min_rate_s,
+                max_rate_s=cfg.max_rate_s,
             )
             poller = Poller(
                 discovery,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from app.client.clock import ServerClock
+from app.client.notices import Notices
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -48,3 +50,26 @@ def test_a_fitting_offset_is_kept_steady_across_reads() -> None:
     # a real step of the server's clock is followed
     clock.update(T0 + timedelta(seconds=200), sent=later, received=later)
     assert timedelta(seconds=169) <= clock.offset <= timedelta(seconds=171)
+
+
+def test_a_server_clock_76_years_ahead_is_followed_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="app.client")
+    notices = Notices()
+    clock = ServerClock(lambda: T0, max_offset_s=300, notices=notices)
+    ahead = timedelta(days=76 * 365)
+    for _ in range(3):  # read again and again: one line, not one per read
+        clock.update(T0 + ahead, sent=T0, received=T0)
+    assert abs(clock.offset - ahead) <= timedelta(seconds=1) and clock.distrusted
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert lines == [
+        (
+            logging.WARNING,
+            f"server clock is {clock.offset.total_seconds():+.0f} s from ours (more than 300 s): "
+            "following it, but events may look ended",
+        )
+    ]
+    assert list(notices.current()) == ["server clock"]
+    # the utility fixes its clock: one line, and the status page no longer shows it
+    clock.update(T0 + timedelta(seconds=1), sent=T0, received=T0)
+    assert not clock.distrusted and notices.current() == {}
+    assert [r.levelno for r in caplog.records[1:]] == [logging.INFO, logging.INFO]

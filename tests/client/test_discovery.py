@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from app.client.discovery import MAX_PAGES
 from app.lab.pki import Pki
 from app.lab.server import LabServer
 from app.sep.der import DefaultDERControl, DERControlBase
@@ -126,3 +127,22 @@ async def test_matches_on_sfdi_when_the_server_leaves_lfdi_out(
         snap = await rig.discovery.walk()
     assert snap.end_device is not None
     assert snap.end_device.lFDI is None and snap.end_device.sFDI == snap.identity.sfdi
+
+
+async def test_paging_stops_at_the_page_bound_with_one_warning(
+    sim_server: LabServer, make_rig: MakeRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="app.client")
+    tree = sim_server.tree
+    for n in range(MAX_PAGES + 20):
+        tree.register(f"{n:04x}" + "cd" * 18)
+    tree.max_page = 1  # one item a page, whatever `l` asks
+    async with make_rig(sim_server) as rig:
+        snap = await rig.discovery.walk()
+        await rig.discovery.walk()  # nothing due: no more pages, no second warning
+    assert snap.end_device is not None  # ours is among the first pages
+    assert sim_server.count("GET", "/edev") == MAX_PAGES
+    lines = [r.getMessage() for r in caplog.records if "/edev lists" in r.getMessage()]
+    assert lines == [
+        f"/edev lists {MAX_PAGES + 24} items; reading only the first {MAX_PAGES} ({MAX_PAGES} pages)"
+    ]

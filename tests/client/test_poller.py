@@ -239,3 +239,37 @@ async def test_snapshots_only_on_change(sim_server: LabServer, make_rig: MakeRig
         await asyncio.gather(watcher, return_exceptions=True)
     assert quiet == [0]
     assert seen[-1] == 1 and len(seen) <= 3  # the program's link count may change a walk earlier
+
+
+async def test_time_without_a_poll_rate_takes_the_default_not_its_parents(
+    sim_server: LabServer, make_rig: MakeRig
+) -> None:
+    rates = sim_server.tree.poll_rates
+    rates.dcap, rates.tm, rates.edev, rates.mup = 60, None, 300, 600
+    async with make_rig(sim_server, default_poll_rate_s=900) as rig:
+        await rig.run_until(HOUR)
+    _assert_paced(rig.gets("/dcap"), 60, HOUR)
+    # re-reading DeviceCapability every minute re-reads none of its children before they are due
+    _assert_paced(rig.gets("/tm"), 900, HOUR)
+    _assert_paced(rig.gets("/edev"), 300, HOUR)
+    _assert_paced(rig.gets("/mup"), 600, HOUR)
+
+
+async def test_a_huge_poll_rate_is_capped_with_one_warning(
+    sim_server: LabServer, make_rig: MakeRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="app.client")
+    rates = sim_server.tree.poll_rates
+    rates.mup = 4294967295  # the largest UInt32: a list frozen for 136 years
+    rates.edev = 1  # and one that would have us poll every second
+    async with make_rig(sim_server, max_rate_s=3600, min_rate_s=10) as rig:
+        await rig.run_until(4 * HOUR)
+    _assert_paced(rig.gets("/mup"), 3600, 4 * HOUR)  # re-read within the ceiling (+ its phase)
+    assert len(rig.gets("/mup")) >= 4
+    _assert_paced(rig.gets("/edev"), 10, 4 * HOUR)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert [w for w in warnings if "4294967295" in w] == [
+        "/mup pollRate 4294967295 s from the server is above the ceiling; using 3600 s"
+    ]
+    assert len([w for w in warnings if "/edev pollRate 1 s" in w]) == 1
+    assert set(rig.discovery.notices.current()) == {"pollRate /mup", "pollRate /edev"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +24,7 @@ from app.control.ledger import Ledger
 from app.lab.server import LabServer
 from app.lab.tree import PollRates
 from app.sep.der import DefaultDERControl, DERControlBase
+from app.sep.response import ResponseStatus
 from hal.clock import utc_now
 from hal.inverter.battery import BatterySpec
 from tests.control.fakes import RecordingInverter
@@ -50,7 +52,12 @@ class Gateway:
             sleep=lambda seconds: asyncio.sleep(seconds / SPEEDUP),
         )
         self.engine = ControlEngine(
-            config, inverter, self.session, self.session.identity.lfdi, rng=random.Random(seed)
+            config,
+            inverter,
+            self.session,
+            self.session.identity.lfdi,
+            rng=random.Random(seed),
+            clock_offset=lambda: self.session.clock.offset.total_seconds(),
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -79,10 +86,10 @@ def e2e_config(config: Config) -> Config:
 
 @contextlib.asynccontextmanager
 async def gateway(
-    config: Config, lab: LabServer, inverter: RecordingInverter, seed: int = 1
+    config: Config, lab: LabServer, inverter: RecordingInverter, seed: int = 1, derp_rate: int = 10
 ) -> AsyncIterator[Gateway]:
     # Time is read once (its 900 s is 90 s here): the gateway's server-clock offset stays put.
-    lab.tree.poll_rates = PollRates(dcap=10, tm=900, edev=10, fsa=10, derp=10, der=10, mup=10)
+    lab.tree.poll_rates = PollRates(dcap=10, tm=900, edev=10, fsa=10, derp=derp_rate, der=10, mup=10)
     gw = Gateway(config, inverter, seed)
     await gw.start()
     try:
@@ -200,3 +207,61 @@ async def test_server_outage_fail_safe_then_owed_responses_delivered(
         await wait_until(lambda: (event.mRID, 3) in responses(lab_server))
         await wait_until(lambda: gw.engine.plan is not None)
     assert [s for m, s in responses(lab_server) if m == event.mRID] == [1, 2, 3]
+
+
+async def test_a_server_clock_76_years_ahead_is_followed_but_every_drop_says_so(
+    lab_server: LabServer, e2e_config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app")
+    tree = lab_server.tree
+    tree.time_offset = timedelta(days=76 * 365)  # a utility's clock fault: its Time is 76 years ahead
+    now = utc_now()
+    # an event running now by every other clock: by the server's own Time it ended 76 years ago
+    event = tree.add_control(FIXED, start=now - timedelta(minutes=5), duration=3600, fixed_w=2000)
+    inverter = RecordingInverter(SPEC)
+    async with gateway(e2e_config, lab_server, inverter) as gw:
+        await wait_until(lambda: (event.mRID, ResponseStatus.REJECTED_EXPIRED) in responses(lab_server))
+        offset = gw.session.clock.offset.total_seconds()
+        notices = gw.session.notices.current()
+    assert abs(offset - 76 * 365 * 86400) < 5  # the server's time rules (2030.5)
+    assert inverter.model.target_w is None  # never applied
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    clock_lines = [w for w in warnings if w.startswith("server clock is")]
+    assert len(clock_lines) == 1 and f"{offset:+.0f} s from ours" in clock_lines[0]
+    assert notices["server clock"] == clock_lines[0]  # the status page shows it
+    dropped = [w for w in warnings if event.mRID in w]
+    assert dropped == [
+        f"event {event.mRID}: rejected: it had ended before it reached us "
+        f"(server clock {offset:+.0f} s from ours)"
+    ]
+
+
+async def test_3000_new_controls_give_paced_responses_and_one_summary_line(
+    lab_server: LabServer, e2e_config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.control")
+    tree = lab_server.tree
+    later = tree.now() + timedelta(hours=1)
+    made = [
+        tree.add_control(FIXED, start=later + timedelta(hours=n), duration=60, fixed_w=100)
+        for n in range(3000)
+    ]
+    per_s = 50.0
+    config = dataclasses.replace(
+        e2e_config, server=dataclasses.replace(e2e_config.server, responses_per_s=per_s)
+    )
+    inverter = RecordingInverter(SPEC)
+    # the program's lists (60 pages of 50) are read once in this test, not every simulated 10 s
+    async with gateway(config, lab_server, inverter, derp_rate=3600) as gw:
+        await wait_until(lambda: len(tree.responses) >= 101, timeout_s=30)
+        plan = gw.engine.plan
+    assert plan is not None and len(plan.records) == 3000
+    arrivals = [r.at for r in lab_server.requests if r.method == "POST" and r.path == "/rsps/0/rsp"]
+    # paced: 100 spacings of 1/per_s take at least 2 s, and no second holds more than per_s + 1
+    assert (arrivals[100] - arrivals[0]).total_seconds() >= 100 / per_s * 0.95
+    for i in range(len(arrivals) - int(per_s) - 1):
+        assert (arrivals[i + int(per_s) + 1] - arrivals[i]).total_seconds() >= 0.95
+    assert {r.subject.upper() for r in tree.responses} <= {c.mRID for c in made}
+    lines = [r.getMessage() for r in caplog.records if r.name == "app.control.engine"]
+    assert len(lines) == 1, lines[:5]
+    assert lines[0].startswith("3000 events changed: 3000 received (first: ")
