@@ -83,7 +83,9 @@ def is_due(anchor: int | None, period_s: int, tick: int) -> bool:
 @dataclass(slots=True)
 class _PointState:
     anchor: int | None = None
-    """Scheduled time (epoch s) of the last post: the next is due postRate after it."""
+    """Scheduled time (epoch s) of the last post: the next is due `period` after it."""
+    period: int | None = None
+    """The postRate in force at the last post: a change applies from the next post on."""
     catching_up: bool = False
     accepted_at: datetime | None = None
     """Server time the server last took a POST of this point's readings."""
@@ -375,12 +377,15 @@ class TelemetryService:
         assert self._store is not None and self._mirrors is not None
         state = self._points[point.key]
         rate = self._mirrors.post_rate(point) or self._tc.default_post_rate_s
-        due = is_due(state.anchor, rate, tick)
+        period = state.period or rate
+        due = is_due(state.anchor, period, tick)
         if not (state.catching_up or due):
             return
         if due:
-            # the cadence counts from when this post was due, whether or not the batches below finish
-            state.anchor = next_anchor(state.anchor, rate, tick)
+            # the cadence counts from when this post was due, whether or not the batches below finish;
+            # the postRate in force now sets when the next one goes (every interval is one postRate)
+            state.anchor = next_anchor(state.anchor, period, tick)
+            state.period = rate
         try:
             await self._send_batches(point, state, deadline)
         except BaseException:
