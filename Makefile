@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest run bench clean test-systemd verify-units test-browser test-flood
+.PHONY: install test lint typecheck pytest run bench clean test-systemd verify-units test-browser test-flood test-audit
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q -m "not slow and not browser"
+
+# The conformance self-audit over the whole gateway: ~4 minutes of real time against the lab server.
+test-audit: $(STAMP)
+	$(BIN)/pytest -q -rP -m slow tests/app/test_audit_gateway.py
 
 # The status page in headless Chromium at phone size (apt-get install chromium).
 test-browser: $(STAMP)

@@ -7,7 +7,8 @@ Rules (issue 13), each independent of how the gateway computes its own rates:
   POST to it (creating a MirrorUsagePoint re-reads the list once);
 - every GET is of a resource the server polls (a read outside the polling is a second reader);
 - each MirrorUsagePoint's accepted POSTs are the postRate in force apart, ± 3 s (a retry after a
-  failed POST is excepted);
+  failed POST is excepted); a client learns of a change only when it next reads the list, so a
+  change counts as in force from up to one list pollRate (plus its 10 % phase) before it was made;
 - DERStatus PUTs are 60 ± 6 s apart.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from app.lab.server import Recorded
 from app.lab.tree import PollRates
@@ -119,14 +120,17 @@ def _accepted_intervals(
     return pairs
 
 
-def audit_posts(requests: Sequence[Recorded], post_rates: Sequence[tuple[datetime, int]]) -> list[str]:
-    """Each MUP's accepted POSTs are the postRate in force apart (± 3 s)."""
+def audit_posts(
+    requests: Sequence[Recorded], post_rates: Sequence[tuple[datetime, int]], lag_s: float = 0.0
+) -> list[str]:
+    """Each MUP's accepted POSTs are the postRate in force apart (± 3 s); `lag_s`: how long the
+    client may take to learn of a change (the MirrorUsagePointList's pollRate and phase)."""
     out: list[str] = []
     mups = sorted({r.path for r in requests if r.method == "POST" and re.fullmatch(r"/mup/\d+", r.path)})
     for path in mups:
         for a, b in _accepted_intervals(requests, "POST", path):
             gap = (b - a).total_seconds()
-            rates = _in_force(post_rates, a, b)
+            rates = _in_force(post_rates, a - timedelta(seconds=lag_s), b)
             if not any(abs(gap - rate) <= POST_TOLERANCE_S for rate in rates):
                 out.append(
                     f"POST {path} at {b:%H:%M:%S}: {gap:.1f} s after the last, postRate {sorted(rates)}"
@@ -150,7 +154,9 @@ def audit(
     requests: Sequence[Recorded], rate_of: PollRateOf, post_rates: Sequence[tuple[datetime, int]]
 ) -> list[str]:
     """Every violation of the three rules, one line each (empty: the run conforms)."""
-    return audit_gets(requests, rate_of) + audit_posts(requests, post_rates) + audit_status(requests)
+    mup_rate = rate_of("/mup") or 0.0
+    lag = mup_rate * 1.1
+    return audit_gets(requests, rate_of) + audit_posts(requests, post_rates, lag) + audit_status(requests)
 
 
 def counts(requests: Sequence[Recorded]) -> dict[str, int]:

@@ -10,6 +10,7 @@ import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from app.config import load_config
@@ -189,3 +190,22 @@ async def test_restart_during_an_outage_keeps_sampling_into_the_outbox(
     finally:
         store.close()
     assert backlog >= 3
+
+
+async def test_the_status_page_shows_bounded_server_inputs(
+    tmp_path: Path, pki: Pki, lab_server: LabServer, battery: SunSpecServer
+) -> None:
+    lab_server.tree.poll_rates.mup = 4294967295
+    lab_server.tree.time_offset = timedelta(days=76 * 365)
+    gw = gateway(write_lab_config(tmp_path / "gateway.yaml", lab_server, battery.port, tmp_path / "state"))
+    run = asyncio.create_task(gw.run())
+    try:
+        assert await until(lambda: gw.link.tree is not None and gw.link.tree.registered, 10)
+        server = gw.status()["server"]
+    finally:
+        gw.supervisor.stopping.set()
+        assert await asyncio.wait_for(run, 15) == 0
+    assert abs(server["clock offset s"] - 76 * 365 * 86400) <= 2
+    shown = server["bounded inputs"]
+    assert "/mup pollRate 4294967295 s from the server is above the ceiling; using 86400 s" in shown
+    assert any(line.startswith(f"server clock is +{76 * 365 * 86400 // 1000}") for line in shown), shown

@@ -3,9 +3,14 @@ and a retry after a failure that leaves the cadence where it was."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import logging
 from collections.abc import Callable
 
+import pytest
+
+from app.client.notices import Notices
 from app.client.session import Session
 from app.config import Config
 from app.health import Health
@@ -117,3 +122,30 @@ async def test_a_retry_after_a_failed_post_keeps_the_cadence(
     assert [t for t in posts if t != retry] == list(range(T, T + 660, 60)[:2]) + list(
         range(T + 180, T + 661, 60)
     )
+
+
+async def test_a_huge_post_rate_is_capped_with_one_warning(
+    lab: LabServer,
+    http: Session,
+    device: Device,
+    clock: SimClock,
+    inverter: SimInverter,
+    make_config: Callable[..., Config],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="app")
+    lab.tree.post_rate = 4294967295
+    base = make_config()
+    config = dataclasses.replace(base, server=dataclasses.replace(base.server, max_rate_s=600))
+    notices = Notices()
+    service = TelemetryService(
+        config, inverter, http, device.links, clock, Health(), device.lfdi, notices=notices
+    )
+    async with running(service) as stop:
+        await clock.run_for(3600)
+        await stop()
+    for n in lab.tree.mups:
+        assert set(gaps(epoch(lab, "POST", f"/mup/{n}"))) == {600}  # not never: the ceiling
+    lines = [r.getMessage() for r in caplog.records if "4294967295" in r.getMessage()]
+    assert len(lines) == 2 and all(r.endswith("is above the ceiling; using 600 s") for r in lines)  # W, Hz
+    assert set(notices.current()) == {"postRate W", "postRate Hz"}
