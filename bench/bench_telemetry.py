@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from app.client.clock import ServerClock
 from app.client.identity import DeviceIdentity, sfdi_from_lfdi
 from app.client.session import Session
 from app.client.snapshot import ServerTree
@@ -142,7 +143,11 @@ async def _tls_hour() -> float:
             edev = lab.tree.register(lfdi)
             config = _config(lab.client_config(), Path(tmp) / "state")
             async with Session(
-                config.server, monotonic=clock.monotonic, sleep=clock.sleep, rng=random.Random(1)
+                config.server,
+                clock=ServerClock(clock.now),
+                monotonic=clock.monotonic,
+                sleep=clock.sleep,
+                rng=random.Random(1),
             ) as http:
                 clock.participants += 1  # the session's poller sleeps on the simulated clock too
                 inverter = SimInverter(BatterySpec(), clock=clock.now)

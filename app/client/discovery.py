@@ -108,6 +108,9 @@ class Discovery:
                 self._http.forget(href)
             self.schedule.keep_only(self._seen)
             self._broken &= self._seen
+            for key in self.notices.current():  # a bounded pollRate of a resource no longer linked
+                if key.startswith("pollRate ") and key.removeprefix("pollRate ") not in self._seen:
+                    self.notices.clear(key)
             return tree
         raise errors.RetryLater("links keep moving under us; trying again later", href=self._dcap_href)
 
