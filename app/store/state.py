@@ -1,4 +1,4 @@
-"""A small durable key/value table: what the gateway must remember across restarts (e.g. MUP hrefs)."""
+"""A small durable key/value table: what the gateway must remember across restarts (DERStatus phase)."""
 
 from __future__ import annotations
 
