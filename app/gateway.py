@@ -408,6 +408,7 @@ class Gateway:
                 "in force": _in_force(plan),
                 "next change": _iso(plan.next_change) if plan else None,
                 "setpoint W": inv.setpoint_w if inv is not None else None,
+                "responses waiting": self.engine.responses_waiting if self.engine is not None else None,
                 "mode": "utility setpoint"
                 if inv is not None and inv.setpoint_w is not None
                 else "battery's own",

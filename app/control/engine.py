@@ -140,6 +140,7 @@ class ControlEngine:
         self._default_unsaved = False
         self._generation: int | None = None
         self.plan: Plan | None = None
+        self._responder: Responder | None = None
         """The last evaluation (None before the first snapshot or while in fail-safe)."""
 
     # --- inputs -------------------------------------------------------------------------------
@@ -157,6 +158,11 @@ class ControlEngine:
         """The server answered (even if nothing changed): postpones the fail-safe."""
         self._last_contact = self._monotonic()
         self._wake.set()
+
+    @property
+    def responses_waiting(self) -> int:
+        """DERControlResponses owed and not yet posted (they go out paced)."""
+        return self._responder.waiting if self._responder is not None else 0
 
     @property
     def setpoint(self) -> float | None:
@@ -179,6 +185,7 @@ class ControlEngine:
                 max_backoff_s=self._config.server.max_backoff_s,
                 per_s=self._config.server.responses_per_s,
             )
+            self._responder = responder
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(responder.run(), name="control-responses")
                 tasks.create_task(self._follow(), name="control-snapshots")

@@ -21,6 +21,8 @@ _LOGGER = logging.getLogger(__name__)
 
 PART: Final = "control-responses"
 _FIRST_RETRY_S: Final = 1.0
+#: more owed responses than this at once (a list of many new controls) is told once, as a WARNING
+BACKLOG_WARN: Final = 100
 #: at shutdown, a POST already on the wire gets this long to be answered
 _FINISH_IN_FLIGHT_S: Final = 2.0
 
@@ -75,6 +77,10 @@ class Responder:
         self._monotonic = monotonic
         self._sleep = sleep
         self._last_sent: float | None = None
+        self._per_s = per_s
+        self._backlogged = False
+        #: responses owed and not yet posted (for the status page)
+        self.waiting = 0
 
     def notify(self) -> None:
         """New responses were recorded: send them now (unless backing off)."""
@@ -90,10 +96,12 @@ class Responder:
                 self._health.problem(PART, f"cannot read the owed responses ({exc})")
                 await asyncio.sleep(self._backoff.next_delay(None))
                 continue
+            self._note_backlog(len(owed))
             if not owed:
                 await self._wake.wait()
                 continue
-            for response in owed:
+            for i, response in enumerate(owed):
+                self.waiting = len(owed) - i
                 await self._pace()
                 if not await self._send(response):
                     await self._sleep(self._backoff.next_delay(self._retry_after))
@@ -119,6 +127,20 @@ class Responder:
             _LOGGER.warning(
                 "response %s/%d delivered but not recorded: %s", response.mrid, response.status, exc
             )
+
+    def _note_backlog(self, owed: int) -> None:
+        self.waiting = owed
+        if owed > BACKLOG_WARN and not self._backlogged:
+            self._backlogged = True
+            _LOGGER.warning(
+                "%d responses owed; posting them at %g a second (about %.0f s)",
+                owed,
+                self._per_s,
+                owed / self._per_s,
+            )
+        elif owed == 0 and self._backlogged:
+            self._backlogged = False
+            _LOGGER.info("every owed response is posted")
 
     async def _pace(self) -> None:
         """Wait until one spacing (1 / per_s) has passed since the previous POST began."""

@@ -255,6 +255,7 @@ async def test_3000_new_controls_give_paced_responses_and_one_summary_line(
     async with gateway(config, lab_server, inverter, derp_rate=3600) as gw:
         await wait_until(lambda: len(tree.responses) >= 101, timeout_s=30)
         plan = gw.engine.plan
+        waiting = gw.engine.responses_waiting
     assert plan is not None and len(plan.records) == 3000
     arrivals = [r.at for r in lab_server.requests if r.method == "POST" and r.path == "/rsps/0/rsp"]
     # paced: 100 spacings of 1/per_s take at least 2 s, and no second holds more than per_s + 1
@@ -265,3 +266,6 @@ async def test_3000_new_controls_give_paced_responses_and_one_summary_line(
     lines = [r.getMessage() for r in caplog.records if r.name == "app.control.engine"]
     assert len(lines) == 1, lines[:5]
     assert lines[0].startswith("3000 events changed: 3000 received (first: ")
+    assert 0 < waiting < 3000 - 100  # the status page tells how many still wait
+    told = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "app.control.responder"]
+    assert told == [(logging.WARNING, "3000 responses owed; posting them at 50 a second (about 60 s)")]
