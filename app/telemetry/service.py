@@ -51,6 +51,8 @@ _MAX_GAP_FILL: Final = 2880
 
 #: state key of a DERStatus's time when its cadence last (re)started: a restart keeps the phase
 STATUS_KEY: Final = "der_status_at"
+#: ... and of a point's post when its cadence last (re)started or its postRate changed
+POST_KEY: Final = "post_at:{}"
 
 
 def next_anchor(anchor: int | None, period_s: int, tick: int) -> int:
@@ -89,6 +91,8 @@ class _PointState:
     catching_up: bool = False
     accepted_at: datetime | None = None
     """Server time the server last took a POST of this point's readings."""
+    saved: int | None = None
+    """A post of the earlier run (its phase), until this run's first post resumes from it."""
 
 
 class TelemetryService:
@@ -164,6 +168,9 @@ class TelemetryService:
             if saved is not None and saved.isdigit():
                 now_tick = tick_at_or_after(self._clock.now(), self._tc.interval_s)
                 self._status_anchor = resume_anchor(int(saved), self._tc.status_interval_s, now_tick)
+            for point in POINTS:
+                text = store.state.get(POST_KEY.format(point.key))
+                self._points[point.key].saved = int(text) if text is not None and text.isdigit() else None
             backlog = {p.key: store.outbox.backlog(p.key) for p in POINTS}
             if any(backlog.values()):
                 _LOGGER.info("Outbox holds readings from before the restart: %s", backlog)
@@ -378,14 +385,19 @@ class TelemetryService:
         state = self._points[point.key]
         rate = self._mirrors.post_rate(point) or self._tc.default_post_rate_s
         period = state.period or rate
+        if state.anchor is None and state.saved is not None:
+            state.anchor = resume_anchor(state.saved, period, tick)  # after a restart: same phase
+            state.saved = None
         due = is_due(state.anchor, period, tick)
         if not (state.catching_up or due):
             return
         if due:
             # the cadence counts from when this post was due, whether or not the batches below finish;
             # the postRate in force now sets when the next one goes (every interval is one postRate)
-            state.anchor = next_anchor(state.anchor, period, tick)
-            state.period = rate
+            old, state.anchor, state.period = state.anchor, next_anchor(state.anchor, period, tick), rate
+            if old is None or state.anchor != old + period or rate != period:
+                # a new phase: remember it with this cycle's commit (a steady cadence writes nothing)
+                self._store.state.stage(POST_KEY.format(point.key), str(state.anchor))
         try:
             await self._send_batches(point, state, deadline)
         except BaseException:
