@@ -26,10 +26,10 @@ class StateTable:
         self._store.write([("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))])
 
     def stage(self, key: str, value: str) -> None:
-        """Store `value` under `key` in the open transaction, made durable by the next commit."""
-        if not self._conn.in_transaction:
-            self._conn.execute("BEGIN")
-        self._conn.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
+        """Store `value` under `key` in the open transaction, made durable by the next commit (a
+        rollback loses it: stage only what may be lost)."""
+        self._store.begin()
+        self._store.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
 
     def delete(self, key: str) -> None:
         """Forget `key`."""

@@ -164,13 +164,7 @@ class TelemetryService:
                 max_rate_s=server.max_rate_s,
                 notices=self._notices,
             )
-            saved = store.state.get(STATUS_KEY)
-            if saved is not None and saved.isdigit():
-                now_tick = tick_at_or_after(self._clock.now(), self._tc.interval_s)
-                self._status_anchor = resume_anchor(int(saved), self._tc.status_interval_s, now_tick)
-            for point in POINTS:
-                text = store.state.get(POST_KEY.format(point.key))
-                self._points[point.key].saved = int(text) if text is not None and text.isdigit() else None
+            self._resume_phases(store)
             backlog = {p.key: store.outbox.backlog(p.key) for p in POINTS}
             if any(backlog.values()):
                 _LOGGER.info("Outbox holds readings from before the restart: %s", backlog)
@@ -185,6 +179,28 @@ class TelemetryService:
             self._backlog = store.outbox.backlogs()
             self._store = None
             store.close()
+
+    def _resume_phases(self, store: Store) -> None:
+        """The DERStatus and post phases of the earlier run (none if the store cannot say: start afresh)."""
+        try:
+            saved = store.state.get(STATUS_KEY)
+            posts = {p.key: store.state.get(POST_KEY.format(p.key)) for p in POINTS}
+        except StoreUnavailable as exc:
+            _LOGGER.debug("cadence phases not read: %s", exc)
+            return
+        if saved is not None and saved.isdigit():
+            now_tick = tick_at_or_after(self._clock.now(), self._tc.interval_s)
+            self._status_anchor = resume_anchor(int(saved), self._tc.status_interval_s, now_tick)
+        for key, text in posts.items():
+            self._points[key].saved = int(text) if text is not None and text.isdigit() else None
+
+    def _remember(self, key: str, value: int) -> None:
+        """Stage a cadence phase with this cycle's commit; a store in trouble only costs the phase."""
+        assert self._store is not None
+        try:
+            self._store.state.stage(key, str(value))
+        except StoreUnavailable as exc:
+            _LOGGER.debug("%s not remembered: %s", key, exc)
 
     async def _open_store(self) -> Store:
         """The store; while it cannot be opened, say so and try again (beating: this is no hang)."""
@@ -366,8 +382,7 @@ class TelemetryService:
         if old is None or self._status_anchor != old + period:
             # the cadence (re)started here: remember its phase, durable with this cycle's one commit
             # (a steady cadence writes nothing: a restart finds the phase from this one value)
-            assert self._store is not None
-            self._store.state.stage(STATUS_KEY, str(self._status_anchor))
+            self._remember(STATUS_KEY, self._status_anchor)
 
     async def _read_ratings(self, tick: int) -> None:
         try:
@@ -397,7 +412,7 @@ class TelemetryService:
             old, state.anchor, state.period = state.anchor, next_anchor(state.anchor, period, tick), rate
             if old is None or state.anchor != old + period or rate != period:
                 # a new phase: remember it with this cycle's commit (a steady cadence writes nothing)
-                self._store.state.stage(POST_KEY.format(point.key), str(state.anchor))
+                self._remember(POST_KEY.format(point.key), state.anchor)
         try:
             await self._send_batches(point, state, deadline)
         except BaseException:
