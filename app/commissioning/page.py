@@ -306,6 +306,11 @@ def _server(server: Mapping[str, Any], problems: Mapping[str, Any], zone: tzinfo
         ("programs", _esc(server.get("programs"))),
         ("address", _esc(server.get("url"))),
     ]
+    if server.get("clock offset s"):
+        rows.append(("server clock", f"{_esc(server.get('clock offset s'))} s from ours"))
+    bounded = server.get("bounded inputs")
+    if bounded:  # server values the gateway capped or distrusts (each also logged once as a warning)
+        rows.append(("bounded inputs", "<ul>" + "".join(f"<li>{_esc(v)}</li>" for v in bounded) + "</ul>"))
     current = problems.get("current") or []
     recent = problems.get("recent") or []
     listed = "".join(

@@ -274,3 +274,16 @@ def test_charts_are_drawn_again_only_when_the_ring_has_a_new_sample() -> None:
     assert cache.html(now + 20) is first  # no new sample: the same drawing
     ring.record(Sample(now - 30, power_w=200.0))
     assert 'data-series="power" data-n="2"' in cache.html(now + 20)
+
+
+def test_the_server_card_shows_bounded_server_inputs_and_the_clock_offset() -> None:
+    status = _status()
+    status["server"] |= {
+        "clock offset s": 2396736000,
+        "bounded inputs": ["/mup pollRate 4294967295 s from the server is above the ceiling; using 86400 s"],
+    }
+    now = datetime(2026, 7, 1, 12, 0, tzinfo=UTC).timestamp()
+    page = render_page(status, "", now, BERLIN)
+    assert "2396736000 s from ours" in page
+    assert "<li>/mup pollRate 4294967295 s from the server is above the ceiling; using 86400 s</li>" in page
+    assert "bounded inputs" not in render_page(_status(), "", now, BERLIN)
