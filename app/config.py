@@ -196,7 +196,8 @@ class ControlConfig:
 class GpioConfig:
     """Status LED and button pins (BCM numbering)."""
 
-    backend: Literal["rpi", "fake", "none"] = "fake"
+    #: auto = the SoC's gpiochip, else RPi.GPIO, else none (one log line); gpiochip/rpi insist on one
+    backend: Literal["auto", "gpiochip", "rpi", "fake", "none"] = "auto"
     led_red: int = 17
     led_green: int = 27
     led_blue: int | None = 22

@@ -31,7 +31,7 @@ from app.identity import ExpiryLevel, expiry_level
 from app.identity.verify import public_der
 from app.sep.identity import lfdi_from_der, sfdi_from_lfdi
 from hal.errors import HalError
-from hal.gpio import Gpio
+from hal.gpio import open_gpio
 from hal.inverter import connect_inverter
 
 #: A box whose clock reads earlier than this has no RTC and no NTP yet: TLS and schedules would fail.
@@ -266,11 +266,15 @@ async def check_gpio(ctx: Context) -> CheckResult:
     if settings is None:
         return CheckResult("LED and button", True, "none configured (gpio.backend: none)")
     try:
-        Gpio(settings).close()
+        gpio = open_gpio(settings)
     except Exception as exc:  # RPi.GPIO raises RuntimeError and ImportError for missing hardware
         fix = "run on the Pi as a member of the gpio group, or set gpio.backend: none"
         return CheckResult("LED and button", False, f"cannot open the pins: {exc}", fix)
-    return CheckResult("LED and button", True, f"{settings.backend} backend")
+    if gpio is None:
+        fix = "on a Pi: check that /dev/gpiochip-header exists; elsewhere set gpio.backend: none"
+        return CheckResult("LED and button", False, "no GPIO found (gpio.backend: auto)", fix)
+    gpio.close()
+    return CheckResult("LED and button", True, f"{gpio.backend!r}")
 
 
 _INIT_FIX = "run `wattsmart-gateway identity init`, then have the CA sign the CSR"

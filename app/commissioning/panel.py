@@ -1,9 +1,10 @@
 """The box's front panel: the status LED and the push button, driven from the gateway's state.
 
 The LED loop wakes only at the pattern's next edge (or once a second to pick up a new state),
-not at a fixed refresh rate: a box runs for years and every wake-up costs CPU. The button is
-polled (not edge callbacks, which RPi.GPIO runs on its own thread) at 10 Hz while idle and 50 Hz
-while held, which is enough to see a tap and cheap when nobody touches it.
+not at a fixed refresh rate: a box runs for years and every wake-up costs CPU. The button sleeps
+on the line's edge events where the backend has them (gpiochip) and is sampled at 50 Hz only
+while held; without edge events (RPi.GPIO, whose callbacks run on its own thread, and the fake)
+it is polled at 10 Hz while idle, which is enough to see a tap.
 
 Presses: short = self-test, result shown on the LED for a few seconds; long (5–10 s) =
 commissioning mode; held ≥ 10 s at power-on = reset the gateway's state (never the identity).
@@ -17,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from app.config import GpioConfig
-from hal.gpio import Gpio, GpioSettings, LedState
+from hal.gpio import Gpio, GpioSettings, LedState, open_gpio
 from hal.gpio.patterns import PATTERNS
 
 _LOGGER = logging.getLogger(__name__)
@@ -79,7 +80,9 @@ class Panel:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         settings = gpio_settings(cfg)
-        self.gpio = gpio if gpio is not None else (Gpio(settings) if settings is not None else None)
+        if gpio is None and settings is not None:
+            gpio = open_gpio(settings)  # None when `auto` finds no GPIO (logged there)
+        self.gpio = gpio
         self._state = state
         self._on_press = on_press
         self._clock = clock
@@ -146,6 +149,8 @@ class Panel:
                     await self._on_press(press.value)
                 except Exception:
                     _LOGGER.exception("button action %s failed", press.value)
+            if button.tracker.idle and await button.wait_edge():
+                continue  # woken by an edge: sample it at once
             await self._sleep(HELD_POLL_S if button.pressed() else IDLE_POLL_S)
 
     def close(self) -> None:

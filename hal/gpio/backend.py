@@ -39,6 +39,9 @@ class FakeGpio:
         self.closed = False
         self._pull_up: dict[int, bool] = {}
 
+    def __repr__(self) -> str:
+        return "fake GPIO"
+
     def setup_output(self, pin: int) -> None:
         """Register an output pin, initially low."""
         self.outputs[pin] = False
@@ -88,6 +91,9 @@ class RpiGpio:
         gpio.setwarnings(False)
         gpio.setmode(gpio.BCM)
         self._pins: list[int] = []
+
+    def __repr__(self) -> str:
+        return "RPi.GPIO"
 
     def setup_output(self, pin: int) -> None:
         """Make `pin` an output, initially low."""

@@ -85,6 +85,11 @@ class PressTracker:
         started, self._pressed_at = self._pressed_at, None
         return None if started is None else classify(self._raw_since - started, self.timings)
 
+    @property
+    def idle(self) -> bool:
+        """Released and settled: nothing will happen until the level changes (edge-wait is safe)."""
+        return not self._raw and not self._stable
+
     def held_s(self, now: float) -> float | None:
         """How long the button has been held down so far (for LED feedback), or None."""
         return None if self._pressed_at is None else now - self._pressed_at

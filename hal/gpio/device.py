@@ -1,4 +1,8 @@
-"""The status LED and the push button on GPIO pins, driven from asyncio (polled, no edge callbacks)."""
+"""The status LED and the push button on GPIO pins, driven from asyncio.
+
+The button wakes its owner on the line's edge events where the backend has them (the gpiochip
+backend: a descriptor asyncio waits on), and is polled otherwise (RPi.GPIO, the fake).
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,24 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Self
 
+from hal.errors import ConfigurationError
 from hal.gpio.backend import FakeGpio, GpioBackend, RpiGpio
 from hal.gpio.button import Press, PressTimings, PressTracker
+from hal.gpio.chardev import CharDevice, GpiochipGpio
 from hal.gpio.patterns import Colour, LedState, colour_at
 
 _LOGGER = logging.getLogger(__name__)
 
 _LED_REFRESH_S = 0.05
+BACKENDS = ("auto", "gpiochip", "rpi", "fake")
 
 
 @dataclass(frozen=True)
 class GpioSettings:
     """Which backend, which BCM pins, and how the LED and button are wired."""
 
-    backend: Literal["rpi", "fake"] = "fake"
+    #: auto: the gpiochip where one is labelled as the SoC's, else RPi.GPIO, else no LED at all
+    backend: Literal["auto", "gpiochip", "rpi", "fake"] = "fake"
     led_red: int | None = 17
     led_green: int | None = 27
     led_blue: int | None = 22
@@ -34,8 +42,8 @@ class GpioSettings:
     timings: PressTimings = field(default_factory=PressTimings)
 
     def __post_init__(self) -> None:
-        if self.backend not in ("rpi", "fake"):
-            raise ValueError(f"gpio backend must be 'rpi' or 'fake', got {self.backend!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"gpio backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         pins = [p for p in (self.led_red, self.led_green, self.led_blue, self.button) if p is not None]
         for pin in pins:
             if not 0 <= pin <= 27:
@@ -114,14 +122,42 @@ class Button:
         """Take one sample at `now`; returns a press when one has just ended."""
         return self.tracker.update(self.pressed(), now)
 
+    @property
+    def has_edges(self) -> bool:
+        """Whether the backend wakes us on the line's edges (else the owner polls)."""
+        return _edge_fd(self._backend, self._pin) is not None
+
+    async def wait_edge(self) -> bool:
+        """Sleep until the line changes (True), or return False at once without edge events."""
+        fd = _edge_fd(self._backend, self._pin)
+        if fd is None:
+            return False
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(fd, wake)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(fd)
+        drain = getattr(self._backend, "drain_edges", None)
+        if drain is not None:
+            drain(self._pin)
+        return True
+
     async def presses(self, clock: Callable[[], float] = time.monotonic) -> AsyncIterator[Press]:
-        """Poll forever, yielding each press as it is released."""
+        """Yield each press as it is released: sampled while held, asleep on edges while idle."""
         while True:
             press = self.sample(clock())
             if press is not None:
                 _LOGGER.info("button: %s press", press.value)
                 yield press
-            await asyncio.sleep(self._poll_s)
+            if not (self.tracker.idle and await self.wait_edge()):
+                await asyncio.sleep(self._poll_s)
 
 
 class Gpio:
@@ -129,7 +165,11 @@ class Gpio:
 
     def __init__(self, settings: GpioSettings, backend: GpioBackend | None = None) -> None:
         self.settings = settings
-        self.backend: GpioBackend = backend or (RpiGpio() if settings.backend == "rpi" else FakeGpio())
+        if backend is None:
+            backend = open_backend(settings.backend)
+        if backend is None:
+            raise ConfigurationError("no GPIO on this machine (no SoC gpiochip, no RPi.GPIO)")
+        self.backend: GpioBackend = backend
         self.led = StatusLed(self.backend, settings)
         self.button = Button(self.backend, settings) if settings.button is not None else None
 
@@ -150,6 +190,45 @@ class Gpio:
         self.close()
 
 
-def open_gpio(settings: GpioSettings) -> Gpio:
-    """Build the LED and button on the configured backend ('fake' needs no hardware)."""
-    return Gpio(settings)
+def _edge_fd(backend: GpioBackend, pin: int) -> int | None:
+    edge_fd = getattr(backend, "edge_fd", None)
+    return edge_fd(pin) if edge_fd is not None else None
+
+
+def open_backend(kind: str, *, device: CharDevice | None = None) -> GpioBackend | None:
+    """The backend `kind` names; for 'auto' the first that works, or None (logged once) if none does.
+
+    `device` stands in for the kernel's GPIO character device (tests, and the image test's fake).
+    """
+    if kind == "fake":
+        return FakeGpio()
+    if kind == "rpi":
+        return RpiGpio()
+    if kind == "gpiochip":
+        return GpiochipGpio(device)
+    if kind != "auto":
+        raise ConfigurationError(f"unknown gpio backend {kind!r}")
+    reasons = []
+    try:
+        chip = GpiochipGpio(device)
+    except ConfigurationError as exc:
+        reasons.append(str(exc))
+    else:
+        _LOGGER.info("GPIO: %r", chip)
+        return chip
+    if device is None:  # RPi.GPIO only on a real machine, never beside a fake character device
+        try:
+            rpi = RpiGpio()
+        except Exception as exc:  # RPi.GPIO raises RuntimeError off a Pi
+            reasons.append(f"RPi.GPIO: {exc}")
+        else:
+            _LOGGER.info("GPIO: RPi.GPIO")
+            return rpi
+    _LOGGER.warning("no GPIO: running without the status LED and button (%s)", "; ".join(reasons))
+    return None
+
+
+def open_gpio(settings: GpioSettings, *, device: CharDevice | None = None) -> Gpio | None:
+    """The LED and button on the configured backend; None when 'auto' finds no GPIO at all."""
+    backend = open_backend(settings.backend, device=device)
+    return Gpio(settings, backend) if backend is not None else None

@@ -12,7 +12,7 @@ import pytest
 
 from app.commissioning.panel import IDLE_POLL_S, RESULT_SHOW_S, STUCK_S, Panel, gpio_settings, next_edge
 from app.config import GpioConfig
-from hal.gpio import FakeGpio, Gpio, LedState, colour_at
+from hal.gpio import FakeCharDevice, FakeChip, FakeGpio, Gpio, LedState, colour_at, open_gpio
 from hal.gpio.patterns import PATTERNS
 
 CFG = GpioConfig(backend="fake")
@@ -140,3 +140,34 @@ async def test_no_panel_configured_means_no_wakeups() -> None:
     assert not task.done()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_presses_reach_the_gateway_through_gpiochip_edge_events() -> None:
+    # the SoC's chip on a Pi 4, the button asleep on edge events: real time, short presses
+    device = FakeCharDevice({"/dev/gpiochip1": FakeChip("pinctrl-bcm2711", 58)})
+    settings = gpio_settings(GpioConfig(backend="gpiochip"))
+    assert settings is not None
+    gpio = open_gpio(settings, device=device)
+    assert gpio is not None and gpio.button is not None and gpio.button.has_edges
+    presses: list[str] = []
+
+    async def on_press(kind: str) -> None:
+        presses.append(kind)
+
+    panel = Panel(CFG, lambda: LedState.OK, on_press, gpio=gpio)
+    task = asyncio.create_task(panel.run())
+    try:
+        await asyncio.sleep(0.05)
+        device.set_input("pinctrl-bcm2711", 23, False)
+        await asyncio.sleep(0.2)
+        device.set_input("pinctrl-bcm2711", 23, True)
+        for _ in range(50):
+            await asyncio.sleep(0.02)
+            if presses:
+                break
+        assert presses == ["short"]
+        assert device.chip("pinctrl-bcm2711").lines[27].writes  # the green LED was driven
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        panel.close()

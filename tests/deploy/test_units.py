@@ -134,6 +134,8 @@ def test_unit_carries_the_required_settings() -> None:
     allowed = " ".join(service["DeviceAllow"])
     for device in ("ttyAMA", "ttyUSB", "gpiochip", "gpiomem"):
         assert device in allowed
+    # exactly the header's gpiochip (the udev link), never the whole gpiochip class
+    assert "/dev/gpiochip-header rw" in service["DeviceAllow"] and "char-gpiochip" not in allowed
     assert service["ExecStart"][0].split()[0] == "/" + EXEC_PATH
     assert "PYTHONFAULTHANDLER=1" in " ".join(service["Environment"])  # tracebacks on a watchdog kill
     assert "network-online.target" not in " ".join(unit.get("After", []))  # never wait for a network
@@ -246,6 +248,8 @@ def test_udev_rule_gives_gpio_group_the_gpio_nodes() -> None:
         assert ops["GROUP"] == ("=", "gpio") and ops["MODE"] == ("=", "0660"), rule
         matched.append(ops["KERNEL"][1])
     assert "gpiochip*" in matched and any(k.startswith("gpiomem") for k in matched)
+    header = [r for r in rules if 'SYMLINK+="gpiochip-header"' in r]
+    assert len(header) == 1 and 'DRIVERS=="pinctrl-bcm2835|pinctrl-rp1"' in header[0]
 
 
 def test_watchdog_dropin_arms_pid1_watchdog() -> None:
