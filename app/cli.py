@@ -102,14 +102,23 @@ def _cmd_id(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        # the one line at the top of `systemctl status`; then the box stays up, not commissioned:
+        # LED, button and status page say what is wrong, and a fixed file is taken up by itself
+        print(f"wattsmart-gateway: configuration error: {exc}", file=sys.stderr, flush=True)
+        logging.basicConfig(level=logging.INFO, format=log_format(os.environ))
+        from app.commissioning import unconfigured
+
+        return unconfigured.run(args.config, str(exc))
     logging.basicConfig(level=config.log_level, format=log_format(os.environ))
     from hal.modbus import quiet_library_logging
 
     quiet_library_logging()
     from app import supervisor  # imported here: `id` and `validate` need none of it
 
-    return supervisor.run(config)
+    return supervisor.run(config, args.config)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

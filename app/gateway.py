@@ -38,19 +38,20 @@ from app.client.session import Session
 from app.client.snapshot import ServerTree
 from app.commissioning.events import describe_default, describe_events
 from app.commissioning.history import History, Sampler
+from app.commissioning.missing import SECTION, Missing, status_section, what_is_missing
 from app.commissioning.panel import Panel
 from app.commissioning.status_page import StatusPage
 from app.commissioning.zone import page_zone
-from app.config import Config
+from app.config import Config, ConfigError, load_config
 from app.control.engine import ControlEngine
 from app.control.schedule import Plan
 from app.hardware import inverter_settings
 from app.health import Health
-from app.identity import IdentityFiles, IdentityStore, NoIdentity, identity_status, watch_store
+from app.identity import CsrProfile, IdentityFiles, IdentityStore, NoIdentity, identity_status, watch_store
 from app.identity.peer import server_cert_fetch
 from app.observed import ObservedInverter
 from app.ota.state import is_updating
-from app.sep.identity import IdentityError, load_cert_identity
+from app.sep.identity import CertIdentity, IdentityError, load_cert_identity
 from app.store import Store, StoreUnavailable, open_store
 from app.supervisor import Supervisor
 from app.telemetry import ServerTimebase, TelemetryLinks, TelemetryService
@@ -151,8 +152,12 @@ class Link:
 class Gateway:
     """All parts of one running gateway."""
 
-    def __init__(self, config: Config, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, config: Config, *, rng: random.Random | None = None, config_path: Path | None = None
+    ) -> None:
         self.config = config
+        #: the file `config` came from: watched while the box is not commissioned
+        self.config_path = config_path
         self.rng = rng or random.Random()
         self.health = Health()
         self.supervisor = Supervisor(health=self.health, rng=self.rng)
@@ -166,6 +171,9 @@ class Gateway:
         self.lfdi: str | None = None
         #: why there is no usable client certificate (None when there is one)
         self.identity_problem: str | None = None
+        self.cert_identity: CertIdentity | None = None
+        #: what the box still needs before it may drive the battery (empty: commissioned)
+        self.missing: list[Missing] = []
         self.exit_status = 0
         self.identity_check_s = IDENTITY_CHECK_S
         self.started = time.monotonic()
@@ -198,14 +206,37 @@ class Gateway:
         files = self._identity_files()
         if files is not None:
             self.identity_problem = None
+            self.cert_identity = files.identity
             return files.identity.lfdi
         try:
-            lfdi = load_cert_identity(self.config.server.cert_file).lfdi
+            self.cert_identity = load_cert_identity(self.config.server.cert_file)
         except IdentityError as exc:
             self.identity_problem = str(exc)
+            self.cert_identity = None
             return None
         self.identity_problem = None
-        return lfdi
+        return self.cert_identity.lfdi
+
+    def _check_commissioned(self) -> list[Missing]:
+        """Re-read what the box still needs (cheap: a few stat calls)."""
+        path = self.config_path
+        self.missing = what_is_missing(
+            self.config, self.identity, self.identity_problem, *(() if path is None else (path,))
+        )
+        return self.missing
+
+    def _birth_key(self) -> None:
+        """A fresh box makes its key and CSR once, so the installer can send the CSR straight away."""
+        if not self.identity.managed or self.identity.pending() is not None:
+            return
+        try:
+            pending = self.identity.prepare(CsrProfile())
+        except Exception as exc:  # the page still tells the installer to run `identity init`
+            _LOGGER.error("could not prepare this box's key and CSR: %s", exc)
+            return
+        _LOGGER.warning(
+            "no certificate: prepared this box's key and CSR (%s) for the utility's CA", pending.csr
+        )
 
     def _cert_stamp(self) -> tuple[int, int] | None:
         """The configured certificate file's mtime and size, to notice a replaced file."""
@@ -223,9 +254,9 @@ class Gateway:
 
     async def _link(self) -> None:
         """Run the session on the identity in force; restart when another identity comes into force."""
-        if self.lfdi is None:
-            await self._await_identity()
-            self.restart("a client certificate is now installed")
+        if self.lfdi is None or self.missing:
+            reason = await self._await_identity()
+            self.restart(reason)
             return
         files = self._identity_files()
         server = files.server_config(self.config.server) if files is not None else self.config.server
@@ -243,13 +274,28 @@ class Gateway:
                 await asyncio.gather(poll, return_exceptions=True)
         self.restart(reason)
 
-    async def _await_identity(self) -> None:
-        """A box without a usable certificate waits for one, beating so the watchdog stays fed."""
+    async def _await_identity(self) -> str:
+        """A box not commissioned waits for its certificate, CA and configuration, beating so the
+        watchdog stays fed; returns why it must restart."""
+        stamp = _stamp(self.config_path)
         while True:
             self.health.beat(SERVER_PART)
             await asyncio.sleep(self.identity_check_s)
-            if await asyncio.to_thread(self._load_identity) is not None:
-                return
+            if self.config_path is not None and _stamp(self.config_path) != stamp:
+                stamp = _stamp(self.config_path)
+                try:
+                    await asyncio.to_thread(load_config, self.config_path)
+                except ConfigError as exc:
+                    _LOGGER.error("the changed configuration is not usable yet: %s", exc)
+                else:
+                    return f"{self.config_path} changed"
+            lfdi = await asyncio.to_thread(self._load_identity)
+            if lfdi is not None and not await asyncio.to_thread(self._check_commissioned):
+                return (
+                    "the box is commissioned now"
+                    if self.lfdi is not None
+                    else "a client certificate is now installed"
+                )
 
     async def _watch_identity(self, session: Session, files: IdentityFiles | None) -> str:
         """Confirm or fall back a certificate on trial; return why the session must be rebuilt."""
@@ -349,13 +395,18 @@ class Gateway:
         """The highest-priority condition that holds, for the status LED."""
         problems = self.health.problems()
         holds: set[LedState] = set()
-        if self.supervisor.crash_looping() or self.expiry.error or self.identity_problem:
+        commissioning = self.commissioning_until is not None and time.monotonic() < self.commissioning_until
+        if self.supervisor.crash_looping() or (self.expiry.error and not self.missing):
             holds.add(LedState.FAULT)
+        if self.missing and not commissioning:
+            holds.add(LedState.NOT_COMMISSIONED)
         if is_updating(self.config.ota.state_dir):
             holds.add(LedState.UPDATING)
         tree = self.link.tree
         server_problem = problems.get(SERVER_PART)
-        if server_problem is not None:
+        if self.missing:
+            pass  # not commissioned: the server is not even tried, its states would only mislead
+        elif server_problem is not None:
             if server_problem.startswith(NotAuthorized.__name__):
                 holds.add(LedState.NOT_REGISTERED)  # 401/403: the utility does not know our LFDI
             elif any(text in server_problem for text in _NO_NETWORK):
@@ -368,7 +419,7 @@ class Gateway:
             holds.add(LedState.NOT_REGISTERED)
         if self.inverter is None or self.inverter.failure is not None:
             holds.add(LedState.NO_INVERTER)
-        if self.commissioning_until is not None and time.monotonic() < self.commissioning_until:
+        if commissioning:
             holds.add(LedState.COMMISSIONING)
         if self.expiry.attention or problems or self._inverter_data_problems():
             holds.add(LedState.ATTENTION)
@@ -381,6 +432,8 @@ class Gateway:
         led = self.led_state()
         data_problems = self._inverter_data_problems()
         state = "fault" if led is LedState.FAULT else "degraded" if problems or data_problems else "ok"
+        if self.missing:
+            state = "not commissioned"
         inv = self.inverter
         sample = inv.telemetry if inv is not None else None
         plan = self.engine.plan if self.engine is not None else None
@@ -394,6 +447,7 @@ class Gateway:
         return {
             "state": state,
             "led": led.name,
+            **({SECTION: status_section(self.missing, self.cert_identity)} if self.missing else {}),
             "identity": ident,
             "server": {
                 "url": self.config.server.dcap_url,
@@ -471,6 +525,9 @@ class Gateway:
                 "no usable client certificate (%s); waiting for one: wattsmart-gateway identity init/install",
                 self.identity_problem,
             )
+            await asyncio.to_thread(self._birth_key)
+        for item in await asyncio.to_thread(self._check_commissioned):
+            _LOGGER.warning("not commissioned: %s: %s", item.what, item.line())
         self.guard = guard = await connect_inverter(
             inverter_settings(cfg.inverter, cfg.telemetry.ratings_interval_s)
         )
@@ -494,7 +551,7 @@ class Gateway:
         # discovery walk over a slow server may take minutes (each request may take 20 s), hence
         # a longer allowance than the local loops get
         sup.add("link", self._link, LINK_MAX_SILENCE_S, heartbeat=SERVER_PART)
-        if lfdi is not None:
+        if lfdi is not None and not self.missing:  # a box not commissioned never drives the battery
             # the updater waits while this flag says a grid event is in force (RuntimeDirectory on a box)
             flag = cfg.ota.control_flag if cfg.ota.control_flag.parent.is_dir() else None
             self.engine = engine = ControlEngine(
@@ -607,6 +664,15 @@ async def _cancelled(task: asyncio.Task[None]) -> None:
     """Cancel `task` and wait until it has stopped."""
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """A file's mtime and size, to notice a change (None: absent or not watched)."""
+    try:
+        st = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size) if st is not None else None
 
 
 def _load_links(path: Path) -> TelemetryLinks | None:

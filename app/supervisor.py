@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from app.config import Config
 from app.health import Health
@@ -247,8 +248,8 @@ class Supervisor:
                 _LOGGER.exception("shutdown: %s failed", name)
 
 
-def run(config: Config) -> int:
-    """Run the whole gateway from `config` until SIGTERM; returns the exit status."""
+def run(config: Config, config_path: Path | None = None) -> int:
+    """Run the whole gateway from `config` (read from `config_path`) until SIGTERM; the exit status."""
     from app.gateway import Gateway  # the composition root imports this module
 
-    return asyncio.run(Gateway(config).run())
+    return asyncio.run(Gateway(config, config_path=config_path).run())

@@ -66,17 +66,22 @@ details td{overflow-wrap:anywhere}
 
 _LED_CSS = {(True, False, False): "#e53935", (False, True, False): "#43a047", (False, False, True): "#1e88e5"}
 _AMBER = "#ffb300"
+_WHITE = "#f5f5f5"
 
 
 def led_css_colour(colour: Colour) -> str:
     """The CSS colour of an LED colour (amber = red + green)."""
     lit = (colour.red, colour.green, colour.blue)
+    if all(lit):
+        return _WHITE
     if colour.red and colour.green:
         return _AMBER
     return _LED_CSS.get(lit, "#888")
 
 
 def _colour_name(colour: Colour) -> str:
+    if colour.red and colour.green and colour.blue:
+        return "white"
     if colour.red and colour.green:
         return "amber"
     names = [name for name in ("red", "green", "blue") if getattr(colour, name)]
@@ -164,6 +169,7 @@ def render_page(status: Mapping[str, Any], charts: str, now: float, zone: tzinfo
     hint = "" if zone_name == "UTC" else "; hover a time for UTC"
     body = (
         _headline(status)
+        + _not_commissioned(_section(status, "not commissioned"))
         + _control(_section(status, "control"), zone, at)
         + f'<section id="history"><h2>The last 24 hours</h2>{charts}'
         f'<p class="muted">Times in {html.escape(zone_name)}{hint}.</p></section>'
@@ -338,6 +344,16 @@ def _telemetry(tel: Mapping[str, Any], zone: tzinfo, now: datetime) -> str:
     rows.append(("waiting to send", f"{total} readings" if total else "none"))
     rows.append(("dropped", _esc(tel.get("dropped"))))
     return f'<section id="telemetry-card"><h2>Readings</h2>{_dl(rows)}</section>'
+
+
+def _not_commissioned(section: Mapping[str, Any]) -> str:
+    """What the box still needs, each with its fix; this box's LFDI/SFDI and QR code once it has them."""
+    if not section:
+        return ""
+    lfdi, sfdi = section.get("LFDI"), section.get("SFDI")
+    qr = qr_svg(payload_of(sfdi, str(lfdi))) if isinstance(sfdi, int) and lfdi else ""
+    rows = [(str(k), _esc(v)) for k, v in section.items()]
+    return f'<section class="wide" id="not-commissioned"><h2>Not commissioned</h2>{qr}{_dl(rows)}</section>'
 
 
 def _identity(ident: Mapping[str, Any], now: datetime) -> str:

@@ -14,6 +14,10 @@ LED_WORDS: dict[LedState, tuple[str, str]] = {
         "Run `wattsmart-gateway check` on the box and read the problems below.",
     ),
     LedState.UPDATING: ("Updating the software", "Wait, and do not unplug the box."),
+    LedState.NOT_COMMISSIONED: (
+        "Not commissioned: the battery is not driven",
+        "Fix each item under 'Not commissioned' with the command given there; the gateway takes it up.",
+    ),
     LedState.BOOTING: ("Starting", "Wait a minute: the gateway is reaching the utility's server."),
     LedState.NO_NETWORK: (
         "No network",

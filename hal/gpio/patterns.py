@@ -7,17 +7,20 @@ the highest-priority state is shown. Patterns repeat with the period given:
 |---------:|----------------|--------|------------------------------------------------|-------:|
 |        1 | FAULT          | red    | fast blink, 0.25 s on / 0.25 s off             |  0.5 s |
 |        2 | UPDATING       | green  | rapid flicker, 0.125 s on / off (do not unplug) | 0.25 s |
-|        3 | BOOTING        | amber  | slow blink, 0.5 s on / 0.5 s off               |    1 s |
-|        4 | NO_NETWORK     | amber  | 1 short blink                                  |    3 s |
-|        5 | NO_SERVER      | amber  | 2 short blinks                                 |    3 s |
-|        6 | NOT_REGISTERED | amber  | 3 short blinks                                 |    3 s |
-|        7 | NO_INVERTER    | red    | 2 short blinks                                 |    3 s |
-|        8 | COMMISSIONING  | blue   | double blink                                   |    2 s |
-|        9 | ATTENTION      | blue   | 1 s on / 1 s off                               |    2 s |
-|       10 | OK             | green  | solid, dark for 0.1 s every 5 s (heartbeat)    |    5 s |
+|        3 | NOT_COMMISSIONED | white | 1.5 s on / 1.5 s off (no config or no certificate) | 3 s |
+|        4 | BOOTING        | amber  | slow blink, 0.5 s on / 0.5 s off               |    1 s |
+|        5 | NO_NETWORK     | amber  | 1 short blink                                  |    3 s |
+|        6 | NO_SERVER      | amber  | 2 short blinks                                 |    3 s |
+|        7 | NOT_REGISTERED | amber  | 3 short blinks                                 |    3 s |
+|        8 | NO_INVERTER    | red    | 2 short blinks                                 |    3 s |
+|        9 | COMMISSIONING  | blue   | double blink                                   |    2 s |
+|       10 | ATTENTION      | blue   | 1 s on / 1 s off                               |    2 s |
+|       11 | OK             | green  | solid, dark for 0.1 s every 5 s (heartbeat)    |    5 s |
 
-A short blink is 0.2 s on, 0.3 s off. Without a blue LED, blue states show on green (their
-patterns still differ from OK's). The state name, colour and rhythm together are distinct for
+A short blink is 0.2 s on, 0.3 s off. White is all three elements. Without a blue LED, blue
+states show on green and white on amber (their rhythms still differ from OK's and BOOTING's).
+The gateway shows COMMISSIONING rather than NOT_COMMISSIONED while commissioning mode is on.
+The state name, colour and rhythm together are distinct for
 every state, so an installer can tell them apart with the table in hand.
 """
 
@@ -32,14 +35,15 @@ class LedState(enum.IntEnum):
 
     FAULT = 1
     UPDATING = 2
-    BOOTING = 3
-    NO_NETWORK = 4
-    NO_SERVER = 5
-    NOT_REGISTERED = 6
-    NO_INVERTER = 7
-    COMMISSIONING = 8
-    ATTENTION = 9
-    OK = 10
+    NOT_COMMISSIONED = 3
+    BOOTING = 4
+    NO_NETWORK = 5
+    NO_SERVER = 6
+    NOT_REGISTERED = 7
+    NO_INVERTER = 8
+    COMMISSIONING = 9
+    ATTENTION = 10
+    OK = 11
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ RED = Colour(red=True)
 GREEN = Colour(green=True)
 BLUE = Colour(blue=True)
 AMBER = Colour(red=True, green=True)
+WHITE = Colour(red=True, green=True, blue=True)
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ def _blinks(count: int) -> tuple[tuple[float, float], ...]:
 PATTERNS: dict[LedState, Pattern] = {
     LedState.FAULT: Pattern(RED, 0.5, ((0.0, 0.25),)),
     LedState.UPDATING: Pattern(GREEN, 0.25, ((0.0, 0.125),)),
+    LedState.NOT_COMMISSIONED: Pattern(WHITE, 3.0, ((0.0, 1.5),)),
     LedState.BOOTING: Pattern(AMBER, 1.0, ((0.0, 0.5),)),
     LedState.NO_NETWORK: Pattern(AMBER, 3.0, _blinks(1)),
     LedState.NO_SERVER: Pattern(AMBER, 3.0, _blinks(2)),

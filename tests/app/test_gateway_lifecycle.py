@@ -52,7 +52,7 @@ async def test_a_box_without_a_certificate_waits_for_one_then_restarts_on_it(
         assert await until(lambda: gw.inverter is not None and gw.inverter.telemetry is not None, 10)
         assert gw.lfdi is None and gw.engine is None
         assert "client.crt" in str(gw.identity_problem)
-        assert gw.led_state() is LedState.FAULT
+        assert gw.led_state() is LedState.NOT_COMMISSIONED
         assert "identity" in gw.status()["identity"]["problem"]
         assert not run.done()  # waiting, not exited: the LED and status page tell the installer
         shutil.copy(pki.client("client").cert, certs / "client.crt")

@@ -160,7 +160,8 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_cli_prints_one_line_and_exits_nonzero(tmp_path: Path) -> None:
     path = write(tmp_path, SERVER + "inverter:\n  transport: usb\n")
     result = subprocess.run(
-        [sys.executable, "-m", "app", "run", "--config", str(path)],
+        # `run` stays up on it instead (tests/app/test_not_commissioned.py)
+        [sys.executable, "-m", "app", "validate", "--config", str(path)],
         capture_output=True,
         text=True,
         check=False,

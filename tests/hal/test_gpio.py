@@ -26,7 +26,7 @@ from hal.gpio import (
     colour_at,
     highest,
 )
-from hal.gpio.patterns import AMBER, BLUE, GREEN, OFF, RED
+from hal.gpio.patterns import AMBER, BLUE, GREEN, OFF, RED, WHITE
 
 
 def timeline(state: LedState, step: float = 0.05) -> tuple[tuple[bool, bool, bool], ...]:
@@ -57,6 +57,8 @@ def test_every_state_has_a_distinct_pattern() -> None:
         (LedState.NO_SERVER, 1.1, OFF),
         (LedState.NOT_REGISTERED, 1.1, AMBER),
         (LedState.NO_INVERTER, 0.6, RED),
+        (LedState.NOT_COMMISSIONED, 1.4, WHITE),
+        (LedState.NOT_COMMISSIONED, 1.6, OFF),
         (LedState.COMMISSIONING, 0.35, BLUE),
         (LedState.COMMISSIONING, 0.2, OFF),
         (LedState.ATTENTION, 0.5, BLUE),
