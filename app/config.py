@@ -87,6 +87,17 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Rs485Config:
+    """Kernel RS-485 mode: the UART drives the transceiver's direction by RTS (delays in ms)."""
+
+    rts_on_send: bool = True
+    rts_after_send: bool = False
+    delay_before_send_ms: int = 0
+    delay_after_send_ms: int = 0
+    rx_during_tx: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class SerialPort:
     """An RS-485 serial line."""
 
@@ -95,6 +106,8 @@ class SerialPort:
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
     bytesize: Literal[7, 8] = 8
+    #: absent for auto-direction transceivers and USB adapters; set when RTS drives DE/RE
+    rs485: Rs485Config | None = None
 
 
 @dataclass(frozen=True, slots=True)

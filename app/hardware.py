@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.config import InverterConfig
 from hal.inverter import InverterSettings, Nameplate
 from hal.modbus import BusSettings, SerialSettings, TcpSettings
+from hal.rs485 import Rs485Settings
 
 
 def inverter_settings(cfg: InverterConfig, ratings_max_age_s: float = 60.0) -> InverterSettings:
@@ -15,7 +16,13 @@ def inverter_settings(cfg: InverterConfig, ratings_max_age_s: float = 60.0) -> I
     serial = tcp = None
     if cfg.transport == "rtu":
         s = cfg.serial
-        serial = SerialSettings(s.port, s.baudrate, s.parity, s.stopbits, s.bytesize)
+        rs485 = None
+        if s.rs485 is not None:
+            r = s.rs485
+            rs485 = Rs485Settings(
+                r.rts_on_send, r.rts_after_send, r.delay_before_send_ms, r.delay_after_send_ms, r.rx_during_tx
+            )
+        serial = SerialSettings(s.port, s.baudrate, s.parity, s.stopbits, s.bytesize, rs485=rs485)
     elif cfg.transport == "tcp":
         tcp = TcpSettings(cfg.host, cfg.port)
     return InverterSettings(

@@ -31,6 +31,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 
+from hal import rs485
 from hal.errors import (
     ConfigurationError,
     InverterBusy,
@@ -38,6 +39,7 @@ from hal.errors import (
     InverterUnreachable,
     ModbusExceptionReply,
 )
+from hal.rs485 import Rs485Settings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -59,6 +61,8 @@ class SerialSettings:
     stopbits: int = 1
     bytesize: int = 8
     handle_local_echo: bool = False
+    #: kernel RS-485 mode (the UART switches the transceiver by RTS); None: auto-direction / USB
+    rs485: Rs485Settings | None = None
 
     def __post_init__(self) -> None:
         if not self.port:
@@ -186,6 +190,8 @@ class ModbusBus:
         self._next_connect_at = 0.0
         self._backoff_s = self.settings.reconnect_min_s
         self._link_down = False
+        self._rs485_failed = False
+        self._rs485_logged = False
         self._consecutive_failures = 0
         self._down_devices: set[int] = set()
         self._closed = False
@@ -316,6 +322,8 @@ class ModbusBus:
         client = self._new_client()
         ok = False
         try:
+            if isinstance(self.link, SerialSettings) and self.link.rs485 is not None:
+                await self._rs485_mode(self.link.port, self.link.rs485)
             async with asyncio.timeout(self.settings.timeout_s * 2 + 0.5):
                 ok = await client.connect()
         except (TimeoutError, OSError, ModbusException) as exc:
@@ -340,6 +348,19 @@ class ModbusBus:
             settle = 0.5 if self._is_serial else 0.0
         self._ready_at = loop.time() + settle
         return client
+
+    async def _rs485_mode(self, port: str, settings: Rs485Settings) -> None:
+        """Put the port into kernel RS-485 mode before it is opened; one ERROR line if it cannot be."""
+        try:
+            flags, before, after = await asyncio.to_thread(rs485.apply, port, settings)
+        except OSError as exc:
+            if not self._rs485_failed:
+                self._rs485_failed = True
+                _LOGGER.error("RS-485 mode: %s (inverter.serial.rs485)", exc.strerror or exc)
+            raise
+        if self._rs485_failed or not self._rs485_logged:
+            _LOGGER.info("RS-485 mode on %s: flags %#x, RTS delays %d/%d ms", port, flags, before, after)
+        self._rs485_failed, self._rs485_logged = False, True
 
     def _new_client(self) -> _Client:
         s = self.settings

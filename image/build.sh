@@ -45,13 +45,13 @@ sha() { sha256sum | cut -c1-16; }
 # ---------------------------------------------------------------------------------------------
 [ "$(id -u)" -eq 0 ] || die "run as root (mmdebstrap's root mode, chroot, file ownership in the image)"
 missing=()
-for tool in mmdebstrap genimage mcopy mkfs.vfat mke2fs debugfs arch-test git python3 unshare; do
+for tool in mmdebstrap genimage mcopy mkfs.vfat mke2fs debugfs arch-test git python3 unshare dtc; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 [ -e /usr/bin/qemu-aarch64-static ] || [ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] || missing+=(qemu-user-static)
 if [ ${#missing[@]} -gt 0 ]; then
     die "missing ${missing[*]}; install with:
-    apt-get install --no-install-recommends mmdebstrap qemu-user-static binfmt-support genimage mtools dosfstools e2fsprogs arch-test git"
+    apt-get install --no-install-recommends mmdebstrap qemu-user-static binfmt-support genimage mtools dosfstools e2fsprogs arch-test git device-tree-compiler"
 fi
 # qemu-user-static registers its binfmt handlers only where binfmt_misc is mounted.
 if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
@@ -156,7 +156,7 @@ else
 fi
 # Time stamp of everything the gateway layer adds: the last commit that changed what goes in, so a
 # commit elsewhere in the repository leaves the wheel, the tree and the image as they were.
-app_epoch=$(git -C "$repo" log -1 --format=%ct HEAD -- app hal pyproject.toml deploy image/rootfs image/customize.sh)
+app_epoch=$(git -C "$repo" log -1 --format=%ct HEAD -- app hal pyproject.toml deploy image/rootfs image/customize.sh image/dt)
 
 log "wheels: the gateway from $git_rev, dependencies for aarch64/cp311"
 wheels=$work/wheelhouse
@@ -186,7 +186,7 @@ ssh_keys=${SSH_AUTHORIZED_KEYS:-}
 rootfs_key=$( {
     echo "format=1 $base_key $version $app_epoch"
     cat "$work/wheels.sha256"
-    (cd "$repo" && find deploy image/rootfs image/customize.sh -type f -print0 | sort -z | xargs -0 sha256sum)
+    (cd "$repo" && find deploy image/rootfs image/customize.sh image/dt -type f -print0 | sort -z | xargs -0 sha256sum)
     (cd "$repo" && find deploy image/rootfs -type f -perm -u+x | sort)
     [ -z "$ssh_keys" ] || cat "$ssh_keys"
 } | sha)
@@ -205,6 +205,11 @@ else
     cp -a "$wheels" "$stage/wheelhouse"
     cp -a "$here/rootfs" "$stage/rootfs"
     cp "$here/customize.sh" "$stage/customize.sh"
+    # Device-tree overlays, built here from their source (image/dt; dtc output is deterministic).
+    mkdir -p "$stage/dt"
+    for dts in "$here"/dt/*.dts; do
+        dtc -@ -q -I dts -O dtb -o "$stage/dt/$(basename "$dts" .dts).dtbo" "$dts"
+    done
     [ -z "$ssh_keys" ] || install -m 0600 "$ssh_keys" "$stage/authorized_keys"
     cat >"$stage/build-info" <<EOF
 IMAGE_VERSION=$version

@@ -78,6 +78,10 @@ kver=$(find /boot -maxdepth 1 -name 'vmlinuz-*' | sort | tail -n1 | sed 's|^/boo
 DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware "$kver" "/boot/vmlinuz-$kver"
 test -s /boot/firmware/cmdline.txt && test -s /boot/firmware/config.txt
 grep -q 'root=LABEL=root_a' /boot/firmware/cmdline.txt
+# The overlays built from image/dt (config.txt names them: image/rootfs/etc/default/raspi-firmware-custom).
+install -d /boot/firmware/overlays
+install -m 0644 "$b"/dt/*.dtbo /boot/firmware/overlays/
+grep -q '^dtoverlay=wattsmart-uart0-header$' /boot/firmware/config.txt
 
 # 8. What is in this image, for support and for the OTA's compatibility checks.
 cat >/etc/wattsmart-image <<EOF

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from app.config import Config, ConfigError, load_config
+from app.hardware import inverter_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "gateway.example.yaml"
 
@@ -171,3 +172,15 @@ def test_cli_prints_one_line_and_exits_nonzero(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "inverter.transport" in lines[0] and "'usb'" in lines[0]
+
+
+def test_rs485_mode_of_the_serial_line(tmp_path: Path) -> None:
+    rtu = SERVER + "inverter:\n  transport: rtu\n  serial:\n    port: /dev/ttyAMA0\n"
+    assert load_config(write(tmp_path, rtu)).inverter.serial.rs485 is None  # auto-direction, USB
+    text = rtu + "    rs485:\n      rts_on_send: false\n      rts_after_send: true\n"
+    text += "      delay_after_send_ms: 1\n"
+    settings = inverter_settings(load_config(write(tmp_path, text)).inverter)
+    assert settings.serial is not None and settings.serial.rs485 is not None
+    assert settings.serial.rs485.flags() == 0b101 and settings.serial.rs485.delay_after_send_ms == 1
+    with pytest.raises(ConfigError, match="inverter: rts_on_send and rts_after_send must differ"):
+        load_config(write(tmp_path, rtu + "    rs485:\n      rts_after_send: true\n"))
