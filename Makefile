@@ -59,7 +59,7 @@ clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
 # The SD-card image (image/README.md). Root, Debian host; ~10 min cold, ~30 s-1 min when cached.
-.PHONY: image image-test image-lint
+.PHONY: image image-test image-test-pi image-lint
 
 image: $(STAMP)
 	image/build.sh
@@ -67,6 +67,11 @@ image: $(STAMP)
 # Boots the image under qemu-system-aarch64 (TCG) and reads the guest's serial-console report.
 image-test: image
 	$(PYTHON) image/test/boot_test.py
+
+# The same image on the Raspberry Pi 3's device tree (qemu -M raspi3b): GPIO through the gpiochip,
+# Modbus RTU on the header UART to a simulator on the host; bytes written per day (image/README.md).
+image-test-pi: image
+	$(BIN)/python image/test/boot_test_pi.py
 
 image-lint: $(STAMP)
 	shellcheck -x image/*.sh image/config.env image/pi-gen/build.sh image/pi-gen/config \

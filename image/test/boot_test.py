@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -96,8 +97,11 @@ def qemu_command(disk: Path, kernel: Path, initrd: Path, smp: int, memory: int) 
     ]  # fmt: skip
 
 
-def boot(cmd: list[str], log_path: Path, timeout_s: float) -> tuple[list[str], float, bool]:
-    """Run qemu, stream the console to `log_path`; return the marker lines, the wall time, finished."""
+def boot(
+    cmd: list[str], log_path: Path, timeout_s: float, on_line: Callable[[str], None] | None = None
+) -> tuple[list[str], float, bool]:
+    """Run qemu, stream the console to `log_path` (each line to `on_line` too); return the marker
+    lines, the wall time, and whether qemu ended by itself."""
     started = time.monotonic()
     proc = subprocess.Popen(
         ["nice", "-n", "10", *cmd], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -132,6 +136,8 @@ def boot(cmd: list[str], log_path: Path, timeout_s: float) -> tuple[list[str], f
             text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw.decode("utf-8", "replace")).rstrip("\r\n")
             log.write(text + "\n")
             log.flush()
+            if on_line is not None:
+                on_line(text)
             idx = text.find(MARK)
             if idx >= 0:
                 mark = text[idx + len(MARK) :].strip()

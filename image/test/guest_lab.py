@@ -1,4 +1,4 @@
-"""Runs INSIDE the image under test (qemu-system-aarch64 -M virt), as root, with the release's Python.
+"""Runs INSIDE the image under test (qemu-system-aarch64 -M virt or -M raspi3b), as root.
 
 `make image-test` adds this file and `wattsmart-image-test.service` to a copy of the image. The
 service is Type=notify and ordered before wattsmart-gateway.service, so the real gateway unit
@@ -9,6 +9,13 @@ starts (once, at boot, as in the field) against a lab that lives entirely on the
 3. the 2030.5 lab server (app.lab.server) on 127.0.0.1:8443 (mutual TLS) with this box registered
    as an EndDevice and one DERControl in force (charge at -50 % of WMax for 15 minutes);
 4. /etc/wattsmart-gateway/gateway.yaml pointing at both, GPIO on the fake backend;
+
+On the Raspberry Pi machine (`make image-test-pi`, /proc/device-tree/model says "Raspberry Pi") the
+battery is NOT in the guest: the simulator runs on the host at the far end of the emulated PL011
+(/dev/ttyAMA0, the port the default configuration uses), so the config says Modbus RTU there, GPIO
+`auto` (the gpiochip), and the kernel's RS-485 mode when the driver has it. The guest then also
+reports the GPIO lines the gateway holds (debugfs), and bytes written to the SD card while the
+gateway runs and while it is stopped (/sys/block/mmcblk0/stat).
 
 then READY=1 to systemd, and it watches: the gateway reaches READY (unit active), it GETs its
 EndDevice, the control reaches the battery (setpoint written, DERControlResponse "started"), a
@@ -47,7 +54,13 @@ SEP_PORT = 8443
 STATUS_URL = "http://127.0.0.1:8080/api/status"
 #: the image's data partition is 128 MiB; boot_test.py hands the guest a card 256 MiB larger
 DATA_GROWN_MIB = 300
-DEADLINE_S = float(os.environ.get("WSG_TEST_DEADLINE_S", "420"))
+MODEL = Path("/proc/device-tree/model")
+PI = MODEL.exists() and "Raspberry Pi" in MODEL.read_text(errors="replace")
+#: the emulated Pi (one TCG thread per core, an emulated SD card) is several times slower than virt
+DEADLINE_S = float(os.environ.get("WSG_TEST_DEADLINE_S", "1200" if PI else "420"))
+UART = "/dev/ttyAMA0"
+#: windows of the bytes-written measurement (Pi run): gateway running, then gateway stopped
+WRITE_WINDOW_S = float(os.environ.get("WSG_WRITE_WINDOW_S", "300"))
 
 
 def uptime() -> float:
@@ -72,8 +85,23 @@ def unit_props(*names: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def config_text(dcap_url: str, identity: Path = IDENTITY) -> str:
-    """The gateway's configuration for the lab: everything on 127.0.0.1, GPIO faked."""
+def config_text(dcap_url: str, identity: Path = IDENTITY, *, rs485: bool = False) -> str:
+    """The gateway's configuration for the lab: everything on 127.0.0.1, GPIO faked; on the Pi,
+    the battery on the header UART (Modbus RTU) and GPIO through the gpiochip."""
+    if PI:
+        mode = "    rs485:\n      rts_on_send: true\n" if rs485 else ""
+        inverter = f"""inverter:
+  transport: rtu
+  serial:
+    port: {UART}
+    baudrate: 9600
+{mode}  unit_id: 1
+  timeout_s: 2.0
+"""
+        gpio = "gpio:\n  backend: auto\n"
+    else:
+        inverter = f"inverter:\n  transport: tcp\n  host: 127.0.0.1\n  port: {MODBUS_PORT}\n  unit_id: 1\n"
+        gpio = "gpio:\n  backend: fake\n"
     return f"""# written by the image test (guest_lab.py): everything on 127.0.0.1
 server:
   dcap_url: {dcap_url}
@@ -81,18 +109,11 @@ server:
   cert_file: {identity}/client.pem
   key_file: {identity}/client.key
   default_poll_rate_s: 30
-inverter:
-  transport: tcp
-  host: 127.0.0.1
-  port: {MODBUS_PORT}
-  unit_id: 1
-telemetry:
+{inverter}telemetry:
   interval_s: 5
   default_post_rate_s: 15
   status_interval_s: 15
-gpio:
-  backend: fake
-status_page:
+{gpio}status_page:
   enabled: true
   host: 127.0.0.1
   port: 8080
@@ -100,8 +121,8 @@ log_level: INFO
 """
 
 
-def write_config(dcap_url: str) -> None:
-    CONFIG.write_text(config_text(dcap_url))
+def write_config(dcap_url: str, *, rs485: bool = False) -> None:
+    CONFIG.write_text(config_text(dcap_url, rs485=rs485))
     gw = pwd.getpwnam("wattsmart-gateway")
     os.chown(CONFIG, 0, gw.pw_gid)
     CONFIG.chmod(0o640)
@@ -158,15 +179,18 @@ async def main() -> int:
     LAB.mkdir(parents=True, exist_ok=True)
     pki = pki_mod.generate(LAB / "pki", ("client",))
     install_identity(pki)
-    sim = SunSpecServer(host="127.0.0.1", port=MODBUS_PORT)
-    await sim.start()
+    sim = None if PI else SunSpecServer(host="127.0.0.1", port=MODBUS_PORT)
+    if sim is not None:
+        await sim.start()
+    rs485_mode = PI and uart_rs485()
     lab = LabServer(pki, host="127.0.0.1", port=SEP_PORT)
     await lab.start()
     lfdi = lab.lfdi_of(pki.client("client"))
     now = lab.tree.now()
     control = lab.tree.add_control(1, start=now - dt.timedelta(seconds=5), duration=900, fixed_w=-5000)
-    write_config(lab.dcap_url)
-    say(f"lab up: 2030.5 {lab.dcap_url}, SunSpec 127.0.0.1:{MODBUS_PORT}, control {control.mRID} fixedW=-50%")
+    write_config(lab.dcap_url, rs485=rs485_mode)
+    battery = f"Modbus RTU on {UART} (host simulator)" if PI else f"SunSpec 127.0.0.1:{MODBUS_PORT}"
+    say(f"lab up: 2030.5 {lab.dcap_url}, battery {battery}, control {control.mRID} fixedW=-50%")
 
     import sdnotify
 
@@ -223,7 +247,16 @@ async def main() -> int:
                 details["enddevice_requests"] = sorted({r.path for r in edev})
                 paths = ", ".join(details["enddevice_requests"][:4])
                 say(f"ENDDEVICE: discovered ({len(edev)} requests: {paths})")
-        if "control" not in got:
+        if "control" not in got and sim is None:
+            # the battery is on the host: the gateway's "started" response means it wrote the
+            # setpoint over RTU (it answers only after the write); the host checks the registers
+            started = [r for r in lab.tree.responses if _status(r) == 2 and _subject(r) == control.mRID]
+            if started:
+                got["control"] = uptime()
+                details["responses"] = [_status(r) for r in lab.tree.responses]
+                responses = details["responses"]
+                say(f"CONTROL: applied over RTU on {UART}, DERControlResponse started ({responses})")
+        if "control" not in got and sim is not None:
             target = sim.device.battery.target_w
             started = [r for r in lab.tree.responses if _status(r) == 2 and _subject(r) == control.mRID]
             if target is not None and target < 0:
@@ -245,6 +278,12 @@ async def main() -> int:
         if props.get("ActiveState") == "failed":
             break
 
+    if PI:
+        details.update(pi_facts(rs485_mode))
+        if not got.keys() - {"status"} >= {"ready", "control", "reading"}:
+            pass  # no measurement on a failed run
+        else:
+            details["writes"] = measure_writes()
     data_bytes = os.statvfs("/var/lib/wattsmart-gateway")
     data_mib = data_bytes.f_blocks * data_bytes.f_frsize >> 20
     if data_mib > DATA_GROWN_MIB:
@@ -268,8 +307,70 @@ async def main() -> int:
     say("SUMMARY " + json.dumps(summary, separators=(",", ":"), default=str))
     say("RESULT PASS" if not missing else f"RESULT FAIL missing: {', '.join(missing)}")
     await lab.stop()
-    await sim.stop()
+    if sim is not None:
+        await sim.stop()
     return 0 if not missing else 1
+
+
+def uart_rs485() -> bool:
+    """Whether the header UART's driver takes the kernel's RS-485 mode (then the config uses it)."""
+    from hal import rs485
+
+    try:
+        flags, _before, _after = rs485.apply(UART, rs485.Rs485Settings())
+    except OSError as exc:
+        say(f"RS485: {exc.strerror or exc}; the gateway uses {UART} without it")
+        return False
+    say(f"RS485: kernel RS-485 mode on {UART} (flags {flags:#x}); the gateway config uses it")
+    return True
+
+
+def gpio_lines() -> list[str]:
+    """The gateway's GPIO lines as the kernel lists them (debugfs): direction and consumer."""
+    debug = Path("/sys/kernel/debug")
+    if not (debug / "gpio").exists():
+        subprocess.run(["mount", "-t", "debugfs", "debugfs", str(debug)], check=False)
+    text = (debug / "gpio").read_text() if (debug / "gpio").exists() else ""
+    return [line.strip() for line in text.splitlines() if "wattsmart" in line or "gpiochip" in line]
+
+
+def pi_facts(rs485_mode: bool) -> dict[str, Any]:
+    """What the Pi's device tree shows of the gateway: the gpiochip and its lines, the UART."""
+    lines = gpio_lines()
+    for line in lines:
+        say(f"GPIO {line}")
+    mine = [line for line in lines if "wattsmart" in line]
+    # BCM 17/27/22 are the LED (out), 23 the button (in), per the default gpio section
+    outs = sorted(int(m.split("GPIO")[1].split()[0]) for m in mine if " out " in f" {m} " and "GPIO" in m)
+    ins = sorted(int(m.split("GPIO")[1].split()[0]) for m in mine if " in " in f" {m} " and "GPIO" in m)
+    link = os.path.realpath("/dev/gpiochip-header") if os.path.exists("/dev/gpiochip-header") else None
+    say(f"GPIO held by the gateway: outputs {outs}, inputs {ins}; /dev/gpiochip-header -> {link}")
+    uart = sh("sh", "-c", f"ls -l {UART}; cat /proc/tty/driver/ttyAMA 2>/dev/null | head -3")
+    say(f"UART {uart}")
+    return {"gpio_outputs": outs, "gpio_inputs": ins, "gpiochip_header": link, "rs485_mode": rs485_mode}
+
+
+def sectors_written() -> int:
+    """Sectors written to the SD card since boot (/sys/block/mmcblk0/stat, field 7)."""
+    return int(Path("/sys/block/mmcblk0/stat").read_text().split()[6])
+
+
+def measure_writes() -> dict[str, float]:
+    """Bytes written to the card per day: the whole box with the gateway running, then stopped."""
+    out: dict[str, float] = {}
+    for phase in ("operation", "idle"):
+        if phase == "idle":
+            sh("systemctl", "stop", UNIT)
+        before, t0 = sectors_written(), time.monotonic()
+        say(f"WRITES: measuring {phase} for {WRITE_WINDOW_S:.0f} s")
+        time.sleep(WRITE_WINDOW_S)
+        written = (sectors_written() - before) * 512
+        per_day = written * 86400 / (time.monotonic() - t0)
+        out[f"{phase}_bytes"] = written
+        out[f"{phase}_mb_per_day"] = round(per_day / 1e6, 2)
+        rate = f"{per_day / 1e6:.2f} MB/day (whole box)"
+        say(f"WRITES {phase}: {written} bytes in {WRITE_WINDOW_S:.0f} s = {rate}")
+    return out
 
 
 def _subject(response: object) -> str | None:
