@@ -49,12 +49,14 @@ def tools() -> None:
             pytest.fail(f"{tool} is missing: apt-get install device-tree-compiler (.ci/run does)")
 
 
+@pytest.mark.parametrize("name", ["wattsmart-uart0-header", "wattsmart-uart0-header-rts"])
 def test_overlay_moves_the_pl011_to_gpio14_and_switches_bluetooth_and_the_mini_uart_off(
-    tmp_path: Path, tools: None
+    tmp_path: Path, tools: None, name: str
 ) -> None:
     (tmp_path / "base.dts").write_text(BASE)
     run("dtc", "-q", "-I", "dts", "-O", "dtb", "-o", tmp_path / "base.dtb", tmp_path / "base.dts")
-    run("dtc", "-@", "-q", "-I", "dts", "-O", "dtb", "-o", tmp_path / "o.dtbo", OVERLAY)
+    source = OVERLAY.with_name(f"{name}.dts")
+    run("dtc", "-@", "-q", "-I", "dts", "-O", "dtb", "-o", tmp_path / "o.dtbo", source)
     run("fdtoverlay", "-i", tmp_path / "base.dtb", "-o", tmp_path / "out.dtb", tmp_path / "o.dtbo")
     out = tmp_path / "out.dtb"
 
@@ -63,7 +65,13 @@ def test_overlay_moves_the_pl011_to_gpio14_and_switches_bluetooth_and_the_mini_u
 
     pins = "/soc/gpio@7e200000/wattsmart_uart0_gpio14"
     assert (get(pins, "brcm,pins"), get(pins, "brcm,function")) == ("14 15", "4")  # ALT0 = TXD0/RXD0
-    assert get("/soc/serial@7e201000", "pinctrl-0") == get(pins, "phandle")
+    groups = get("/soc/serial@7e201000", "pinctrl-0").split()
+    if name.endswith("-rts"):  # RTS0 on BCM 17 for the kernel's RS-485 mode
+        rts = "/soc/gpio@7e200000/wattsmart_uart0_rts_gpio17"
+        assert (get(rts, "brcm,pins"), get(rts, "brcm,function")) == ("17", "7")  # ALT3 = RTS0
+        assert groups == [get(pins, "phandle"), get(rts, "phandle")]
+    else:
+        assert groups == [get(pins, "phandle")]
     assert get("/soc/serial@7e201000", "status") == "okay"
     assert get("/soc/serial@7e201000/bluetooth", "status") == "disabled"
     assert get("/soc/serial@7e215040", "status") == "disabled"
