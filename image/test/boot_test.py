@@ -126,6 +126,9 @@ def boot(
                 raw = lines.get(timeout=max(0.1, limit - now))
             except queue.Empty:
                 raw = b""
+                if proc.poll() is not None:  # qemu is gone even if its output pipe never closed
+                    finished = True
+                    break
             if raw is None:
                 finished = True
                 break
