@@ -60,7 +60,7 @@ CRASHING_SUPERVISOR = '''"""Test release: fails at once on every start (Restart=
 import sys
 
 
-def run(config: object) -> int:
+def run(config: object, *_: object) -> int:
     print("test release: failing at start-up on purpose", file=sys.stderr)
     return 1
 '''
@@ -70,7 +70,7 @@ HANGING_SUPERVISOR = '''"""Test release: starts, but never sends READY=1 (and ne
 import time
 
 
-def run(config: object) -> int:
+def run(config: object, *_: object) -> int:
     print("test release: never ready, on purpose", flush=True)
     while True:
         time.sleep(3600)
