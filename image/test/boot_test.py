@@ -98,7 +98,11 @@ def qemu_command(disk: Path, kernel: Path, initrd: Path, smp: int, memory: int) 
 
 
 def boot(
-    cmd: list[str], log_path: Path, timeout_s: float, on_line: Callable[[str], None] | None = None
+    cmd: list[str],
+    log_path: Path,
+    timeout_s: float,
+    on_line: Callable[[str], None] | None = None,
+    grace_s: float = 90,
 ) -> tuple[list[str], float, bool]:
     """Run qemu, stream the console to `log_path` (each line to `on_line` too); return the marker
     lines, the wall time, and whether qemu ended by itself."""
@@ -121,7 +125,7 @@ def boot(
     with log_path.open("w", encoding="utf-8", errors="replace") as log:
         while True:
             now = time.monotonic()
-            limit = started + timeout_s if result_at is None else result_at + 90
+            limit = started + timeout_s if result_at is None else result_at + grace_s
             try:
                 raw = lines.get(timeout=max(0.1, limit - now))
             except queue.Empty:
