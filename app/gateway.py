@@ -47,7 +47,7 @@ from app.control.engine import ControlEngine
 from app.control.schedule import Plan
 from app.hardware import inverter_settings
 from app.health import Health
-from app.identity import CsrProfile, IdentityFiles, IdentityStore, NoIdentity, identity_status, watch_store
+from app.identity import IdentityFiles, IdentityStore, NoIdentity, identity_status, watch_store
 from app.identity.peer import server_cert_fetch
 from app.observed import ObservedInverter
 from app.ota.state import is_updating
@@ -229,6 +229,9 @@ class Gateway:
         """A fresh box makes its key and CSR once, so the installer can send the CSR straight away."""
         if not self.identity.managed or self.identity.pending() is not None:
             return
+        # key making brings `cryptography` (~10 MB): only a box that has none loads it, once
+        from app.identity.csr import CsrProfile
+
         try:
             pending = self.identity.prepare(CsrProfile())
         except Exception as exc:  # the page still tells the installer to run `identity init`

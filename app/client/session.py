@@ -42,8 +42,8 @@ T = TypeVar("T")
 class Session:
     """Mutual-TLS link to the utility's server: discovery, polling, and writes.
 
-    With `poll=False` no task is started here: the supervisor runs `session.poller.run()` as a part
-    (and restarts it if it ever dies).
+    With `poll=False` no task is started here: the caller runs `session.poller.run()` itself (the
+    gateway's "link" part does, beside its identity watch; the supervisor restarts that part if it dies).
     """
 
     def __init__(

@@ -11,10 +11,9 @@ import datetime as dt
 import logging
 import ssl
 
-from cryptography import x509
-
 from app.client.errors import TlsConfigError
 from app.config import ServerConfig
+from app.sep.certificate import Certificate, CertificateFormatError, load_certificate
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -101,10 +100,10 @@ def explain_handshake_failure(server: ServerConfig, exc: BaseException | None) -
     )
 
 
-def _load(server: ServerConfig) -> x509.Certificate | None:
+def _load(server: ServerConfig) -> Certificate | None:
     try:
-        return x509.load_pem_x509_certificate(server.cert_file.read_bytes())
-    except (OSError, ValueError):
+        return load_certificate(server.cert_file.read_bytes())
+    except (OSError, CertificateFormatError):
         return None
 
 
@@ -113,10 +112,10 @@ def _expiry_problem(server: ServerConfig) -> str | None:
     if cert is None:
         return None
     now = dt.datetime.now(dt.UTC)
-    if cert.not_valid_after_utc < now:
-        return f"our client certificate {server.cert_file} expired on {cert.not_valid_after_utc.isoformat()}"
-    if cert.not_valid_before_utc > now:
-        return f"our client certificate {server.cert_file} is not valid before {cert.not_valid_before_utc}"
+    if cert.not_after < now:
+        return f"our client certificate {server.cert_file} expired on {cert.not_after.isoformat()}"
+    if cert.not_before > now:
+        return f"our client certificate {server.cert_file} is not valid before {cert.not_before}"
     return None
 
 
@@ -124,4 +123,4 @@ def _cert_facts(server: ServerConfig) -> str:
     cert = _load(server)
     if cert is None:
         return f"cert_file {server.cert_file} unreadable"
-    return f"cert_file {server.cert_file}, issued by {cert.issuer.rfc4514_string()}"
+    return f"cert_file {server.cert_file}, issued by {cert.issuer}"

@@ -1,36 +1,14 @@
 """The DER control engine: a pure schedule of 2030.5 events and an executor that drives the battery.
 
-Wiring (the supervisor):
+`schedule` decides (programs, records, now, rng -> Plan) with no I/O; `engine` reads the server's
+tree, persists the records and hands the plan to `executor`, which writes the inverter.
 
-    engine = ControlEngine(config, inverter, session, session.identity.lfdi, rng=rng, health=health)
-    supervisor.add("control", engine.run, max_silence_s=90)
+Wiring (app/gateway.py, once the box has an LFDI):
+
+    engine = ControlEngine(config, inverter, link, lfdi, rng=rng, health=health, in_force_flag=flag)
+    supervisor.add("control", engine.run, MAX_SILENCE_S)          # 120 s
     supervisor.on_shutdown("release the battery", engine.stop)
+
+Import the modules themselves (`app.control.engine`, `app.control.schedule`): this package
+re-exports nothing, so the pure scheduler can be loaded without the engine's I/O.
 """
-
-from app.control.engine import ControlEngine, ServerLink, ServerTreeView
-from app.control.modes import PowerCommand
-from app.control.schedule import (
-    DueResponse,
-    EventRecord,
-    EventState,
-    Phase,
-    Plan,
-    ProgramControls,
-    ProgramView,
-    evaluate,
-)
-
-__all__ = [
-    "ControlEngine",
-    "DueResponse",
-    "EventRecord",
-    "EventState",
-    "Phase",
-    "Plan",
-    "PowerCommand",
-    "ProgramControls",
-    "ProgramView",
-    "ServerLink",
-    "ServerTreeView",
-    "evaluate",
-]

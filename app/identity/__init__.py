@@ -15,33 +15,39 @@ Layout of `<state_dir>/identity/` (folder 0700, everything owned by the service 
 
 Point the configuration at the store with `server.cert_file: <state_dir>/identity/current/cert.pem`
 and `server.key_file: <state_dir>/identity/current/key.pem`; the gateway then takes its files from
-`IdentityStore.current()` and follows installs without a restart. Paths outside the folder are
-used as they are (no rotation).
+`IdentityStore.current()`. Paths outside the folder are used as they are (no rotation).
 
 Lifecycle: `identity init` prepares a pending key and CSR (beside the identity in force, if any);
 `identity install` checks the signed certificate (our key, in date, chain to `server.ca_file`)
 and makes it current while keeping the previous one as the fallback.
 
-Wiring in the gateway (what the composition root does):
+Wiring in the gateway (app/gateway.py):
 
-- build the TLS context/HTTP client from `files = store.current()` via
-  `files.server_config(config.server)`; before each request cycle, if `store.changed(files)`,
-  close the client and build it again (a reconnect picks up an install, no restart);
-- after a successful exchange call `store.confirm_working(files)` (cheap when nothing is on
-  trial; the previous identity is then deleted); when the server refuses the certificate
-  (`TlsHandshakeError` or `NotAuthorized`) and `store.on_trial()`, call `store.fall_back(files)`
-  and rebuild: the previous identity returns and the refused key stays pending;
-- `watch_store(store)` gives an `ExpiryWatch`; run `watch.run(fetch_server=server_cert_fetch(...))`
-  as a supervised task (start-up and daily), call `watch.check()` after a switch, show
-  `identity_status(store, watch)` on the status page, drive the LED's attention pattern from
-  `watch.attention` and the error state from `watch.error`.
+- the session's TLS context is built from `files = store.current()` via
+  `files.server_config(config.server)`; the gateway polls `store.changed(files)` and, when another
+  identity is in force (an install, a fall-back, a first certificate), stops with EXIT_RESTART so
+  that systemd starts it again on the new identity (a process restart, not a reboot);
+- while `store.on_trial()`: once the server lists our EndDevice and the link reports no problem,
+  `store.confirm_working(files)` retires the previous identity; when the server refuses the
+  certificate (`TlsHandshakeError` or `NotAuthorized`), `store.fall_back(files)` brings the
+  previous identity back (the refused key stays pending) and the gateway restarts on it;
+- `watch_store(store)` gives an `ExpiryWatch`, run as the supervised part "expiry" with
+  `fetch_server=server_cert_fetch(...)` (start-up and daily); `identity_status(store, watch)`
+  feeds the status page, `watch.attention` the LED's attention pattern, `watch.error` the error state.
+
+Reading certificates needs no `cryptography` (app.sep.certificate); making keys and CSRs and
+checking a chain at install do, and import it only then (`CsrProfile` is loaded on first use).
 """
 
-from app.identity.csr import CsrProfile
+from typing import TYPE_CHECKING
+
 from app.identity.errors import CertificateRefused, IdentityStoreError, KeyExists, NoIdentity
 from app.identity.expiry import CertExpiry, ExpiryLevel, ExpiryWatch, expiry_level, watch_store
 from app.identity.status import identity_status
 from app.identity.store import IdentityFiles, IdentityStore, PendingKey
+
+if TYPE_CHECKING:
+    from app.identity.csr import CsrProfile
 
 __all__ = [
     "CertExpiry",
@@ -59,3 +65,12 @@ __all__ = [
     "identity_status",
     "watch_store",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`CsrProfile` on first use: it brings `cryptography`, which the running gateway never needs."""
+    if name == "CsrProfile":
+        from app.identity.csr import CsrProfile
+
+        return CsrProfile
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

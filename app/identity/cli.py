@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from app.config import load_config
-from app.identity.csr import DEFAULT_SUBJECT, CsrProfile
 from app.identity.errors import IdentityStoreError
 from app.identity.expiry import watch_store
 from app.identity.status import identity_status
@@ -26,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], default
 
     init = cmds.add_parser("init", help="create a key on the box and a CSR for the 2030.5 CA")
     config_arg(init)
-    init.add_argument("--subject", default=DEFAULT_SUBJECT, help='RFC 4514 subject ("" for none)')
+    init.add_argument("--subject", help='RFC 4514 subject ("" for none; default CN=wattsmart-gateway)')
     init.add_argument(
         "--hardware-module", metavar="OID:SERIAL", help="ask for a hardwareModuleName subjectAltName"
     )
@@ -66,12 +65,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _init(store: IdentityStore, args: argparse.Namespace) -> int:
+    from app.identity.csr import DEFAULT_SUBJECT, CsrProfile  # brings cryptography: only here
+
     hw = None
     if args.hardware_module:
         oid, sep, serial = args.hardware_module.partition(":")
         hw = (oid, serial) if sep else (oid, "")
     try:
-        profile = CsrProfile(args.subject, hw, tuple(args.policy), args.client_auth)
+        profile = CsrProfile(
+            DEFAULT_SUBJECT if args.subject is None else args.subject,
+            hw,
+            tuple(args.policy),
+            args.client_auth,
+        )
     except ValueError as exc:
         print(f"{_PROG} init: {exc}", file=sys.stderr)
         return 2

@@ -14,9 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from cryptography import x509
-
 from app.identity.store import IdentityStore, utc_now
+from app.sep.certificate import Certificate, parse_certificate, pem_certificates
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ _LOGGER = logging.getLogger(__name__)
 WARN_BEFORE = dt.timedelta(days=30)
 DAY_S = 24 * 3600.0
 
-CertSource = Callable[[], x509.Certificate | None]
+CertSource = Callable[[], Certificate | None]
 
 
 class ExpiryLevel(enum.Enum):
@@ -64,10 +63,10 @@ class CertExpiry:
 
 
 def judge(
-    name: str, cert: x509.Certificate, now: dt.datetime, warn_before: dt.timedelta = WARN_BEFORE
+    name: str, cert: Certificate, now: dt.datetime, warn_before: dt.timedelta = WARN_BEFORE
 ) -> CertExpiry:
     """The verdict on `cert` at `now`, with a message an installer or operator can act on."""
-    end = cert.not_valid_after_utc
+    end = cert.not_after
     level = expiry_level(end, now, warn_before)
     when = f"{end:%Y-%m-%d %H:%M} UTC"
     if level is ExpiryLevel.EXPIRED:
@@ -77,7 +76,7 @@ def judge(
         detail = f"expires on {when} (in {days} day{'' if days == 1 else 's'}); renew it"
     else:
         detail = f"valid until {when}"
-    return CertExpiry(name, cert.subject.rfc4514_string(), end, level, detail)
+    return CertExpiry(name, cert.subject, end, level, detail)
 
 
 class ExpiryWatch:
@@ -90,7 +89,7 @@ class ExpiryWatch:
         self._warn_before = warn_before
         self._sources: dict[str, CertSource] = {}
         self._levels: dict[str, ExpiryLevel] = {}
-        self._server: x509.Certificate | None = None
+        self._server: Certificate | None = None
         self.results: dict[str, CertExpiry] = {}
 
     def watch(self, name: str, source: CertSource) -> None:
@@ -99,7 +98,7 @@ class ExpiryWatch:
 
     def saw_server_certificate(self, der: bytes) -> None:
         """Record the server's certificate (DER, from the TLS connection) and judge it at once."""
-        cert = x509.load_der_x509_certificate(der)
+        cert = parse_certificate(der)
         if cert != self._server:
             self._server = cert
             self._sources.setdefault("server certificate", lambda: self._server)
@@ -178,13 +177,14 @@ def watch_store(store: IdentityStore, watch: ExpiryWatch | None = None) -> Expir
     """An ExpiryWatch (new, or `watch`) over the store's certificate in force and the 2030.5 root."""
     watch = watch or ExpiryWatch()
 
-    def ours() -> x509.Certificate | None:
-        return x509.load_pem_x509_certificate(store.current().cert.read_bytes())
+    def ours() -> Certificate | None:
+        found = pem_certificates(store.current().cert.read_bytes())
+        return found[0] if found else None
 
-    def root() -> x509.Certificate | None:
+    def root() -> Certificate | None:
         # a bundle may hold several roots: the first to end is the one to watch
-        roots = x509.load_pem_x509_certificates(store.ca_file.read_bytes())
-        return min(roots, key=lambda c: c.not_valid_after_utc, default=None)
+        roots = pem_certificates(store.ca_file.read_bytes())
+        return min(roots, key=lambda c: c.not_after, default=None)
 
     watch.watch("client certificate", ours)
     watch.watch("2030.5 root", root)

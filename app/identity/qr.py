@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import functools
 import io
-
-import qrcode  # type: ignore[import-untyped]  # no stubs published; only 4 calls used
+from typing import Any
 
 from app.sep.identity import CertIdentity
+
+
+def _code(payload: str) -> Any:
+    """The QR code of `payload`; `qrcode` is loaded on the first code drawn, not with the gateway."""
+    import qrcode  # type: ignore[import-untyped]  # no stubs published; only 4 calls used
+
+    code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    code.add_data(payload)
+    code.make(fit=True)
+    return code
 
 
 def qr_payload(identity: CertIdentity) -> str:
@@ -17,9 +26,7 @@ def qr_payload(identity: CertIdentity) -> str:
 
 def qr_text(payload: str, *, invert: bool = True) -> str:
     """`payload` as a QR code in Unicode half blocks; `invert` suits light-on-dark terminals."""
-    code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
-    code.add_data(payload)
-    code.make(fit=True)
+    code = _code(payload)
     out = io.StringIO()
     code.print_ascii(out=out, invert=invert)
     return out.getvalue()
@@ -33,9 +40,7 @@ def payload_of(sfdi: object, lfdi: str) -> str:
 @functools.lru_cache(maxsize=2)
 def qr_svg(payload: str) -> str:
     """`payload` as an inline SVG QR code (dark modules as one path), for the status page (cached)."""
-    code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M)
-    code.add_data(payload)
-    code.make(fit=True)
+    code = _code(payload)
     matrix: list[list[bool]] = code.get_matrix()
     size = len(matrix)
     cells = "".join(f"M{x} {y}h1v1h-1z" for y, row in enumerate(matrix) for x, dark in enumerate(row) if dark)

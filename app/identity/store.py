@@ -14,17 +14,19 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING
 
 from app.config import Config, ServerConfig
 from app.identity import files
-from app.identity.csr import CsrProfile, build_csr, csr_pem, key_pem, new_key
 from app.identity.errors import CertificateRefused, KeyExists, NoIdentity
-from app.identity.verify import check_dates, public_der, read_certificates, read_roots, verify_chain
 from app.sep.identity import CertIdentity, IdentityError, load_cert_identity
+
+if TYPE_CHECKING:
+    # `cryptography` serves the commands that make keys and install certificates; the running
+    # gateway only reads (app.sep.certificate), so it is imported where the commands need it.
+    from cryptography import x509
+
+    from app.identity.csr import CsrProfile
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -152,6 +154,8 @@ class IdentityStore:
 
     def prepare(self, profile: CsrProfile, *, replace_pending: bool = False) -> PendingKey:
         """Create a new key and CSR beside the identity in force; it takes over on `install`."""
+        from app.identity.csr import build_csr, csr_pem, key_pem, new_key
+
         owner = self._owner()
         with files.locked(self._ensure_root(owner), owner=owner):
             old = self.pending()
@@ -179,6 +183,10 @@ class IdentityStore:
         Raises CertificateRefused (one line, nothing changed) for a certificate that does not match
         the pending or current key, is out of date, or has no chain to the configured root.
         """
+        from cryptography.hazmat.primitives import serialization
+
+        from app.identity.verify import check_dates, read_certificates, read_roots, verify_chain
+
         now = self._clock()
         given = read_certificates(cert_data, "the certificate")
         cert, intermediates = (
@@ -310,6 +318,10 @@ class IdentityStore:
 
     def _matching_generation(self, cert: x509.Certificate) -> str:
         """The generation whose key belongs to `cert`: the pending key first, then the one in force."""
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from app.identity.verify import public_der
+
         want = public_der(cert)
         if not isinstance(cert.public_key(), ec.EllipticCurvePublicKey):
             raise CertificateRefused("the certificate's key is not ECDSA P-256 (2030.5 §6.11); wrong file?")
@@ -333,6 +345,11 @@ class IdentityStore:
 
 def _key_public(path: Path) -> bytes | None:
     """The public half of the private key file at `path`; its content never leaves this function."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from app.identity.verify import public_der
+
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError, TypeError):
@@ -343,6 +360,8 @@ def _key_public(path: Path) -> bytes | None:
 
 
 def _same_cert(path: Path, cert: x509.Certificate) -> bool:
+    from cryptography import x509
+
     try:
         return x509.load_pem_x509_certificate(path.read_bytes()) == cert
     except (OSError, ValueError):

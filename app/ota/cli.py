@@ -10,13 +10,17 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.config import DEFAULT_CONFIG, ConfigError, load_config
 from app.ota.errors import BundleRejected, NothingToDo, OtaError, UpdateBusy
 from app.ota.machine import Phase, UpdateState, to_json
 from app.ota.settings import LEGACY_STATE_DIR, STATE_DIR, OtaSettings
 from app.ota.state import control_in_force, read_gateway_file
-from app.ota.updater import Updater
+
+if TYPE_CHECKING:
+    # the updater brings bundles, keys and `cryptography`: loaded only when an update command runs
+    from app.ota.updater import Updater
 
 _LOGGER = logging.getLogger(__name__)
 #: entries that never read a configuration unless given one: a config a newer release wrote must not
@@ -131,6 +135,8 @@ def run(
         settings = settings_from_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = legacy_state_dir(settings)
+    from app.ota.updater import Updater
+
     factory = updater_factory or (
         lambda s: Updater(s, control_in_force=lambda: control_in_force(s.control_flag))
     )
@@ -226,20 +232,17 @@ def _lfdi_from_config(config: Path | None) -> str | None:
     """
     if config is None:
         return None
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
+    from app.sep.certificate import CertificateFormatError, load_certificate
     from app.sep.identity import lfdi_from_der
 
     try:
         path = load_config(config).server.cert_file
         data, _ = read_gateway_file(path, MAX_CERT_BYTES)
-        pem = b"-----BEGIN CERTIFICATE-----" in data
-        cert = x509.load_pem_x509_certificate(data) if pem else x509.load_der_x509_certificate(data)
-    except (OSError, ValueError) as exc:
+        cert = load_certificate(data)
+    except (OSError, ValueError, CertificateFormatError) as exc:
         _LOGGER.warning("no client certificate to take the LFDI from: %s", exc)
         return None
-    return lfdi_from_der(cert.public_bytes(Encoding.DER))
+    return lfdi_from_der(cert.der)
 
 
 def main(

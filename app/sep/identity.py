@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
+from app.sep.certificate import CertificateFormatError, load_certificate
 from app.sep.exceptions import SepError
 
 _LOGGER = logging.getLogger(__name__)
@@ -71,25 +69,22 @@ def load_cert_identity(path: str | Path) -> CertIdentity:
     if not data.strip():
         raise IdentityError(f"certificate file {path} is empty")
     try:
-        if _PEM_MARKER in data:
-            cert = x509.load_pem_x509_certificate(data)
-        else:
-            cert = x509.load_der_x509_certificate(data)
-    except ValueError as exc:
+        cert = load_certificate(data)
+    except CertificateFormatError as exc:
         if _PEM_MARKER in data:
             detail = f"has a PEM CERTIFICATE block that is not a valid X.509 certificate ({exc})"
         else:
             detail = "is neither a PEM nor a DER X.509 certificate"
         raise IdentityError(f"certificate file {path} {detail}") from None
     # The fingerprint is over the DER encoding, whatever the file's encoding (§6.3.3).
-    lfdi = lfdi_from_der(cert.public_bytes(Encoding.DER))
+    lfdi = lfdi_from_der(cert.der)
     identity = CertIdentity(
         lfdi=lfdi,
         sfdi=sfdi_from_lfdi(lfdi),
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
+        subject=cert.subject,
+        issuer=cert.issuer,
+        not_before=cert.not_before,
+        not_after=cert.not_after,
     )
     _LOGGER.debug("certificate %s: LFDI %s SFDI %d", path, identity.lfdi, identity.sfdi)
     return identity

@@ -1,14 +1,16 @@
 """Telemetry: the 30-s sampler, mirror usage points, DER reports, and the outbox behind them.
 
-Wiring (the supervisor):
+Wiring (app/gateway.py, once the box has an LFDI):
 
-    links = TelemetryLinks.from_tree(await session.wait_for(lambda t: bool(TelemetryLinks.from_tree(t))))
-    telemetry = TelemetryService(config, inverter, session, links, ServerTimebase(session.now),
-                                 supervisor.health, session.identity.lfdi)
-    supervisor.add("telemetry", telemetry.run, max_silence_s=120)   # beats "telemetry" every 30 s
-    supervisor.on_shutdown("telemetry outbox", telemetry.flush)
+    # the links saved from the last run, else the first snapshot with DER or mirror links
+    telemetry = TelemetryService(config, inverter, link, links, ServerTimebase(link.now),
+                                 health, lfdi, rng=rng)
+    supervisor.add("telemetry", run_telemetry, MAX_SILENCE_S)   # 120 s; beats "telemetry" every 30 s
     # on every new snapshot: telemetry.update_links(TelemetryLinks.from_tree(tree))
     #   (the links carry the default control's setGradW, which DERSettings reports)
+
+No shutdown hook: cancelled, `run()` lets go of the store, and the store's last user (the gateway,
+after the parts) commits the staged readings as it closes; `flush()` commits them at any other moment.
 
 Health parts: "telemetry" (beat), "telemetry.inverter" and "telemetry.server" (problem/ok).
 State: one sqlite file in config.state_dir (app.store), owned by one process at a time.

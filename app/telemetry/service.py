@@ -98,7 +98,8 @@ class _PointState:
 class TelemetryService:
     """Samples W, Hz and SoC on the grid and keeps the server's mirrors and DER reports current.
 
-    `run()` until cancelled; `flush()` commits what is staged (call it on shutdown).
+    `run()` until cancelled (the store's last user commits what is staged as it closes); `flush()`
+    commits it at once.
     """
 
     #: tasks of this service that wait on the timebase (a simulated clock waits for all of them)

@@ -12,7 +12,6 @@ from hal.errors import HalError
 from hal.inverter.base import BatteryInverter
 from hal.inverter.guard import SafeInverter
 from hal.inverter.settings import InverterSettings
-from hal.inverter.sim import SimInverter
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -27,6 +26,8 @@ async def connect_inverter(settings: InverterSettings, *, clock: Clock = utc_now
     """
     device: BatteryInverter
     if settings.transport == "sim":
+        from hal.inverter.sim import SimInverter  # the simulated battery: not loaded on a real box
+
         device = SimInverter(settings.sim, revert_timeout_s=settings.revert_timeout_s, clock=clock)
     else:
         # Imported here: the sim path does not load the Modbus profile modules.

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.identity import CsrProfile, ExpiryLevel, ExpiryWatch, IdentityStore, expiry_level, identity_status
 from app.identity.expiry import watch_store
+from app.sep.certificate import parse_certificate
 from tests.identity.conftest import DAY, NOW, Ca, pem
 
 END = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -41,7 +42,8 @@ class Clock:
 
 
 def _watch(intermediate: Ca, clock: Clock) -> ExpiryWatch:
-    cert = intermediate.issue(ec.generate_private_key(ec.SECP256R1()).public_key(), not_after=END)
+    issued = intermediate.issue(ec.generate_private_key(ec.SECP256R1()).public_key(), not_after=END)
+    cert = parse_certificate(issued.public_bytes(serialization.Encoding.DER))
     watch = ExpiryWatch(clock=clock)
     watch.watch("client certificate", lambda: cert)
     return watch
@@ -82,8 +84,10 @@ def test_renewal_is_logged_as_recovery(intermediate: Ca, caplog: pytest.LogCaptu
     watch.check()
     watch.watch(
         "client certificate",
-        lambda: intermediate.issue(
-            ec.generate_private_key(ec.SECP256R1()).public_key(), not_after=END + 400 * DAY
+        lambda: parse_certificate(
+            intermediate.issue(
+                ec.generate_private_key(ec.SECP256R1()).public_key(), not_after=END + 400 * DAY
+            ).public_bytes(serialization.Encoding.DER)
         ),
     )
     watch.check()

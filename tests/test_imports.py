@@ -1,0 +1,67 @@
+"""What the box loads: the gateway's run path brings no lab, simulator, signing code or `cryptography`.
+
+Each check imports in a fresh interpreter (this test process has loaded everything already).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+#: never on the running gateway's path: test/demo code, the fleet's tools, key making
+RUN_PATH_FORBIDDEN = (
+    "app.lab",
+    "app.ota.release",
+    "app.ota.bundle",
+    "app.ota.keys",
+    "app.ota.updater",
+    "app.identity.csr",
+    "app.identity.verify",
+    "app.commissioning.check",
+    "hal.inverter.sunspec_server",
+    "hal.inverter.sim",
+    "cryptography",
+    "qrcode",
+    "pymodbus.server",
+)
+
+#: what a pure module must not pull in: sockets, files, databases, the event loop, Modbus
+IO_MODULES = ("asyncio", "socket", "ssl", "sqlite3", "aiohttp", "pymodbus", "serial", "yaml", "hal")
+
+
+def _loaded_by(*modules: str) -> list[str]:
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {list(modules)!r}: importlib.import_module(m)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded: list[str] = json.loads(out.stdout)
+    return loaded
+
+
+def _under(loaded: list[str], prefixes: tuple[str, ...]) -> list[str]:
+    return [m for m in loaded if any(m == p or m.startswith(p + ".") for p in prefixes)]
+
+
+def test_the_run_path_loads_only_what_runs() -> None:
+    # `wattsmart-gateway run`: the CLI, then the supervisor, which imports the composition root
+    loaded = _loaded_by("app.cli", "app.supervisor", "app.gateway")
+    assert "app.gateway" in loaded and "aiohttp.web" in loaded  # the check sees the real graph
+    assert _under(loaded, RUN_PATH_FORBIDDEN) == []
+
+
+@pytest.mark.parametrize("module", ["app.control.schedule", "app.sep.certificate"])
+def test_pure_modules_load_no_io(module: str) -> None:
+    loaded = _loaded_by(module)
+    assert module in loaded
+    assert _under(loaded, IO_MODULES) == []
+
+
+def test_the_forbidden_list_can_fail() -> None:
+    """The same check on a command that does make keys: it must see `cryptography`."""
+    loaded = _loaded_by("app.identity.csr")
+    assert "cryptography" in _under(loaded, RUN_PATH_FORBIDDEN)
