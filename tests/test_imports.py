@@ -54,7 +54,7 @@ def test_the_run_path_loads_only_what_runs() -> None:
     assert _under(loaded, RUN_PATH_FORBIDDEN) == []
 
 
-@pytest.mark.parametrize("module", ["app.control.schedule", "app.sep.certificate"])
+@pytest.mark.parametrize("module", ["app.control.schedule", "app.sep.certificate", "app.store.files"])
 def test_pure_modules_load_no_io(module: str) -> None:
     loaded = _loaded_by(module)
     assert module in loaded

@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from app.client.notices import Notices
+from hal.clock import utc_now
 
 _LOGGER = logging.getLogger(__name__)
 
 #: an offset change smaller than this is rounding noise (TimeType is whole seconds), not news
 _LOG_THRESHOLD = timedelta(seconds=2)
 _RESOLUTION = timedelta(seconds=1)
-
-
-def utc_now() -> datetime:
-    """Our own clock, aware UTC: the one seam where wall time enters."""
-    return datetime.now(UTC)
 
 
 class ServerClock:

@@ -14,8 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from app.identity.store import IdentityStore, utc_now
+from app.identity.store import IdentityStore
 from app.sep.certificate import Certificate, parse_certificate, pem_certificates
+from hal.clock import utc_now
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -13,6 +13,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from app.store.files import fsync_dir as fsync_dir  # the store publishes with it too
+
 #: (uid, gid) new files are given, or None to keep the creating process's
 Owner = tuple[int, int] | None
 
@@ -68,15 +70,6 @@ def ensure_dir(path: Path, *, owner: Owner = None) -> None:
         make_dir(path, owner=owner)
     except FileExistsError:
         os.chmod(path, FOLDER)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make renames and new entries in folder `path` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def point(link: Path, target: str, *, owner: Owner = None) -> None:

@@ -20,6 +20,7 @@ from app.config import Config, ServerConfig
 from app.identity import files
 from app.identity.errors import CertificateRefused, KeyExists, NoIdentity
 from app.sep.identity import CertIdentity, IdentityError, load_cert_identity
+from hal.clock import utc_now
 
 if TYPE_CHECKING:
     # `cryptography` serves the commands that make keys and install certificates; the running
@@ -33,11 +34,6 @@ _LOGGER = logging.getLogger(__name__)
 FOLDER = "identity"
 CURRENT, PREVIOUS, PENDING = "current", "previous", "pending"
 KEY, CERT, CHAIN, CSR = "key.pem", "cert.pem", "chain.pem", "csr.pem"
-
-
-def utc_now() -> dt.datetime:
-    """The wall clock, timezone-aware (the seam tests replace)."""
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)

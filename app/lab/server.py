@@ -20,7 +20,6 @@ from typing import Literal, Self
 
 from aiohttp import web
 
-from app.client.clock import utc_now
 from app.client.identity import lfdi_from_der
 from app.client.tls import ccm8_cipher_string
 from app.config import ServerConfig, TlsOptions
@@ -28,6 +27,7 @@ from app.lab.pki import CertFiles, Pki
 from app.lab.tree import LabTree
 from app.sep import to_xml
 from app.sep.error import Error
+from hal.clock import utc_now
 
 _LOGGER = logging.getLogger(__name__)
 

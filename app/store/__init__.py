@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from app.store.database import Store, open_store
+from typing import TYPE_CHECKING
+
 from app.store.errors import StoreCorrupt, StoreFull, StoreUnavailable
-from app.store.outbox import Outbox
-from app.store.state import StateTable
+
+if TYPE_CHECKING:
+    from app.store.database import Store, open_store
+    from app.store.outbox import Outbox
+    from app.store.state import StateTable
 
 __all__ = [
     "Outbox",
@@ -16,3 +20,20 @@ __all__ = [
     "StoreUnavailable",
     "open_store",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The database parts on first use: `app.store.files` alone must not load sqlite3."""
+    if name in ("Store", "open_store"):
+        from app.store import database
+
+        return getattr(database, name)
+    if name == "Outbox":
+        from app.store.outbox import Outbox
+
+        return Outbox
+    if name == "StateTable":
+        from app.store.state import StateTable
+
+        return StateTable
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
