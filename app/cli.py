@@ -116,9 +116,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from hal.modbus import quiet_library_logging
 
     quiet_library_logging()
+    load_http_without_system_trust()
     from app import supervisor  # imported here: `id` and `validate` need none of it
 
     return supervisor.run(config, args.config)
+
+
+def load_http_without_system_trust() -> None:
+    """Import aiohttp with the system CA bundle pointed at nothing (saves ~2 MB resident).
+
+    aiohttp builds a verifying SSLContext from the system's CA bundle as it is imported; the
+    gateway never uses it (every connection has its own context trusting only the configured
+    CA), so those ~150 parsed roots would only sit in memory. The environment is restored after.
+    """
+    names = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(dict.fromkeys(names, os.devnull))
+    try:
+        import aiohttp  # noqa: F401  # loaded here for its import-time contexts
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

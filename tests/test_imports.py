@@ -65,3 +65,18 @@ def test_the_forbidden_list_can_fail() -> None:
     """The same check on a command that does make keys: it must see `cryptography`."""
     loaded = _loaded_by("app.identity.csr")
     assert "cryptography" in _under(loaded, RUN_PATH_FORBIDDEN)
+
+
+def test_the_gateway_loads_aiohttp_without_the_system_trust_store() -> None:
+    code = (
+        "import os, json\n"
+        "from app.cli import load_http_without_system_trust\n"
+        "os.environ['SSL_CERT_DIR'] = '/etc/ssl/certs'\n"
+        "os.environ.pop('SSL_CERT_FILE', None)\n"
+        "load_http_without_system_trust()\n"
+        "import aiohttp.connector as c\n"
+        "print(json.dumps([c._SSL_CONTEXT_VERIFIED.cert_store_stats()['x509_ca'],\n"
+        "                  os.environ.get('SSL_CERT_DIR'), os.environ.get('SSL_CERT_FILE')]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [0, "/etc/ssl/certs", None]  # no roots parsed; environment restored

@@ -39,6 +39,9 @@ _PRAGMAS: Final = (
     # After a long outage the backlog inflates the WAL; give the space back once it is delivered.
     "PRAGMA journal_size_limit = 262144",
     "PRAGMA temp_store = MEMORY",
+    # The page cache is heap memory that stays once filled; sqlite's default (2 MB) would fill as the
+    # outbox grows over an outage. 512 KiB holds the hot pages of a small database (~1000 pages).
+    "PRAGMA cache_size = -512",
 )
 
 # Each entry moves the schema from version N to N+1 (PRAGMA user_version); never edit a shipped one.
