@@ -74,7 +74,7 @@ class ServerTreeView(Protocol):
 
 
 class ServerLink(Protocol):
-    """What the engine needs from the 2030.5 session (app.client's Session is one)."""
+    """What the engine needs of the server: the running gateway passes `app.gateway.Link`."""
 
     @property
     def tree(self) -> ServerTreeView | None:

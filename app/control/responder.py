@@ -28,7 +28,7 @@ _FINISH_IN_FLIGHT_S: Final = 2.0
 
 
 class Poster(Protocol):
-    """What the responder needs from the session: POST a model to an href, raise when not taken."""
+    """What the responder needs of the server (`app.gateway.Link`): POST a model, raise when not taken."""
 
     async def post(self, href: str, obj: object) -> object:
         """POST `obj` (a 2030.5 model) to `href` on the server."""

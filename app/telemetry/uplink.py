@@ -12,7 +12,7 @@ T = TypeVar("T")
 
 
 class Uplink(Protocol):
-    """The session's writes and its poller's snapshot (`app.client.session.Session` has this shape)."""
+    """The session's writes and its poller's snapshot (the gateway passes `app.gateway.Link`)."""
 
     async def post(self, href: str, obj: object) -> str | None:
         """POST a model; return the Location header, if any."""
