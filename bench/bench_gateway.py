@@ -131,7 +131,12 @@ async def _measure() -> list[Row]:
             "ms",
             f"median of {len(latencies)}, max {max(latencies):.0f} ms; target <= 250 ms; py20305 200-900 ms",
         ),
-        Row("gateway: steady RSS", rss_mb, "MB", f"peak {hwm_mb:.1f} MB; target <= 40; py20305 86 MB"),
+        Row(
+            "gateway: steady RSS",
+            rss_mb,
+            "MB",
+            f"peak {hwm_mb:.1f} MB; target <= 45 (stretch 40); py20305 86 MB",
+        ),
         Row(
             "gateway: CPU per hour",
             cpu * 3600 / elapsed,
