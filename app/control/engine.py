@@ -275,6 +275,15 @@ class ControlEngine:
             old = self._records.get(record.mrid)
             state = plan.states.get(record.mrid)
             problem = state.problem if state is not None else None
+            fresh = record.reached - (old.reached if old else frozenset())
+            if state is not None and state.ignored and ResponseStatus.EVENT_RECEIVED in fresh:
+                # once per mRID, like the milestone (records persist)
+                _LOGGER.warning(
+                    "event %s: %s not applied (the battery does not do %s)",
+                    record.mrid,
+                    "rejected," if state.code is not None else "applied for its other modes;",
+                    ", ".join(state.ignored),
+                )
             news.extend(
                 (record.mrid, m, problem if m == ResponseStatus.REJECTED_INVALID else None)
                 for m in sorted(record.reached - (old.reached if old else frozenset()))

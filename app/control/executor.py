@@ -41,7 +41,10 @@ def fixed_w_reference(ratings: Ratings, discharge: bool) -> float | None:
 
 
 def requested_watts(command: PowerCommand, ratings: Ratings) -> float | None:
-    """The command as signed watts (+ discharge, − charge) before clamps; None if ratings are unknown."""
+    """The command's setpoint as signed watts (+ discharge, − charge) before clamps; None if ratings are
+    unknown (or it sets no power: see `PowerCommand.has_setpoint`)."""
+    if command.cease:
+        return 0.0  # opModConnect / opModEnergize false: no power exchanged, whatever else is asked
     if command.target_w is not None:
         return command.target_w
     if command.fixed_w is None:
@@ -50,6 +53,23 @@ def requested_watts(command: PowerCommand, ratings: Ratings) -> float | None:
     if reference is None:
         return None
     return command.fixed_w / 10000.0 * reference
+
+
+def max_limit_w(command: PowerCommand, ratings: Ratings) -> float | None:
+    """opModMaxLimW in watts (a share of setMaxW); None when there is no cap or setMaxW is unknown."""
+    if command.max_limit is None:
+        return None
+    reference = ratings.active_power_limit_w()
+    if reference is None:
+        return None
+    return command.max_limit / 10000.0 * reference
+
+
+def capped(watts: float, cap_w: float | None) -> float:
+    """`watts` with |watts| held to `cap_w` (None: no cap)."""
+    if cap_w is None:
+        return watts
+    return max(-cap_w, min(cap_w, watts))
 
 
 def soc_clamp(watts: float, soc_pct: float | None, config: ControlConfig) -> float:
@@ -99,6 +119,9 @@ class Executor:
         self._soc: tuple[float, float] | None = None
         self._refused: set[str] = set()
         self._ratings: Ratings | None = None
+        #: a cap-only command (no setpoint): the power the battery is held at once its own mode broke
+        #: the cap (None while its own mode stays within it)
+        self._pinned: float | None = None
 
     @property
     def written(self) -> float | None:
@@ -115,6 +138,7 @@ class Executor:
         if command != self._command:
             self._command = command
             self._changed = True
+            self._pinned = None
 
     async def step(self, now: float) -> float | None:
         """Write what is due at monotonic time `now`; return when the next step is due (None: idle)."""
@@ -167,6 +191,8 @@ class Executor:
             await self._sample_if_older(IDLE_SAMPLE_S, now)
             await self._refresh_ratings()
             return None
+        if not command.has_setpoint:
+            return await self._step_capped(command, now)
         # Like the reading, the ratings do not delay the write (a 702 read is ~140 ms at 9600
         # baud): the copy of the last step serves, the guard clamps to its own live copy anyway,
         # and the live ratings asked for after the write correct it in the next step, at once.
@@ -220,12 +246,60 @@ class Executor:
         return due
 
     def _target(self, command: PowerCommand, ratings: Ratings) -> float | None:
-        """The command in watts, held to the ratings; None when no limit bounds it."""
+        """The command in watts, within its opModMaxLimW and held to the ratings; None when no limit
+        bounds it."""
         asked = requested_watts(command, ratings)
-        target = None if asked is None else ratings.clamp(asked)
-        if asked is not None and target is not None:
+        if asked is None:
+            return None
+        if command.max_limit is not None:
+            cap = max_limit_w(command, ratings)
+            if cap is None:
+                return None
+            within = capped(asked, cap)
+            self._note_clamp(command, "opModMaxLimW", asked, within)
+            asked = within
+        target = ratings.clamp(asked)
+        if target is not None:
             self._note_clamp(command, "inverter's rating or nameplate", asked, target)
         return target
+
+    async def _step_capped(self, command: PowerCommand, now: float) -> float:
+        """A cap with no setpoint: the battery keeps its own mode while it stays within the cap; once
+        its own power breaks it, it is held at the cap until the command changes."""
+        ratings = self._ratings if self._ratings is not None else await self._inverter.read_ratings()
+        cap = max_limit_w(command, ratings)
+        if cap is None:
+            ratings = await self._inverter.read_ratings()
+            cap = max_limit_w(command, ratings)
+            if cap is None:
+                raise NoPowerLimit(f"opModMaxLimW of {command.source} without a known setMaxW")
+        self._changed = False
+        if self._pinned is None:
+            if not self._released:
+                await self._release()  # a setpoint of an earlier command no longer holds
+            await self._sample_if_older(SOC_CHECK_S, now)
+            own = self._sample.w if self._sample is not None else None
+            if own is not None and abs(own) > cap:
+                self._pinned = capped(own, cap)
+                _LOGGER.warning(
+                    "battery's own mode at %.0f W breaks %s's limit of %.0f W: held at %.0f W",
+                    own,
+                    command.source,
+                    cap,
+                    self._pinned,
+                )
+        if self._pinned is not None:
+            held = ratings.clamp(self._pinned)
+            if held is None:
+                raise NoPowerLimit(f"no power limit known for {command.source}")
+            limited = self._soc_limited(command, held, now)
+            if self._write_due(limited, now):
+                await self._write(command, limited, now)
+        await self._refresh_ratings()
+        reassert = float(self._config.reassert_interval_s)
+        if self._pinned is None:
+            return now + SOC_CHECK_S
+        return min(self._last_write + reassert, now + SOC_CHECK_S)
 
     async def _refresh_ratings(self) -> Ratings | None:
         """The live ratings (remembered for the next step); the last ones while the inverter is unreadable."""

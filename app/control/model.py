@@ -110,6 +110,8 @@ class EventState:
     """The rejection status for REJECTED."""
     problem: str | None = None
     """Why the server's control could not be parsed (it stood in as an InvalidDERControl)."""
+    ignored: tuple[str, ...] = ()
+    """The control's modes the battery does not apply (the rest of it is obeyed)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -12,10 +13,18 @@ from app.sep.response import ResponseStatus
 #: fixedW and targetW both set the one active-power setpoint of a battery, so for supersession
 #: (2030.5-2018 §12.1.3.1, per control mode) they are one mode: a newer targetW replaces a fixedW.
 POWER: Final = "W"
-_CATEGORY: Final = {"opModFixedW": POWER, "opModTargetW": POWER}
+#: opModMaxLimW: a cap on |W|, superseded on its own (a newer setpoint leaves an older cap in force)
+MAX_LIMIT: Final = "MaxLimW"
+#: opModConnect / opModEnergize = false: the battery stops exchanging power
+CONNECT: Final = "Connect"
+ENERGIZE: Final = "Energize"
+_CATEGORY: Final = {"opModFixedW": POWER, "opModTargetW": POWER, "opModMaxLimW": MAX_LIMIT}
 # connect/energize = true is the inverter's normal state: obeyed by doing nothing, and (as py20305
-# and CSIP do) left out of supersession so they never keep a superseded event alive.
-_NOOP_WHEN_TRUE: Final = frozenset({"opModConnect", "opModEnergize"})
+# and CSIP do) left out of supersession so they never keep a superseded event alive. False is a
+# mode of its own (cease to exchange power), superseded per mode like the others.
+_NOOP_WHEN_TRUE: Final = {"opModConnect": CONNECT, "opModEnergize": ENERGIZE}
+#: the modes a PowerCommand is combined from, each from the control in force for it
+MODES_IN_COMMAND: Final = (POWER, MAX_LIMIT, CONNECT, ENERGIZE)
 _NOT_A_MODE: Final = frozenset({"rampTms"})
 _MODES: Final = tuple(f.name for f in dataclasses.fields(DERControlBase) if f.name not in _NOT_A_MODE)
 
@@ -37,55 +46,110 @@ def addressed_to_us(device_category: int | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class PowerCommand:
-    """What the battery is asked to do: `fixed_w` (hundredths of a percent) or `target_w` (W)."""
+    """What the battery is asked to do: a setpoint (`fixed_w`, hundredths of a percent, or `target_w`,
+    W), a cap on |W| (`max_limit`, hundredths of a percent of setMaxW), or to stop exchanging power."""
 
     source: str
-    """The event's mRID, or "default" for a DefaultDERControl."""
+    """The setpoint's event mRID (else the first limit's), or "default" for a DefaultDERControl."""
     fixed_w: int | None = None
     target_w: float | None = None
     ramp_s: float | None = None
     """rampTms of the event: reach the new setpoint linearly over this many seconds."""
     grad_pct_per_s: float | None = None
     """setGradW of the default control: the rate limit (percent of setMaxW per second) otherwise."""
+    max_limit: int | None = None
+    """opModMaxLimW: |W| at most this share of setMaxW (hundredths of a percent)."""
+    cease: bool = False
+    """opModConnect or opModEnergize false: hold the battery at 0 W whatever else is asked."""
+
+    def __post_init__(self) -> None:
+        if self.fixed_w is not None and self.target_w is not None:
+            raise ValueError("a PowerCommand has one setpoint: fixed_w or target_w")
+        if self.max_limit is not None and not 0 <= self.max_limit <= 10000:
+            raise ValueError(f"max_limit {self.max_limit} is not a PerCent (0..10000)")
+
+    @property
+    def has_setpoint(self) -> bool:
+        """True when it asks for a power (fixedW, targetW or cease), not only a cap."""
+        return self.cease or self.fixed_w is not None or self.target_w is not None
 
 
 def classify(base: DERControlBase) -> tuple[ResponseStatus | None, frozenset[str]]:
     """(rejection status or None, the supersession categories) of an event's modes."""
+    status, categories, _ = classify_modes(base)
+    return status, categories
+
+
+def classify_modes(base: DERControlBase) -> tuple[ResponseStatus | None, frozenset[str], tuple[str, ...]]:
+    """(rejection status or None, supersession categories, the modes present that we do not apply).
+
+    2030.5 §12.1.3: a control is applied for the modes the battery supports; only a control with
+    none of them is rejected (252), and one that asks for nothing or contradicts itself is invalid.
+    """
     present = [name for name in _MODES if getattr(base, name) is not None]
     if not present:
-        return ResponseStatus.REJECTED_INVALID, frozenset()  # an event that asks for nothing
+        return ResponseStatus.REJECTED_INVALID, frozenset(), ()  # an event that asks for nothing
     if base.opModFixedW is not None and base.opModTargetW is not None:
-        return ResponseStatus.REJECTED_INVALID, frozenset()  # two setpoints for one battery
+        return ResponseStatus.REJECTED_INVALID, frozenset(), ()  # two setpoints for one battery
+    categories: set[str] = set()
+    ignored: list[str] = []
     for name in present:
         if name in _NOOP_WHEN_TRUE:
             if getattr(base, name) is False:
-                return ResponseStatus.REJECTED_NOT_APPLICABLE, frozenset()
-        elif name not in _CATEGORY:
-            return ResponseStatus.REJECTED_NOT_APPLICABLE, frozenset()
-    categories = frozenset(_CATEGORY[name] for name in present if name in _CATEGORY)
+                categories.add(_NOOP_WHEN_TRUE[name])
+        elif name in _CATEGORY:
+            categories.add(_CATEGORY[name])
+        else:
+            ignored.append(name)
     if not categories:
-        # Only connect/energize = true: nothing to execute and nothing it could supersede.
-        return ResponseStatus.REJECTED_NOT_APPLICABLE, frozenset()
-    return None, categories
+        # Only unsupported modes, or only connect/energize = true (nothing to execute, nothing
+        # it could supersede).
+        return ResponseStatus.REJECTED_NOT_APPLICABLE, frozenset(), tuple(ignored)
+    return None, frozenset(categories), tuple(ignored)
 
 
-def event_command(mrid: str, base: DERControlBase, grad: float | None) -> PowerCommand:
-    """The power command of an accepted event (classify() said it is applicable)."""
-    ramp = base.rampTms / 100.0 if base.rampTms else None
-    target = base.opModTargetW.watts if base.opModTargetW is not None else None
-    return PowerCommand(mrid, base.opModFixedW, target, ramp, grad)
+def combine(by_mode: Mapping[str, tuple[str, DERControlBase]], grad: float | None) -> PowerCommand | None:
+    """One command from the control in force for each mode (mode -> (source, its DERControlBase)).
+
+    None when no mode sets anything the battery does (release it to its own mode).
+    """
+    fixed: int | None = None
+    target: float | None = None
+    ramp: float | None = None
+    sources: list[str] = []
+    power = by_mode.get(POWER)
+    if power is not None:
+        source, base = power
+        if base.opModFixedW is not None:
+            fixed = base.opModFixedW
+        elif base.opModTargetW is not None:
+            target = base.opModTargetW.watts
+        if fixed is not None or target is not None:
+            sources.append(source)
+            ramp = base.rampTms / 100.0 if base.rampTms else None
+    limit: int | None = None
+    if MAX_LIMIT in by_mode:
+        source, base = by_mode[MAX_LIMIT]
+        limit = base.opModMaxLimW
+        if limit is not None:
+            sources.append(source)
+    ceasing = [
+        by_mode[mode][0]
+        for mode, name in ((CONNECT, "opModConnect"), (ENERGIZE, "opModEnergize"))
+        if mode in by_mode and getattr(by_mode[mode][1], name) is False
+    ]
+    cease = bool(ceasing)
+    sources = ceasing + sources  # ceasing wins over any setpoint: its event is the source
+    if not sources:
+        return None
+    return PowerCommand(sources[0], fixed, target, ramp, grad, max_limit=limit, cease=cease)
 
 
 def default_command(default: DefaultDERControl) -> PowerCommand | None:
-    """The power command of a DefaultDERControl, or None when it sets no active power."""
+    """The power command of a DefaultDERControl, or None when it sets nothing the battery does."""
     base = default.DERControlBase
     grad = default_grad(default)
-    ramp = base.rampTms / 100.0 if base.rampTms else None
-    if base.opModFixedW is not None:
-        return PowerCommand(DEFAULT_SOURCE, base.opModFixedW, None, ramp, grad)
-    if base.opModTargetW is not None:
-        return PowerCommand(DEFAULT_SOURCE, None, base.opModTargetW.watts, ramp, grad)
-    return None
+    return combine(dict.fromkeys(MODES_IN_COMMAND, (DEFAULT_SOURCE, base)), grad)
 
 
 def default_grad(default: DefaultDERControl | None) -> float | None:

@@ -27,15 +27,15 @@ from app.control.model import (
     ProgramView,
 )
 from app.control.modes import (
-    POWER,
+    DEFAULT_SOURCE,
+    MODES_IN_COMMAND,
     PowerCommand,
     addressed_to_us,
-    classify,
-    default_command,
+    classify_modes,
+    combine,
     default_grad,
-    event_command,
 )
-from app.sep.der import DefaultDERControl, DERControl, InvalidDERControl
+from app.sep.der import DefaultDERControl, DERControl, DERControlBase, InvalidDERControl
 from app.sep.event import CurrentStatus
 from app.sep.response import ResponseRequired, ResponseStatus
 
@@ -144,11 +144,15 @@ def evaluate(
                 next_change = upcoming
     default = default_control(programs)
     grad = default_grad(default)
-    active = in_force.get(POWER)
-    if active is not None:
-        power: PowerCommand | None = event_command(active.record.mrid, active.control.DERControlBase, grad)
-    else:
-        power = default_command(default) if default is not None else None
+    # Per mode (§12.1.3): the event in force for it, else the default control's value.
+    by_mode: dict[str, tuple[str, DERControlBase]] = {}
+    for mode in MODES_IN_COMMAND:
+        ev_in = in_force.get(mode)
+        if ev_in is not None:
+            by_mode[mode] = (ev_in.record.mrid, ev_in.control.DERControlBase)
+        elif default is not None:
+            by_mode[mode] = (DEFAULT_SOURCE, default.DERControlBase)
+    power: PowerCommand | None = combine(by_mode, grad)
     return Plan(
         now=t,
         power=power,
@@ -255,6 +259,7 @@ class _Static:
     categories: frozenset[str]
     for_us: bool
     problem: str | None = None
+    ignored: tuple[str, ...] = ()
 
 
 # Snapshots are immutable and reused between polls, so each control object is digested once.
@@ -285,7 +290,7 @@ class _Digests:
 
 
 def _digest(control: DERControl) -> _Static:
-    code, categories = classify(control.DERControlBase)
+    code, categories, ignored = classify_modes(control.DERControlBase)
     if code is None and control.interval.duration <= 0:
         code = ResponseStatus.REJECTED_INVALID  # an event with no time to run
     problem = None
@@ -301,6 +306,7 @@ def _digest(control: DERControl) -> _Static:
         categories,
         addressed_to_us(control.deviceCategory),
         problem,
+        ignored,
     )
 
 
@@ -404,7 +410,14 @@ def _state(ev: _Event) -> EventState:
     if ev.phase is Phase.REJECTED:
         code = next(c for c in ev.record.reached | ev.new if c in TERMINAL)
     return EventState(
-        ev.record.mrid, ev.program.program.mRID, ev.phase, ev.start, ev.end, code, ev.static.problem
+        ev.record.mrid,
+        ev.program.program.mRID,
+        ev.phase,
+        ev.start,
+        ev.end,
+        code,
+        ev.static.problem,
+        ev.static.ignored,
     )
 
 

@@ -22,9 +22,16 @@ from hal.inverter import ConnectionStatus, OperatingStatus, Ratings, Telemetry
 
 _LOGGER = logging.getLogger(__name__)
 
-# What the control engine executes on a battery: charge, discharge, opModFixedW, opModTargetW.
+# What the control engine executes on a battery (app.control.modes): charge, discharge, opModFixedW,
+# opModTargetW, opModMaxLimW, and opModConnect / opModEnergize (false: it stops exchanging power).
 MODES_SUPPORTED: Final = (
-    DERControlType.CHARGE | DERControlType.DISCHARGE | DERControlType.FIXED_W | DERControlType.TARGET_W
+    DERControlType.CHARGE
+    | DERControlType.DISCHARGE
+    | DERControlType.CONNECT
+    | DERControlType.ENERGIZE
+    | DERControlType.FIXED_W
+    | DERControlType.MAX_LIM_W
+    | DERControlType.TARGET_W
 )
 
 # ConnectStatusType bits (HexBinary8).

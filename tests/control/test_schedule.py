@@ -52,6 +52,7 @@ def steady(programs: Programs, *times: float) -> list[tuple[float, Programs]]:
 
 
 A = control("A1", 100, 60, fixed=5000)
+VAR = FixedVar(refType=1, value=10)
 A_CANCELLED = control("A1", 100, 60, fixed=5000, status=2)
 A_SUPERSEDED = control("A1", 100, 60, fixed=5000, status=4)
 B_NEXT = control("B1", 160, 60, target=(-2000, 0))
@@ -123,12 +124,47 @@ CASES = [
     Case(
         "a rejected mode never supersedes anything",
         steady(
-            [program(1, A), program(0, control("V1", 100, 60, base=DERControlBase(opModMaxLimW=5000)))],
+            [program(1, A), program(0, control("V1", 100, 60, base=DERControlBase(opModFixedVar=VAR)))],
             0,
             100,
         ),
         [(0, "A1", 1), (0, "V1", 1), (0, "V1", 252), (100, "A1", 2)],
         {100: "A1"},
+    ),
+    Case(
+        "supersession is per mode: a higher-priority cap leaves the setpoint in force",
+        steady(
+            [program(1, A), program(0, control("V1", 100, 60, base=DERControlBase(opModMaxLimW=5000)))],
+            0,
+            100,
+        ),
+        [(0, "A1", 1), (0, "V1", 1), (100, "A1", 2), (100, "V1", 2)],
+        {100: "A1"},
+    ),
+    Case(
+        "a newer cap supersedes an older cap, not the setpoint",
+        steady(
+            [
+                program(
+                    1,
+                    control("M1", 100, 60, base=DERControlBase(opModMaxLimW=5000, opModFixedW=4000)),
+                    control("M2", 120, 60, created=1, base=DERControlBase(opModMaxLimW=2000)),
+                )
+            ],
+            100,
+            120,
+            160,
+        ),
+        [(100, "M1", 1), (100, "M1", 2), (100, "M2", 1), (120, "M2", 2), (160, "M1", 3)],
+        {100: "M1", 120: "M1", 160: "M2"},
+    ),
+    Case(
+        "a partly supported control is applied for what the battery does",
+        steady(
+            [program(1, control("P1", 100, 60, base=DERControlBase(opModFixedW=100, opModFixedVar=VAR)))], 100
+        ),
+        [(100, "P1", 1), (100, "P1", 2)],
+        {100: "P1"},
     ),
     Case(
         "cancelled while scheduled",
@@ -171,16 +207,31 @@ CASES = [
             [
                 program(
                     1,
-                    control("U1", 100, 60, base=DERControlBase(opModFixedVar=FixedVar(refType=1, value=10))),
-                    control("U2", 100, 60, base=DERControlBase(opModConnect=False)),
+                    control("U1", 100, 60, base=DERControlBase(opModFixedVar=VAR)),
                     control("U3", 100, 60, base=DERControlBase(opModConnect=True)),
                 )
             ],
             0,
             100,
         ),
-        [(0, "U1", 1), (0, "U1", 252), (0, "U2", 1), (0, "U2", 252), (0, "U3", 1), (0, "U3", 252)],
+        [(0, "U1", 1), (0, "U1", 252), (0, "U3", 1), (0, "U3", 252)],
         {100: None},
+    ),
+    Case(
+        "connect or energize false is obeyed: the battery ceases to exchange power",
+        steady(
+            [
+                program(
+                    1,
+                    control("U2", 100, 60, base=DERControlBase(opModConnect=False)),
+                    control("U4", 100, 30, base=DERControlBase(opModEnergize=False)),
+                )
+            ],
+            0,
+            100,
+        ),
+        [(0, "U2", 1), (0, "U4", 1), (100, "U2", 2), (100, "U4", 2)],
+        {100: "U2"},
     ),
     Case(
         "invalid events (253): two setpoints, no modes, no duration",
@@ -409,3 +460,27 @@ def test_mrids_compare_case_insensitively() -> None:
 def test_a_naive_now_is_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         evaluate([], {}, T0.replace(tzinfo=None), random.Random())
+
+
+def test_modes_in_force_combine_into_one_command_each_from_its_own_event_or_the_default() -> None:
+    setpoint = control("S1", 100, 60, target=(3000, 0))
+    cap = control("C1", 100, 60, created=1, base=DERControlBase(opModMaxLimW=4000, opModFixedVar=VAR))
+    default = DERControlBase(opModFixedW=1000, opModMaxLimW=9000)
+    plan = Runner().at(120, [program(1, setpoint, cap, default=default)])
+    assert plan.power is not None
+    assert (plan.power.source, plan.power.target_w, plan.power.max_limit) == ("S1", 3000.0, 4000)
+    assert plan.states["C1"].ignored == ("opModFixedVar",)
+    assert plan.in_force == {"W": "S1", "MaxLimW": "C1"}
+    # the cap alone in force: the default's setpoint under the event's cap
+    plan = Runner().at(120, [program(1, cap, default=default)])
+    assert plan.power is not None
+    assert (plan.power.source, plan.power.fixed_w, plan.power.max_limit) == ("default", 1000, 4000)
+    # no event: the default's own cap
+    plan = Runner().at(120, [program(1, default=default)])
+    assert plan.power is not None and plan.power.max_limit == 9000
+
+
+def test_connect_false_ceases_whatever_else_is_in_force() -> None:
+    stop = control("X1", 100, 60, base=DERControlBase(opModConnect=False))
+    plan = Runner().at(120, [program(1, A, stop)])
+    assert plan.power is not None and plan.power.cease and plan.power.source == "X1"

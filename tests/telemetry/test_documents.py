@@ -83,7 +83,7 @@ def test_capability_and_settings(assert_valid: Callable[[bytes], None]) -> None:
     assert_valid(to_xml(capability))
     assert_valid(to_xml(settings))
     cap = parse(DERCapability, to_xml(capability))
-    assert cap.type == 80 and cap.modesSupported == 0x00400083
+    assert cap.type == 80 and cap.modesSupported == 0x0050008F
     assert cap.rtgMaxW.watts == 5000 and cap.rtgMaxWh is not None and cap.rtgMaxWh.real == 13500
     assert cap.rtgMaxChargeRateW is not None and cap.rtgMaxChargeRateW.watts == 4600
     got = parse(DERSettings, to_xml(settings))
