@@ -235,6 +235,7 @@ class Discovery:
             default_control=default,
             active_controls=active.DERControl if active else (),
             poll_rate_s=rate,
+            controls_complete=controls is not None and controls.results >= controls.all,
         )
 
     async def _ders(self, edev: EndDevice, rate: int, parent: str) -> tuple[DER, ...]:

@@ -24,6 +24,9 @@ class ProgramBranch:
     active_controls: tuple[DERControl, ...] = ()
     #: effective pollRate of this branch, seconds
     poll_rate_s: int = 900
+    #: the DERControlList was read to its end (every page, `all` items): an event missing from it
+    #: is no longer on the server. False when it was cut short, unreadable or not linked.
+    controls_complete: bool = False
 
     @property
     def primacy(self) -> int:

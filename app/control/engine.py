@@ -23,6 +23,7 @@ from app.control.ledger import Ledger
 from app.control.modes import PowerCommand, default_command
 from app.control.responder import Responder
 from app.control.schedule import MISSED, DueResponse, EventRecord, Plan, ProgramView, evaluate
+from app.control.vanished import VanishedEvents
 from app.health import Health
 from app.ota.state import FLAG_REFRESH_S, set_control_in_force
 from app.sep.der import DefaultDERControl
@@ -123,6 +124,7 @@ class ControlEngine:
         self._monotonic = monotonic
         self._executor = Executor(inverter, config.control, self._health)
         self._programs: tuple[ProgramView, ...] | None = None
+        self._vanished = VanishedEvents()
         self._last_contact: float | None = None
         self._wake = asyncio.Event()
         self._records: dict[str, EventRecord] = {}
@@ -267,7 +269,8 @@ class ControlEngine:
         if self._failsafe:
             self._failsafe = False
             self._health.ok(FAILSAFE_PART)
-        plan = evaluate(self._programs, self._records, now, self._rng, self._refused)
+        programs = self._vanished.programs(self._programs, self._records)
+        plan = evaluate(programs, self._records, now, self._rng, self._refused)
         for mrid in [m for m in self._refused if m in plan.states and plan.states[m].code is not None]:
             del self._refused[mrid]  # rejected for good: its record remembers it
         news: list[tuple[str, int, str | None]] = []

@@ -64,6 +64,10 @@ class ProgramView(Protocol):
     def default_control(self) -> DefaultDERControl | None:
         """Its DefaultDERControl, if it has one."""
 
+    @property
+    def controls_complete(self) -> bool:
+        """True when `controls` is the server's whole DERControlList (read to its end)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ProgramControls:
@@ -72,6 +76,7 @@ class ProgramControls:
     program: DERProgram
     controls: tuple[DERControl, ...] = ()
     default_control: DefaultDERControl | None = None
+    controls_complete: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,21 @@ async def test_every_control_page_is_read(sim_server: LabServer, make_rig: MakeR
     program = next(p for p in snap.programs if p.program.primacy == 2)
     assert [c.mRID for c in program.controls] == [c.mRID for c in made]
     assert sim_server.count("GET", "/derp/0/derc") == 3
+    assert program.controls_complete  # read to its end: a control missing from it is gone
+
+
+async def test_a_control_list_cut_at_the_page_bound_is_not_complete(
+    sim_server: LabServer, make_rig: MakeRig
+) -> None:
+    sim_server.tree.max_page = 1
+    now = sim_server.tree.now()
+    for minute in range(MAX_PAGES + 2):
+        sim_server.tree.add_control(0, start=now + timedelta(minutes=minute), duration=60, fixed_w=100)
+    async with make_rig(sim_server) as rig:
+        snap = await rig.discovery.walk()
+    program = next(p for p in snap.programs if p.program.primacy == 2)
+    assert len(program.controls) == MAX_PAGES
+    assert not program.controls_complete  # an event missing from it may still be on the server
 
 
 async def test_programs_ordered_by_primacy_across_fsas(sim_server: LabServer, make_rig: MakeRig) -> None:

@@ -269,3 +269,21 @@ async def test_3000_new_controls_give_paced_responses_and_one_summary_line(
     assert 0 < waiting < 3000 - 100  # the status page tells how many still wait
     told = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "app.control.responder"]
     assert told == [(logging.WARNING, "3000 responses owed; posting them at 50 a second (about 60 s)")]
+
+
+async def test_an_event_deleted_while_in_force_is_cancelled_and_the_default_returns(
+    lab_server: LabServer, e2e_config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    tree = lab_server.tree
+    inverter = RecordingInverter(SPEC)
+    tree.set_default_control(
+        FIXED, DefaultDERControl(mRID="D0", DERControlBase=DERControlBase(opModFixedW=1000))
+    )
+    event = tree.add_control(FIXED, start=tree.now(), duration=60, fixed_w=4000)
+    async with gateway(e2e_config, lab_server, inverter) as gw:
+        await wait_until(lambda: gw.engine.setpoint == 2000.0)
+        tree.delete_control(event.mRID)  # a server that deletes rather than cancels
+        await wait_until(lambda: gw.engine.setpoint == 500.0)  # the default: 10 % of 5000 W
+        await wait_until(lambda: (event.mRID, 6) in responses(lab_server))
+    assert [s for m, s in responses(lab_server) if m == event.mRID] == [1, 2, 6]
+    assert any("gone from program" in r.getMessage() and event.mRID in r.getMessage() for r in caplog.records)
