@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Final, Generic, Self, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -288,7 +288,7 @@ class HttpClient:
         error = self._error_body(resp, body)
         detail = f"{method} {href}: HTTP {status} {resp.reason or ''}".rstrip()
         if error is not None:
-            detail += f" (2030.5 Error reasonCode {error.reasonCode})"
+            detail += f" ({describe_error(error)})"
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         if retry_after is None and error is not None and error.maxRetryDuration is not None:
             retry_after = float(error.maxRetryDuration)
@@ -315,3 +315,24 @@ class HttpClient:
             return parse(Error, body, max_bytes=self._server.max_body_bytes)
         except SepParseError:
             return None
+
+
+#: at most this much of a server's Error message text goes into a log line or the status page
+MESSAGE_SHOWN: Final = 200
+
+
+def describe_error(error: Error) -> str:
+    """A 2030.5 Error as one line: reasonCode (with its name), maxRetryDuration, the server's text."""
+    try:
+        reason = f"{error.reasonCode} {ReasonCode(error.reasonCode).name.lower().replace('_', ' ')}"
+    except ValueError:
+        reason = str(error.reasonCode)
+    text = f"2030.5 Error reasonCode {reason}"
+    if error.maxRetryDuration is not None:
+        text += f", maxRetryDuration {error.maxRetryDuration} s"
+    if error.message:
+        shown = "".join(c if c.isprintable() else " " for c in error.message).strip()
+        if len(shown) > MESSAGE_SHOWN:
+            shown = shown[:MESSAGE_SHOWN] + "…"
+        text += f": {shown!r}"
+    return text

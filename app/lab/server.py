@@ -198,10 +198,17 @@ class LabServer:
     # --- scripting: failures -------------------------------------------------------------------
 
     def fail(
-        self, count: int = 1, status: int = 503, *, retry_after: str | None = None, path: str | None = None
+        self,
+        count: int = 1,
+        status: int = 503,
+        *,
+        retry_after: str | None = None,
+        path: str | None = None,
+        error: Error | None = None,
     ) -> None:
-        """Answer the next `count` requests (for `path`, if given) with HTTP `status`."""
-        self.faults.append(Fault("status", count, path, status=status, retry_after=retry_after))
+        """Answer the next `count` requests (for `path`, if given) with HTTP `status` and `error`."""
+        body = to_xml(error) if error is not None else b""
+        self.faults.append(Fault("status", count, path, status=status, retry_after=retry_after, body=body))
 
     def wrong_content_type(
         self, count: int = 1, content_type: str = "application/sep-exi", path: str | None = None
@@ -270,7 +277,7 @@ class LabServer:
             await asyncio.sleep(fault.delay_s)
         if fault is not None and fault.kind == "status":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            error = to_xml(Error(reasonCode=2)) if fault.status >= 500 else b""
+            error = fault.body or (to_xml(Error(reasonCode=2)) if fault.status >= 500 else b"")
             return web.Response(status=fault.status, body=error, headers=headers, content_type=SEP_XML)
         if fault is not None and fault.kind == "huge":
             return await self._stream_huge(request, fault.size)

@@ -24,3 +24,5 @@ class Error:
 
     maxRetryDuration: UInt16 | None = None
     reasonCode: UInt16
+    message: str | None = None
+    """Text some servers add (envoy does); not in sep.xsd, so only ever read, never sent by us."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from app.client.errors import Rejected
+from app.health import Health
 from app.sep.der import DERCapability, DERSettings
 from app.telemetry.der import Nameplate, der_capability, der_settings, missing_fields, nameplate
 from app.telemetry.uplink import TelemetryLinks, Uplink
@@ -15,13 +16,23 @@ from hal.inverter import Ratings
 _LOGGER = logging.getLogger(__name__)
 
 _EPOCH: Final = datetime.fromtimestamp(0, UTC)
+#: the status page's part for a DERCapability/DERSettings the server refused
+PART: Final = "telemetry.nameplate"
+#: a refused document, unchanged, is tried again after these waits (the server's operator may fix
+#: their side), then only when the ratings or the configuration (a restart) change it
+REFUSED_RETRY_S: Final = (3600.0, 6 * 3600.0, 24 * 3600.0)
 
 
 class NameplateReporter:
     """Keeps the server's DERCapability and DERSettings equal to the inverter's current values."""
 
     def __init__(
-        self, uplink: Uplink, links: TelemetryLinks, overrides: Ratings | None, set_grad_w: int
+        self,
+        uplink: Uplink,
+        links: TelemetryLinks,
+        overrides: Ratings | None,
+        set_grad_w: int,
+        health: Health | None = None,
     ) -> None:
         self._uplink = uplink
         self.links = links
@@ -33,6 +44,9 @@ class NameplateReporter:
         self._sent_settings: DERSettings | None = None
         self._overridden: list[str] = []
         self._missing: list[str] = []
+        self._health = health
+        #: document name -> (the refused document, refusals in a row, when to try it again or None)
+        self._refused: dict[str, tuple[object, int, datetime | None]] = {}
 
     @property
     def known(self) -> bool:
@@ -81,26 +95,58 @@ class NameplateReporter:
             self._set_grad_w = value
             self._updated = now
 
-    async def send(self) -> None:
-        """PUT whichever of DERCapability and DERSettings the server does not have yet."""
+    async def send(self, now: datetime | None = None) -> None:
+        """PUT whichever of DERCapability and DERSettings the server does not have yet.
+
+        A refused one (4xx) is sent again when it changes, and unchanged only after REFUSED_RETRY_S.
+        """
         if self._plate is None:
             return
+        if now is not None:
+            self._retry_due(now)
         capability, settings = self._documents(self._plate)
         if capability is None or settings is None:
             _LOGGER.debug("rtgMaxW/setMaxW unknown: DERCapability/DERSettings cannot be sent")
         if self.links.der_capability and capability is not None and capability != self._sent_capability:
-            await self._put(self.links.der_capability, capability)
+            await self._put(self.links.der_capability, capability, now)
             self._sent_capability = capability
         if self.links.der_settings and settings is not None and settings != self._sent_settings:
-            await self._put(self.links.der_settings, settings)
+            await self._put(self.links.der_settings, settings, now)
             self._sent_settings = settings
 
-    async def _put(self, href: str, document: object) -> None:
+    def _retry_due(self, now: datetime) -> None:
+        for name, (document, count, again) in list(self._refused.items()):
+            if again is not None and now >= again:
+                self._refused[name] = (document, count, None)
+                if name == "DERCapability":
+                    self._sent_capability = None
+                else:
+                    self._sent_settings = None
+
+    async def _put(self, href: str, document: object, now: datetime | None) -> None:
+        name = type(document).__name__
         try:
             await self._uplink.put(href, document)
         except Rejected as exc:
-            # The same document would be refused again: say so once, send again only on a change.
-            _LOGGER.error("Server refused %s: %s", type(document).__name__, exc)
+            # The same document would be refused again: not at once, a few times spaced out.
+            last = self._refused.get(name)
+            count = last[1] + 1 if last is not None and last[0] == document else 1
+            again = None
+            if now is not None and count <= len(REFUSED_RETRY_S):
+                again = now + timedelta(seconds=REFUSED_RETRY_S[count - 1])
+            self._refused[name] = (document, count, again)
+            when = f"trying again at {again:%Y-%m-%d %H:%M} UTC" if again is not None else "not again"
+            _LOGGER.error(
+                "Server refused %s: %s; %s unless the ratings or the configuration change it",
+                name,
+                exc,
+                when,
+            )
+            if self._health is not None:
+                self._health.problem(PART, f"server refused {name}: {exc}")
+            return
+        if self._refused.pop(name, None) is not None and not self._refused and self._health is not None:
+            self._health.ok(PART)
 
     def _documents(self, plate: Nameplate) -> tuple[DERCapability | None, DERSettings | None]:
         settings = der_settings(plate, self._updated, self._set_grad_w)
