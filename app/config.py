@@ -13,7 +13,7 @@ import typing
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import yaml
 
@@ -49,6 +49,10 @@ class TlsOptions:
     check_hostname: bool = True
 
 
+#: `server.profile` values
+PROFILES: Final = ("wattsmart", "csip", "csip-aus")
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """The utility's 2030.5 server and our credentials for it."""
@@ -74,8 +78,13 @@ class ServerConfig:
     max_clock_offset_s: float = 300.0
     #: DERControlResponses posted per second at most (a list of thousands must not flood the server)
     responses_per_s: float = 4.0
+    #: the utility's 2030.5 profile: what DERCapability says beyond the core (csip-aus: the
+    #: csipaus:doeModesSupported its servers require); controls are read the same under each
+    profile: str = "wattsmart"
 
     def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise _Invalid("profile", self.profile, " or ".join(PROFILES))
         if not self.dcap_url.startswith("https://"):
             raise _Invalid("dcap_url", self.dcap_url, "an https:// URL (2030.5 requires TLS)")
         if self.min_rate_s < 1:

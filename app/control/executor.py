@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Final
 
@@ -65,11 +66,26 @@ def max_limit_w(command: PowerCommand, ratings: Ratings) -> float | None:
     return command.max_limit / 10000.0 * reference
 
 
-def capped(watts: float, cap_w: float | None) -> float:
-    """`watts` with |watts| held to `cap_w` (None: no cap)."""
-    if cap_w is None:
-        return watts
-    return max(-cap_w, min(cap_w, watts))
+def bounds_w(command: PowerCommand, ratings: Ratings) -> tuple[float, float] | None:
+    """(most charge, most discharge) the command's limits allow, as positive watts (inf: no limit);
+    None when opModMaxLimW is asked and setMaxW is unknown."""
+    charge = discharge = math.inf
+    if command.max_limit is not None:
+        cap = max_limit_w(command, ratings)
+        if cap is None:
+            return None
+        charge = discharge = cap
+    if command.discharge_cap_w is not None:
+        discharge = min(discharge, command.discharge_cap_w)
+    if command.charge_cap_w is not None:
+        charge = min(charge, command.charge_cap_w)
+    return charge, discharge
+
+
+def capped(watts: float, bounds: tuple[float, float]) -> float:
+    """`watts` held within (most charge, most discharge)."""
+    charge, discharge = bounds
+    return max(-charge, min(discharge, watts))
 
 
 def soc_clamp(watts: float, soc_pct: float | None, config: ControlConfig) -> float:
@@ -251,13 +267,12 @@ class Executor:
         asked = requested_watts(command, ratings)
         if asked is None:
             return None
-        if command.max_limit is not None:
-            cap = max_limit_w(command, ratings)
-            if cap is None:
-                return None
-            within = capped(asked, cap)
-            self._note_clamp(command, "opModMaxLimW", asked, within)
-            asked = within
+        bounds = bounds_w(command, ratings)
+        if bounds is None:
+            return None
+        within = capped(asked, bounds)
+        self._note_clamp(command, "control's limits", asked, within)
+        asked = within
         target = ratings.clamp(asked)
         if target is not None:
             self._note_clamp(command, "inverter's rating or nameplate", asked, target)
@@ -267,11 +282,11 @@ class Executor:
         """A cap with no setpoint: the battery keeps its own mode while it stays within the cap; once
         its own power breaks it, it is held at the cap until the command changes."""
         ratings = self._ratings if self._ratings is not None else await self._inverter.read_ratings()
-        cap = max_limit_w(command, ratings)
-        if cap is None:
+        bounds = bounds_w(command, ratings)
+        if bounds is None:
             ratings = await self._inverter.read_ratings()
-            cap = max_limit_w(command, ratings)
-            if cap is None:
+            bounds = bounds_w(command, ratings)
+            if bounds is None:
                 raise NoPowerLimit(f"opModMaxLimW of {command.source} without a known setMaxW")
         self._changed = False
         if self._pinned is None:
@@ -279,13 +294,12 @@ class Executor:
                 await self._release()  # a setpoint of an earlier command no longer holds
             await self._sample_if_older(SOC_CHECK_S, now)
             own = self._sample.w if self._sample is not None else None
-            if own is not None and abs(own) > cap:
-                self._pinned = capped(own, cap)
+            if own is not None and capped(own, bounds) != own:
+                self._pinned = capped(own, bounds)
                 _LOGGER.warning(
-                    "battery's own mode at %.0f W breaks %s's limit of %.0f W: held at %.0f W",
+                    "battery's own mode at %.0f W breaks %s's limit: held at %.0f W",
                     own,
                     command.source,
-                    cap,
                     self._pinned,
                 )
         if self._pinned is not None:

@@ -18,13 +18,21 @@ MAX_LIMIT: Final = "MaxLimW"
 #: opModConnect / opModEnergize = false: the battery stops exchanging power
 CONNECT: Final = "Connect"
 ENERGIZE: Final = "Energize"
-_CATEGORY: Final = {"opModFixedW": POWER, "opModTargetW": POWER, "opModMaxLimW": MAX_LIMIT}
+#: CSIP-AUS limits (watts), each a mode of its own: export/generation cap discharge, import/load charge
+DISCHARGE_LIMITS: Final = {"ExpLimW": "opModExpLimW", "GenLimW": "opModGenLimW"}
+CHARGE_LIMITS: Final = {"ImpLimW": "opModImpLimW", "LoadLimW": "opModLoadLimW"}
+_CATEGORY: Final = {
+    "opModFixedW": POWER,
+    "opModTargetW": POWER,
+    "opModMaxLimW": MAX_LIMIT,
+    **{name: mode for mode, name in (DISCHARGE_LIMITS | CHARGE_LIMITS).items()},
+}
 # connect/energize = true is the inverter's normal state: obeyed by doing nothing, and (as py20305
 # and CSIP do) left out of supersession so they never keep a superseded event alive. False is a
 # mode of its own (cease to exchange power), superseded per mode like the others.
 _NOOP_WHEN_TRUE: Final = {"opModConnect": CONNECT, "opModEnergize": ENERGIZE}
 #: the modes a PowerCommand is combined from, each from the control in force for it
-MODES_IN_COMMAND: Final = (POWER, MAX_LIMIT, CONNECT, ENERGIZE)
+MODES_IN_COMMAND: Final = (POWER, MAX_LIMIT, CONNECT, ENERGIZE, *DISCHARGE_LIMITS, *CHARGE_LIMITS)
 _NOT_A_MODE: Final = frozenset({"rampTms"})
 _MODES: Final = tuple(f.name for f in dataclasses.fields(DERControlBase) if f.name not in _NOT_A_MODE)
 
@@ -61,6 +69,10 @@ class PowerCommand:
     """opModMaxLimW: |W| at most this share of setMaxW (hundredths of a percent)."""
     cease: bool = False
     """opModConnect or opModEnergize false: hold the battery at 0 W whatever else is asked."""
+    discharge_cap_w: float | None = None
+    """CSIP-AUS opModExpLimW / opModGenLimW (the smaller): discharge at most this many watts."""
+    charge_cap_w: float | None = None
+    """CSIP-AUS opModImpLimW / opModLoadLimW (the smaller): charge at most this many watts."""
 
     def __post_init__(self) -> None:
         if self.fixed_w is not None and self.target_w is not None:
@@ -140,9 +152,29 @@ def combine(by_mode: Mapping[str, tuple[str, DERControlBase]], grad: float | Non
     ]
     cease = bool(ceasing)
     sources = ceasing + sources  # ceasing wins over any setpoint: its event is the source
+    caps: list[float | None] = []
+    for modes in (DISCHARGE_LIMITS, CHARGE_LIMITS):
+        found: list[float] = []
+        for mode, name in modes.items():
+            if mode in by_mode:
+                value = getattr(by_mode[mode][1], name)
+                if value is not None:
+                    found.append(max(0.0, value.watts))  # a negative limit cannot be met by a battery cap
+                    sources.append(by_mode[mode][0])
+        caps.append(min(found) if found else None)
     if not sources:
         return None
-    return PowerCommand(sources[0], fixed, target, ramp, grad, max_limit=limit, cease=cease)
+    return PowerCommand(
+        sources[0],
+        fixed,
+        target,
+        ramp,
+        grad,
+        max_limit=limit,
+        cease=cease,
+        discharge_cap_w=caps[0],
+        charge_cap_w=caps[1],
+    )
 
 
 def default_command(default: DefaultDERControl) -> PowerCommand | None:

@@ -24,7 +24,7 @@ from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
 from defusedxml.ElementTree import DefusedXMLParser  # type: ignore[import-untyped]
 
 from app.sep.exceptions import SepParseError
-from app.sep.types import LOCAL, NS, Attr, Hex, HexStr, Range, Salvage, time_to_int
+from app.sep.types import LOCAL, NS, Attr, Ext, Hex, HexStr, Range, Salvage, time_to_int
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -169,6 +169,11 @@ class _Field:
     default: Any
     open: str
     close: str
+    #: the tag and namespace declaration a sub-model element is written with
+    out_tag: str = ""
+    out_head: str = ""
+    #: further tags it is read from (an extension's older namespaces)
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -259,9 +264,38 @@ def _compile(cls: type) -> _Spec:
         if is_repeated:
             repeated.append(f.name)
         default = None if f.default is dataclasses.MISSING else f.default
-        field = _Field(
-            f.name, _NS_PREFIX + f.name, is_repeated, sub, read, write, default, f"<{f.name}>", f"</{f.name}>"
-        )
+        ext = next((m for m in markers if isinstance(m, Ext)), None)
+        if ext is None:
+            field = _Field(
+                f.name,
+                _NS_PREFIX + f.name,
+                is_repeated,
+                sub,
+                read,
+                write,
+                default,
+                f"<{f.name}>",
+                f"</{f.name}>",
+                f.name,
+                "",
+            )
+        else:
+            qname = f"{ext.prefix}:{f.name}"
+            head = f' xmlns:{ext.prefix}="{ext.namespaces[0]}"'
+            field = _Field(
+                f.name,
+                "{" + ext.namespaces[0] + "}" + f.name,
+                is_repeated,
+                sub,
+                read,
+                write,
+                default,
+                f"<{qname}{head}>",
+                f"</{qname}>",
+                qname,
+                head,
+                tuple("{" + ns + "}" + f.name for ns in ext.namespaces[1:]),
+            )
         (attrs if is_attr else elements).append(field)
     spec = _Spec(
         cls,
@@ -270,7 +304,7 @@ def _compile(cls: type) -> _Spec:
         frozenset(required),
         tuple(repeated),
         tuple((a.name, a.read) for a in attrs),
-        {e.tag: (e.name, e.sub, e.read, e.repeated) for e in elements},
+        {tag: (e.name, e.sub, e.read, e.repeated) for e in elements for tag in (e.tag, *e.aliases)},
         salvage,
     )
     _SPECS[cls] = spec
@@ -505,9 +539,9 @@ def _write(obj: object, tag: str, out: list[str], head: str) -> None:
         if f.sub is not None:
             if f.repeated:
                 for item in value:
-                    _write(item, f.name, out, "")
+                    _write(item, f.out_tag, out, f.out_head)
             else:
-                _write(value, f.name, out, "")
+                _write(value, f.out_tag, out, f.out_head)
         elif f.repeated:
             for item in value:
                 out.append(f.open)

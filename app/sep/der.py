@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final
 from app.sep.event import CurrentStatus, EventStatus, RandomizableEvent
 from app.sep.types import (
     ATTR,
+    CSIPAUS,
     LOCAL,
     ActivePower,
     AmpereHour,
@@ -153,6 +154,12 @@ class DERControlBase:
     opModWattPF: Link | None = None
     opModWattVar: Link | None = None
     rampTms: UInt16 | None = None
+    # CSIP-AUS extension (csipaus namespace), read whatever the profile: limits at the connection
+    # point / of this DER, in watts
+    opModImpLimW: Annotated[ActivePower | None, CSIPAUS] = None
+    opModExpLimW: Annotated[ActivePower | None, CSIPAUS] = None
+    opModGenLimW: Annotated[ActivePower | None, CSIPAUS] = None
+    opModLoadLimW: Annotated[ActivePower | None, CSIPAUS] = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -280,6 +287,8 @@ class DERCapability(Resource):
     rtgUnderExcitedW: ActivePower | None = None
     rtgVNom: VoltageRMS | None = None
     type: UInt8
+    doeModesSupported: Annotated[HexBinary8 | None, CSIPAUS] = None
+    """CSIP-AUS (csipaus namespace): the limits obeyed; bit 0 export, 1 import, 2 generation, 3 load."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -54,6 +54,19 @@ class Salvage:
     build: Callable[[Mapping[str, Any], str], object | None]
 
 
+@dataclass(frozen=True, slots=True)
+class Ext:
+    """Marker: an element of an extension namespace (CSIP-AUS), read in any of `namespaces` and
+    written in the first, with `prefix`; its own children stay in the 2030.5 namespace."""
+
+    prefix: str
+    namespaces: tuple[str, ...]
+
+
+#: CSIP-AUS (SA TS 5573) extension namespace, current first (the one we write), then older ones
+CSIPAUS_NS: Final = ("https://csipaus.org/ns/v1.3", "https://csipaus.org/ns")
+CSIPAUS: Final = Ext("csipaus", CSIPAUS_NS)
+
 ATTR: Final = Attr()
 #: `dataclasses.field(metadata=LOCAL)`: a field of the model only, never on the wire.
 LOCAL: Final = {"sep.local": True}

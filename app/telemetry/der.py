@@ -121,11 +121,17 @@ def _first(*values: float | None) -> float | None:
     return next((v for v in values if v is not None), None)
 
 
-def der_capability(plate: Nameplate) -> DERCapability | None:
-    """DERCapability, or None when the schema's required rtgMaxW is unknown."""
+#: CSIP-AUS doeModesSupported: export, import, generation and load limits, all obeyed at the battery
+DOE_MODES_SUPPORTED: Final = 0x0F
+
+
+def der_capability(plate: Nameplate, profile: str = "wattsmart") -> DERCapability | None:
+    """DERCapability, or None when the schema's required rtgMaxW is unknown; under the csip-aus
+    profile with the csipaus:doeModesSupported its servers require."""
     if plate.max_w is None:
         return None
     return DERCapability(
+        doeModesSupported=DOE_MODES_SUPPORTED if profile == "csip-aus" else None,
         modesSupported=MODES_SUPPORTED,
         rtgMaxChargeRateW=_watts(plate.max_charge_w),
         rtgMaxDischargeRateW=_watts(plate.max_discharge_w),

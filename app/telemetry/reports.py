@@ -33,6 +33,7 @@ class NameplateReporter:
         overrides: Ratings | None,
         set_grad_w: int,
         health: Health | None = None,
+        profile: str = "wattsmart",
     ) -> None:
         self._uplink = uplink
         self.links = links
@@ -45,6 +46,7 @@ class NameplateReporter:
         self._overridden: list[str] = []
         self._missing: list[str] = []
         self._health = health
+        self._profile = profile
         #: document name -> (the refused document, refusals in a row, when to try it again or None)
         self._refused: dict[str, tuple[object, int, datetime | None]] = {}
 
@@ -150,4 +152,4 @@ class NameplateReporter:
 
     def _documents(self, plate: Nameplate) -> tuple[DERCapability | None, DERSettings | None]:
         settings = der_settings(plate, self._updated, self._set_grad_w)
-        return der_capability(plate), settings
+        return der_capability(plate, self._profile), settings

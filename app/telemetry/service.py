@@ -134,7 +134,7 @@ class TelemetryService:
         self._max_batch = max_readings_per_post
         self._pace = backlog_pace_s
         grad = links.set_grad_w if set_grad_w is None else set_grad_w
-        self._nameplate = NameplateReporter(uplink, links, overrides, grad, health)
+        self._nameplate = NameplateReporter(uplink, links, overrides, grad, health, config.server.profile)
         self._backoff = Backoff(cap_s=config.server.max_backoff_s, rng=rng or random.Random(), base_s=30.0)
         self._store: Store | None = None
         self._mirrors: Mirrors | None = None

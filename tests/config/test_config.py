@@ -51,6 +51,15 @@ def test_minimal_config_gets_defaults_and_resolves_paths(tmp_path: Path) -> None
     assert config.inverter.transport == "sim"
 
 
+def test_server_profile_defaults_to_wattsmart_and_takes_csip_aus(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL)).server.profile == "wattsmart"
+    text = (
+        SERVER.replace("key_file: client.key", "key_file: client.key\n  profile: csip-aus")
+        + MINIMAL[len(SERVER) :]
+    )
+    assert load_config(write(tmp_path, text)).server.profile == "csip-aus"
+
+
 def test_relative_profile_file_is_relative_to_the_config(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, SERVER + "inverter:\n  transport: tcp\n  profile: vendor.yaml\n"))
     assert config.inverter.profile == str(tmp_path / "vendor.yaml")
@@ -139,6 +148,11 @@ def test_relative_profile_file_is_relative_to_the_config(tmp_path: Path) -> None
         (
             SERVER + "inverter:\n  transport: sim\n  nameplate:\n    max_w: 5000\n",
             "inverter.nameplate.max_w: unknown key",
+        ),
+        (
+            SERVER.replace("key_file: client.key", "key_file: client.key\n  profile: sep2")
+            + "inverter:\n  transport: sim\n",
+            "server.profile: got 'sep2', expected wattsmart or csip or csip-aus",
         ),
         (
             MINIMAL + "telemetry:\n  ratings_interval_s: 3600\n",

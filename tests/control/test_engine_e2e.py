@@ -25,6 +25,7 @@ from app.lab.server import LabServer
 from app.lab.tree import PollRates
 from app.sep.der import DefaultDERControl, DERControlBase
 from app.sep.response import ResponseStatus
+from app.sep.types import ActivePower
 from hal.clock import utc_now
 from hal.inverter.battery import BatterySpec
 from tests.control.fakes import RecordingInverter
@@ -287,3 +288,22 @@ async def test_an_event_deleted_while_in_force_is_cancelled_and_the_default_retu
         await wait_until(lambda: (event.mRID, 6) in responses(lab_server))
     assert [s for m, s in responses(lab_server) if m == event.mRID] == [1, 2, 6]
     assert any("gone from program" in r.getMessage() and event.mRID in r.getMessage() for r in caplog.records)
+
+
+async def test_a_csip_aus_export_limit_alone_is_obeyed_at_the_battery_and_answered_1_2_3(
+    lab_server: LabServer, e2e_config: Config
+) -> None:
+    tree = lab_server.tree
+    inverter = RecordingInverter(SPEC)
+    # the battery discharges at 80 % by default; the export limit (csipaus namespace) caps it at 1500 W
+    default = DefaultDERControl(mRID="D0", DERControlBase=DERControlBase(opModFixedW=8000))
+    tree.set_default_control(FIXED, default)
+    limit = DERControlBase(opModExpLimW=ActivePower(value=15, multiplier=2))
+    event = tree.add_control(CONTRACTED, start=tree.now() + timedelta(seconds=1), duration=2, base=limit)
+    async with gateway(e2e_config, lab_server, inverter) as gw:
+        await wait_until(lambda: gw.engine.setpoint == 4000.0)
+        await wait_until(lambda: gw.engine.setpoint == 1500.0)
+        await wait_until(lambda: (event.mRID, 3) in responses(lab_server))
+        await wait_until(lambda: gw.engine.setpoint == 4000.0)  # the limit over: the default again
+    assert [s for m, s in responses(lab_server) if m == event.mRID] == [1, 2, 3]
+    assert 1500.0 in inverter.watts

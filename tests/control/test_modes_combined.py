@@ -52,6 +52,14 @@ def executor(inverter: SafeInverter | RecordingInverter) -> Executor:
         # connect / energize false: no power exchanged, whatever the setpoint
         (PowerCommand("X1", target_w=3000.0, cease=True), 0.0),
         (PowerCommand("X2", cease=True), 0.0),
+        # CSIP-AUS: fixedW 4000 W discharge under an export limit of 1500 W: the smaller discharge wins
+        (PowerCommand("E1", fixed_w=8000, discharge_cap_w=1500.0), 1500.0),
+        # ...and under an export limit above it, the fixedW
+        (PowerCommand("E2", fixed_w=2000, discharge_cap_w=1500.0), 1000.0),
+        # charge 3000 W under an import limit of 1200 W; a discharge limit does not touch charging
+        (PowerCommand("I1", target_w=-3000.0, charge_cap_w=1200.0, discharge_cap_w=0.0), -1200.0),
+        # every limit at once: the tightest in each direction
+        (PowerCommand("A1", target_w=4000.0, max_limit=7000, discharge_cap_w=3000.0), 3000.0),
     ],
 )
 async def test_modes_combine_into_one_setpoint_at_the_battery(
@@ -74,8 +82,8 @@ async def test_a_cap_clamp_is_logged_once_per_event(
     run.command(PowerCommand("F1", fixed_w=8000, max_limit=5000))
     for t in (0.0, 100.0, 200.0):
         await run.step(t)
-    lines = [r.getMessage() for r in caplog.records if "opModMaxLimW" in r.getMessage()]
-    assert lines == ["F1 asks 4000 W; limited to 2500 W by the opModMaxLimW"]
+    lines = [r.getMessage() for r in caplog.records if "limits" in r.getMessage()]
+    assert lines == ["F1 asks 4000 W; limited to 2500 W by the control's limits"]
 
 
 class OwnMode(RecordingInverter):
@@ -106,7 +114,16 @@ async def test_a_cap_alone_keeps_the_own_mode_until_it_breaks_the_cap_then_holds
     await run.step(due)
     assert run.written == -2000.0
     assert device.model.target_w == -2000.0
-    assert any("breaks M1's limit of 2000 W" in r.getMessage() for r in caplog.records)
+    assert any("breaks M1's limit: held at -2000 W" in r.getMessage() for r in caplog.records)
     run.command(None)
     await run.step(due + 1)
     assert run.written is None and device.releases
+
+
+async def test_an_export_limit_alone_holds_a_discharging_battery_at_the_limit() -> None:
+    device = OwnMode(SPEC)
+    run = executor(device)
+    device.own = 2500.0
+    run.command(PowerCommand("X1", discharge_cap_w=1000.0, charge_cap_w=5000.0))
+    await run.step(0.0)
+    assert run.written == 1000.0 and device.model.target_w == 1000.0

@@ -10,7 +10,7 @@ import pytest
 
 from app.control.schedule import EventRecord, Phase, Plan, ProgramControls, evaluate
 from app.sep.der import DERControlBase
-from app.sep.types import FixedVar
+from app.sep.types import ActivePower, FixedVar
 from tests.control.builders import T0, at, control, program
 
 Programs = Sequence[ProgramControls]
@@ -484,3 +484,24 @@ def test_connect_false_ceases_whatever_else_is_in_force() -> None:
     stop = control("X1", 100, 60, base=DERControlBase(opModConnect=False))
     plan = Runner().at(120, [program(1, A, stop)])
     assert plan.power is not None and plan.power.cease and plan.power.source == "X1"
+
+
+def test_a_csip_aus_export_limit_alone_is_applied_and_combines_with_the_default_setpoint() -> None:
+    limit = DERControlBase(opModExpLimW=ActivePower(value=15, multiplier=2))
+    run = Runner()
+    plan = run.at(
+        120, [program(1, control("E1", 100, 60, base=limit), default=DERControlBase(opModFixedW=8000))]
+    )
+    assert plan.power is not None
+    assert (plan.power.fixed_w, plan.power.discharge_cap_w, plan.power.charge_cap_w) == (8000, 1500.0, None)
+    assert plan.in_force == {"ExpLimW": "E1"}
+    assert run.sent == [(120, "E1", 1), (120, "E1", 2)]
+    # the smaller of export and generation limits; import and load limit charging
+    both = DERControlBase(
+        opModGenLimW=ActivePower(value=900, multiplier=0),
+        opModExpLimW=ActivePower(value=2000, multiplier=0),
+        opModLoadLimW=ActivePower(value=700, multiplier=0),
+    )
+    plan = Runner().at(120, [program(1, control("E2", 100, 60, base=both))])
+    assert plan.power is not None
+    assert (plan.power.discharge_cap_w, plan.power.charge_cap_w) == (900.0, 700.0)

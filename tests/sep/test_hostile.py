@@ -150,11 +150,16 @@ def test_malformed_xml_is_refused(body: bytes) -> None:
 def test_unknown_and_foreign_elements_are_ignored() -> None:
     extra = (
         '<futureElement><deep attr="1">x</deep></futureElement>'
-        '<csipaus:opModExpLimW xmlns:csipaus="https://csipaus.org/ns">'
-        "<multiplier>0</multiplier><value>1500</value></csipaus:opModExpLimW>"
+        '<vendor:opModExpLimW xmlns:vendor="urn:example:vendor">'
+        "<multiplier>0</multiplier><value>1500</value></vendor:opModExpLimW>"
     )
     body = to_xml(documents.der_control_list(1)).replace(b"<rampTms>", extra.encode() + b"<rampTms>")
     assert parse(DERControlList, body) == documents.der_control_list(1)
+    # the CSIP-AUS namespace is the one extension read (tests/sep/test_csipaus.py)
+    csipaus = extra.replace("vendor", "csipaus").replace("urn:example:csipaus", "https://csipaus.org/ns")
+    body = to_xml(documents.der_control_list(1)).replace(b"<rampTms>", csipaus.encode() + b"<rampTms>")
+    limit = parse(DERControlList, body).DERControl[0].DERControlBase.opModExpLimW
+    assert limit is not None and limit.watts == 1500
 
 
 def test_unknown_attributes_are_ignored() -> None:
