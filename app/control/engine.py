@@ -282,9 +282,9 @@ class ControlEngine:
             if state is not None and state.ignored and ResponseStatus.EVENT_RECEIVED in fresh:
                 # once per mRID, like the milestone (records persist)
                 _LOGGER.warning(
-                    "event %s: %s not applied (the battery does not do %s)",
+                    "event %s: %s; not applied (the battery does not do them): %s",
                     record.mrid,
-                    "rejected," if state.code is not None else "applied for its other modes;",
+                    "rejected" if state.code is not None else "applied for the modes the battery does",
                     ", ".join(state.ignored),
                 )
             news.extend(

@@ -23,6 +23,7 @@ from app.health import Health
 from app.ota.state import FLAG_REFRESH_S, control_in_force
 from app.sep.codec import to_xml
 from app.sep.der import DefaultDERControl, DERControlBase
+from app.sep.types import FixedVar
 from hal.clock import utc_now
 from hal.inverter.battery import BatterySpec
 from tests.control.builders import T0, control, program
@@ -293,3 +294,31 @@ async def test_a_crash_releases_the_battery(tmp_path: Path) -> None:
     assert raised.group_contains(RuntimeError, match="a bug in the feed")
     assert inverter.watts == [2500.0]
     assert inverter.model.target_w is None and engine.setpoint is None
+
+
+async def test_a_partly_supported_control_is_applied_and_its_other_modes_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    poster = FakeLink()
+    engine, inverter = engine_for(make_config(tmp_path), poster)
+    base = DERControlBase(opModFixedW=2000, opModFixedVar=FixedVar(refType=1, value=10))
+    both = control("P1", now_s(-1), 3600, base=base)
+    only_var = control("V1", now_s(-1), 3600, base=DERControlBase(opModFixedVar=FixedVar(refType=1, value=5)))
+    async with running(engine):
+        engine.update([program(1, both, only_var)])
+        await wait_until(lambda: len(poster.posted) == 4 and bool(inverter.writes))
+        engine.update([program(1, both, only_var)])  # read again: no second line
+        await asyncio.sleep(0.05)
+    assert engine.setpoint == 1000.0  # 20 % of 5000 W
+    assert sorted((r.subject, r.status) for _, r in poster.posted) == [
+        ("P1", 1),
+        ("P1", 2),
+        ("V1", 1),
+        ("V1", 252),
+    ]
+    lines = sorted(r.getMessage() for r in caplog.records if "not applied" in r.getMessage())
+    assert lines == [
+        "event P1: applied for the modes the battery does; not applied (the battery does not do them): "
+        "opModFixedVar",
+        "event V1: rejected; not applied (the battery does not do them): opModFixedVar",
+    ]
