@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
 import sys
 import time
@@ -134,6 +135,9 @@ class Narrator:
 async def demo(folder: Path, lead_s: float, status_port: int) -> int:
     """Run the lab until SIGINT/SIGTERM."""
     pki = await asyncio.to_thread(_pki, folder)
+    # A fresh lab server numbers its controls from 1 again: an old run's ledger would take them for
+    # events it has already answered, so each run starts from a clean state folder.
+    await asyncio.to_thread(shutil.rmtree, folder / "state", True)
     started = time.monotonic()
     async with (
         LabServer(pki) as server,
