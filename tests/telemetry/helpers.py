@@ -4,27 +4,32 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 
 from app.lab.server import LabServer
-from app.sep.metering_mirror import MirrorMeterReading
+from app.sep.metering_mirror import MirrorMeterReading, Reading
 from app.telemetry import TelemetryService
 
 
-def received_ticks(lab: LabServer) -> dict[int, Counter[int]]:
-    """Per MUP number: how many times each reading time (epoch seconds) arrived."""
-    out: dict[int, Counter[int]] = {}
+def received_readings(lab: LabServer) -> Iterator[tuple[int, int, Reading]]:
+    """Every Reading the server received, as (MUP number, reading time in epoch seconds, Reading)."""
     for n, doc in lab.tree.readings:
         assert isinstance(doc, MirrorMeterReading)
-        counter = out.setdefault(n, Counter())
         readings = [doc.Reading] if doc.Reading is not None else []
         for reading_set in doc.MirrorReadingSet:
             readings.extend(reading_set.Reading)
         for reading in readings:
             assert reading.timePeriod is not None
-            counter[int(reading.timePeriod.start.timestamp())] += 1
+            yield n, int(reading.timePeriod.start.timestamp()), reading
+
+
+def received_ticks(lab: LabServer) -> dict[int, Counter[int]]:
+    """Per MUP number: how many times each reading time (epoch seconds) arrived."""
+    out: dict[int, Counter[int]] = {}
+    for n, tick, _ in received_readings(lab):
+        out.setdefault(n, Counter())[tick] += 1
     return out
 
 

@@ -12,14 +12,14 @@ from app.config import Config
 from app.lab.server import LabServer
 from app.sep import parse
 from app.sep.der import DERSettings
-from app.sep.metering_mirror import MirrorMeterReading, Reading, Uom
+from app.sep.metering_mirror import Reading, Uom
 from app.telemetry.points import QUESTIONABLE
 from hal.inverter import Nameplate, SafeInverter
 from hal.inverter.base import Telemetry
 from hal.inverter.battery import BatterySpec
 from hal.inverter.sim import SimInverter
 from tests.telemetry.conftest import START, Device
-from tests.telemetry.helpers import running
+from tests.telemetry.helpers import received_readings, running
 from tests.telemetry.simclock import SimClock
 from tests.telemetry.test_service import service_for
 
@@ -38,18 +38,8 @@ class SpikyInverter(SimInverter):
 
 def posted_power(lab: LabServer) -> dict[int, Reading]:
     """Every Real Power reading the server received, by its time."""
-    out: dict[int, Reading] = {}
-    for n, doc in lab.tree.readings:
-        assert isinstance(doc, MirrorMeterReading)
-        if lab.tree.mups[n].MirrorMeterReading[0].ReadingType.uom != Uom.W:  # type: ignore[union-attr]
-            continue
-        readings = [doc.Reading] if doc.Reading is not None else []
-        for reading_set in doc.MirrorReadingSet:
-            readings.extend(reading_set.Reading)
-        for reading in readings:
-            assert reading.timePeriod is not None
-            out[int(reading.timePeriod.start.timestamp())] = reading
-    return out
+    uom = {n: mup.MirrorMeterReading[0].ReadingType.uom for n, mup in lab.tree.mups.items()}  # type: ignore[union-attr]
+    return {tick: reading for n, tick, reading in received_readings(lab) if uom[n] == Uom.W}
 
 
 async def test_an_impossible_power_is_posted_as_questionable(
