@@ -116,6 +116,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from hal.modbus import quiet_library_logging
 
     quiet_library_logging()
+    from app.memory import skip_mime_database
+
+    skip_mime_database()
     load_http_without_system_trust()
     from app import supervisor  # imported here: `id` and `validate` need none of it
 

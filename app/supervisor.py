@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app import memory
 from app.config import Config
 from app.health import Health
 
@@ -217,6 +218,7 @@ class Supervisor:
             loop.add_signal_handler(sig, self.stopping.set)
         self.start()
         dog = asyncio.create_task(self.watchdog(watchdog_interval_s()), name="watchdog")
+        trim = asyncio.create_task(memory.keep_trimmed(), name="memory")
         self.notifier.send("READY=1")
         self.notifier.status(self.status_text())
         _LOGGER.info("ready")
@@ -226,6 +228,7 @@ class Supervisor:
             self.notifier.send("STOPPING=1")
             _LOGGER.info("stopping")
             dog.cancel()
+            trim.cancel()
             await self.stop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
