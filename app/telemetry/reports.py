@@ -56,6 +56,11 @@ class NameplateReporter:
         return self._plate is not None
 
     @property
+    def plate(self) -> Nameplate | None:
+        """The values last read (overrides applied), or None before the first read."""
+        return self._plate
+
+    @property
     def pending(self) -> bool:
         """True while the server has not taken the current values."""
         if self._plate is None:

@@ -15,6 +15,7 @@ from app.client.notices import Notices
 from app.config import Config
 from app.health import Health
 from app.store import Store, StoreUnavailable, open_store
+from app.telemetry.availability import AvailabilityReporter, SocLimits
 from app.telemetry.der import der_status
 from app.telemetry.grid import crossed, tick_at_or_after, tick_time
 from app.telemetry.metering_mirror import readings_post
@@ -135,6 +136,8 @@ class TelemetryService:
         self._pace = backlog_pace_s
         grad = links.set_grad_w if set_grad_w is None else set_grad_w
         self._nameplate = NameplateReporter(uplink, links, overrides, grad, health, config.server.profile)
+        soc = SocLimits(config.control.min_soc_percent, config.control.max_soc_percent)
+        self._availability = AvailabilityReporter(uplink, links.der_availability, soc, health)
         self._backoff = Backoff(cap_s=config.server.max_backoff_s, rng=rng or random.Random(), base_s=30.0)
         self._store: Store | None = None
         self._mirrors: Mirrors | None = None
@@ -237,6 +240,9 @@ class TelemetryService:
         _LOGGER.info("Telemetry links now %s", links)
         self._links = links
         self._nameplate.links = links
+        if links.der_availability != self._availability.href:
+            self._availability.href = links.der_availability
+            self._availability.forget()
         self.set_grad_w(links.set_grad_w)
 
     def status(self) -> dict[str, object]:
@@ -360,6 +366,8 @@ class TelemetryService:
             await self._read_ratings(tick)  # at start-up the first PUT goes out at once
             ratings_due = False
         await self._nameplate.send(self._clock.now())
+        if sample is not None:
+            await self._availability.send(self._nameplate.plate, sample.soc_pct, tick_time(tick))
         if ratings_due:
             await self._read_ratings(tick)
         mirrors = self._mirrors

@@ -43,6 +43,7 @@ class TelemetryLinks:
     der_capability: str | None = None
     der_settings: str | None = None
     der_status: str | None = None
+    der_availability: str | None = None
     set_grad_w: int = 0
     """Not a link: the setGradW of the DefaultDERControl in force (the one the control engine obeys),
     which DERSettings reports; it follows every snapshot, and a restart, with the links."""
@@ -61,7 +62,14 @@ class TelemetryLinks:
             der_capability=href(der.DERCapabilityLink) if der else None,
             der_settings=href(der.DERSettingsLink) if der else None,
             der_status=href(der.DERStatusLink) if der else None,
+            der_availability=href(der.DERAvailabilityLink) if der else None,
             set_grad_w=(default.setGradW or 0) if default is not None else 0,
         )
-        reports = (links.mirror_usage_points, links.der_capability, links.der_settings, links.der_status)
+        reports = (
+            links.mirror_usage_points,
+            links.der_capability,
+            links.der_settings,
+            links.der_status,
+            links.der_availability,
+        )
         return links if any(reports) else None
