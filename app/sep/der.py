@@ -324,6 +324,8 @@ class DERSettings(SubscribableResource):
     setVRef: VoltageRMS | None = None
     setVRefOfs: VoltageRMS | None = None
     updatedTime: TimeType
+    doeModesEnabled: Annotated[HexBinary8 | None, CSIPAUS] = None
+    """CSIP-AUS (csipaus namespace): the limits in use, bits as in DERCapability.doeModesSupported."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

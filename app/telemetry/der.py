@@ -141,11 +141,15 @@ def der_capability(plate: Nameplate, profile: str = "wattsmart") -> DERCapabilit
     )
 
 
-def der_settings(plate: Nameplate, updated: datetime, set_grad_w: int) -> DERSettings | None:
-    """DERSettings, or None when the schema's required setMaxW is unknown."""
+def der_settings(
+    plate: Nameplate, updated: datetime, set_grad_w: int, profile: str = "wattsmart"
+) -> DERSettings | None:
+    """DERSettings, or None when the schema's required setMaxW is unknown; under the csip-aus profile
+    with csipaus:doeModesEnabled (every limit we support is in use)."""
     if plate.set_max_w is None:
         return None
     return DERSettings(
+        doeModesEnabled=DOE_MODES_SUPPORTED if profile == "csip-aus" else None,
         modesEnabled=MODES_SUPPORTED,
         setGradW=set_grad_w,
         setMaxChargeRateW=_watts(plate.set_max_charge_w),

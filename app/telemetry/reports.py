@@ -156,5 +156,5 @@ class NameplateReporter:
             self._health.ok(PART)
 
     def _documents(self, plate: Nameplate) -> tuple[DERCapability | None, DERSettings | None]:
-        settings = der_settings(plate, self._updated, self._set_grad_w)
+        settings = der_settings(plate, self._updated, self._set_grad_w, self._profile)
         return der_capability(plate, self._profile), settings

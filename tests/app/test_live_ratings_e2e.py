@@ -80,8 +80,10 @@ async def test_a_lowered_rating_reaches_the_setpoint_then_the_server(
         await until(lambda: settings_max_w(lab_server) == 5000 and capability_max_w(lab_server) == 5000, 20)
         await until(lambda: available_w(lab_server) == 5000, 2 * RATINGS_S)
         first = parse(DERAvailability, last_put(lab_server, "/dera") or b"")
-        # the simulator's 10 kWh at 50 %: 45 points above the 5 % minimum, 72 s each at 5 kW
-        assert first.availabilityDuration == 45 * 72 and first.reservePercent == 10000
+        # the simulator's 10 kWh from 50 %: 45 points above the 5 % minimum, 72 s each at 5 kW (less
+        # what the event in force discharged since the start: under a point)
+        assert first.availabilityDuration is not None and first.reservePercent == 10000
+        assert 44 * 72 <= first.availabilityDuration <= 45 * 72
 
         changed = time.monotonic()
         battery.device.set_ratings(max_w=3000.0, max_discharge_w=3000.0, max_charge_w=3000.0)

@@ -299,9 +299,10 @@ async def test_a_csip_aus_export_limit_alone_is_obeyed_at_the_battery_and_answer
     default = DefaultDERControl(mRID="D0", DERControlBase=DERControlBase(opModFixedW=8000))
     tree.set_default_control(FIXED, default)
     limit = DERControlBase(opModExpLimW=ActivePower(value=15, multiplier=2))
-    event = tree.add_control(CONTRACTED, start=tree.now() + timedelta(seconds=1), duration=2, base=limit)
     async with gateway(e2e_config, lab_server, inverter) as gw:
         await wait_until(lambda: gw.engine.setpoint == 4000.0)
+        # scheduled once the default is applied: a slow start-up (a loaded machine) cannot skip it
+        event = tree.add_control(CONTRACTED, start=tree.now() + timedelta(seconds=2), duration=2, base=limit)
         await wait_until(lambda: gw.engine.setpoint == 1500.0)
         await wait_until(lambda: (event.mRID, 3) in responses(lab_server))
         await wait_until(lambda: gw.engine.setpoint == 4000.0)  # the limit over: the default again

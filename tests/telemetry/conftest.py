@@ -19,10 +19,11 @@ from app.lab.server import LabServer
 from app.telemetry import TelemetryLinks
 from hal.inverter import BatterySpec
 from hal.inverter.sim import SimInverter
-from tests.sep.conftest import assert_valid, sep_schema
+from tests.sep.conftest import assert_valid, assert_valid_csipaus, csipaus_schemas, sep_schema
 from tests.telemetry.simclock import SimClock
 
-__all__ = ["assert_valid", "sep_schema"]  # the sep tests' schema fixtures, reused here
+# the sep tests' schema fixtures, reused here
+__all__ = ["assert_valid", "assert_valid_csipaus", "csipaus_schemas", "sep_schema"]
 
 # Ten seconds before a minute boundary: the first sample is the :00 tick, not the start time.
 START = datetime(2026, 3, 2, 9, 59, 50, tzinfo=UTC)
