@@ -78,8 +78,9 @@ class ServerConfig:
     max_clock_offset_s: float = 300.0
     #: DERControlResponses posted per second at most (a list of thousands must not flood the server)
     responses_per_s: float = 4.0
-    #: the utility's 2030.5 profile: what DERCapability says beyond the core (csip-aus: the
-    #: csipaus:doeModesSupported its servers require); controls are read the same under each
+    #: the utility's 2030.5 profile: what DERCapability/DERSettings say beyond the core (csip-aus:
+    #: the csipaus:doeModesSupported its servers require, and doeModesEnabled); controls, the
+    #: csipaus limits included, are read the same under each (app/control/README.md)
     profile: str = "wattsmart"
 
     def __post_init__(self) -> None:
