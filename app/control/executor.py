@@ -138,6 +138,8 @@ class Executor:
         #: a cap-only command (no setpoint): the power the battery is held at once its own mode broke
         #: the cap (None while its own mode stays within it)
         self._pinned: float | None = None
+        #: the (discharge, charge) caps the inverter itself holds for a cap-only command, else None
+        self._limits: tuple[float | None, float | None] | None = None
 
     @property
     def written(self) -> float | None:
@@ -191,6 +193,7 @@ class Executor:
 
     async def _release(self) -> None:
         self._ramp = None
+        self._limits = None
         await self._inverter.release()
         if not self._released:
             _LOGGER.info("battery released to its own mode")
@@ -209,6 +212,8 @@ class Executor:
             return None
         if not command.has_setpoint:
             return await self._step_capped(command, now)
+        if self._limits is not None:
+            await self._release()  # the inverter's limits of a cap-only command no longer hold
         # Like the reading, the ratings do not delay the write (a 702 read is ~140 ms at 9600
         # baud): the copy of the last step serves, the guard clamps to its own live copy anyway,
         # and the live ratings asked for after the write correct it in the next step, at once.
@@ -289,9 +294,14 @@ class Executor:
             if bounds is None:
                 raise NoPowerLimit(f"opModMaxLimW of {command.source} without a known setMaxW")
         self._changed = False
+        reassert = float(self._config.reassert_interval_s)
+        if self._pinned is None and await self._device_limits(command, bounds, now):
+            # the battery keeps its own mode under caps the inverter holds (and reverts by itself)
+            await self._refresh_ratings()
+            return min(self._last_write + reassert, now + RATINGS_CHECK_S)
         if self._pinned is None:
             if not self._released:
-                await self._release()  # a setpoint of an earlier command no longer holds
+                await self._release()  # a setpoint (or limits) of an earlier command no longer holds
             await self._sample_if_older(SOC_CHECK_S, now)
             own = self._sample.w if self._sample is not None else None
             if own is not None and capped(own, bounds) != own:
@@ -310,10 +320,34 @@ class Executor:
             if self._write_due(limited, now):
                 await self._write(command, limited, now)
         await self._refresh_ratings()
-        reassert = float(self._config.reassert_interval_s)
         if self._pinned is None:
             return now + SOC_CHECK_S
         return min(self._last_write + reassert, now + SOC_CHECK_S)
+
+    async def _device_limits(self, command: PowerCommand, bounds: tuple[float, float], now: float) -> bool:
+        """Have the inverter hold a cap-only command's caps as limits (rewritten every reassert
+        interval, which restarts their revert timer); False when it cannot."""
+        charge, discharge = bounds
+        caps = (None if math.isinf(discharge) else discharge, None if math.isinf(charge) else charge)
+        if caps == self._limits and now - self._last_write < self._config.reassert_interval_s:
+            return True
+        if self._limits is None and not self._released:
+            await self._release()  # a setpoint of an earlier command no longer holds
+        if not await self._inverter.apply_limits(*caps):
+            return False
+        if caps != self._limits:
+            _LOGGER.info(
+                "limits for %s held by the inverter (discharge %s, charge %s); the battery keeps its "
+                "own mode",
+                command.source,
+                "free" if caps[0] is None else f"<= {caps[0]:.0f} W",
+                "free" if caps[1] is None else f"<= {caps[1]:.0f} W",
+            )
+        self._limits = caps
+        self._released = False
+        self._written = None
+        self._last_write = now
+        return True
 
     async def _refresh_ratings(self) -> Ratings | None:
         """The live ratings (remembered for the next step); the last ones while the inverter is unreadable."""

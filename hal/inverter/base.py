@@ -161,13 +161,25 @@ class BatteryInverter(abc.ABC):
         device that did not take it raises `SetpointNotAccepted`.
         """
 
+    async def apply_limits(self, discharge_w: float | None, charge_w: float | None) -> bool:
+        """Cap the battery's own mode: discharge at most `discharge_w`, charge at most `charge_w`
+        (positive W; None = no cap that way), with the device-side reversion armed as for a setpoint.
+
+        True when the device now holds them (call again within the revert timeout to keep them;
+        `release()` withdraws them). False, with nothing written, when it cannot hold limits of that
+        kind (the default): the caller then works with setpoints. Limits are not clamped here: the
+        guard holds them to the ratings like every setpoint.
+        """
+        del discharge_w, charge_w
+        return False
+
     @abc.abstractmethod
     async def keepalive(self) -> None:
         """Refresh the device-side revert timer of the active setpoint; a no-op when none is active."""
 
     @abc.abstractmethod
     async def release(self) -> None:
-        """Withdraw the setpoint and hand the battery back to its own mode."""
+        """Withdraw the setpoint (and any `apply_limits`) and hand the battery back to its own mode."""
 
     @abc.abstractmethod
     async def close(self) -> None:

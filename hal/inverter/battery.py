@@ -44,6 +44,10 @@ class BatteryModel:
         self._soc_pct = spec.initial_soc_pct
         self._target_w: float | None = None
         self._expires: float | None = None
+        #: what the battery does in its own mode (no setpoint), W: 0 = idle; a test may set a house load
+        self.own_w = 0.0
+        self._cap_w: float | None = None
+        self._cap_expires: float | None = None
         # Deterministic per-seed phase so two simulated batteries do not wander in lock-step.
         self._phase = (spec.seed * 0.6180339887) % 1.0 * 2 * math.pi
 
@@ -73,6 +77,22 @@ class BatteryModel:
         fast = 0.008 * math.sin(2 * math.pi * t / 7.3 + self._phase)
         return self.spec.nominal_hz + slow + fast
 
+    @property
+    def discharge_cap_w(self) -> float | None:
+        """The device-side limit on discharge (W) in force, or None."""
+        return self._cap_w
+
+    def limit(self, discharge_w: float | None, now: float, hold_s: float | None = None) -> None:
+        """Cap discharge at `discharge_w` (None = no cap), whatever the mode; with `hold_s`, the cap
+        lapses after that long unless set again."""
+        self.advance(now)
+        self._cap_w = None if discharge_w is None else max(0.0, discharge_w)
+        self._cap_expires = None if discharge_w is None or hold_s is None else now + hold_s
+
+    def cap_remaining_s(self, now: float) -> float | None:
+        """Seconds until the discharge cap lapses, or None when no timer runs."""
+        return None if self._cap_expires is None else max(0.0, self._cap_expires - now)
+
     def revert_remaining_s(self, now: float) -> float | None:
         """Seconds until the active command reverts, or None when no timer runs."""
         if self._expires is None:
@@ -99,16 +119,22 @@ class BatteryModel:
         """Integrate ramp, state of charge and the revert timer up to `now`."""
         while self._t < now:
             step_end = min(now, self._t + _MAX_STEP_S)
-            if self._expires is not None and self._t < self._expires <= step_end:
-                step_end = self._expires
+            for expires in (self._expires, self._cap_expires):
+                if expires is not None and self._t < expires <= step_end:
+                    step_end = expires
             self._step(step_end - self._t)
             self._t = step_end
             if self._expires is not None and self._t >= self._expires:
                 self._target_w = None
                 self._expires = None
+            if self._cap_expires is not None and self._t >= self._cap_expires:
+                self._cap_w = None
+                self._cap_expires = None
 
     def _step(self, dt: float) -> None:
-        target = 0.0 if self._target_w is None else self._target_w
+        target = self.clamp(self.own_w) if self._target_w is None else self._target_w
+        if self._cap_w is not None:
+            target = min(target, self._cap_w)
         # An empty battery cannot discharge and a full one cannot charge, whatever was commanded.
         if self._soc_pct <= 0.0:
             target = min(target, 0.0)

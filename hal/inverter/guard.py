@@ -295,6 +295,16 @@ class SafeInverter(BatteryInverter):
             raise InverterProtocolError(f"the inverter holds {held:.0f} W for a setpoint of {target:.0f} W")
         return held
 
+    async def apply_limits(self, discharge_w: float | None, charge_w: float | None) -> bool:
+        """Hold the caps to the live ratings and the nameplate (a looser cap is theirs), then pass them on."""
+        ratings = await self._live(self._max_age_s)
+        held = await self.inner.apply_limits(
+            _cap(discharge_w, ratings.discharge_limit_w()), _cap(charge_w, ratings.charge_limit_w())
+        )
+        if held:
+            self._asked = self._written = None  # the device dropped any setpoint: limits only
+        return held
+
     async def keepalive(self) -> None:
         """Refresh the active setpoint, re-clamped to the live ratings (a lowered rating holds at once)."""
         if self._asked is None:
@@ -323,6 +333,14 @@ _FIELD_WORDS: Final = {
     "ratings": "the ratings",
     "limit": "the power limit",
 }
+
+
+def _cap(cap_w: float | None, limit_w: float | None) -> float | None:
+    """A cap within 0 and the limit in its direction (an unknown limit leaves it as asked: a cap only
+    ever restricts)."""
+    if cap_w is None:
+        return None
+    return max(0.0, cap_w if limit_w is None else min(cap_w, limit_w))
 
 
 def _changed(old: Ratings, new: Ratings) -> bool:

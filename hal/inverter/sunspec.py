@@ -110,6 +110,8 @@ class SunSpecInverter(BatteryInverter):
         self._warned_no_revert = False
         self._ctl: _Control704 | None = None
         self._points_only = False
+        self._limited = False
+        self._no_limits = False
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -257,17 +259,74 @@ class SunSpecInverter(BatteryInverter):
             await self._apply(self._active.watts, refresh=True)
 
     async def release(self) -> None:
-        """Disable the setpoint (704 WSetEna = 0, or 124 StorCtl_Mod = 0)."""
+        """Disable the setpoint (704 WSetEna = 0, or 124 StorCtl_Mod = 0) and a limit (WMaxLimPctEna = 0)."""
         async with self._lock:
             smap = await self.sunspec_map()
-            self._active = None
             if smap.has(704):
-                await self._write(704, "WSetEna", 0)
-                back = await self._block(704, 22, 22)
-                if back.raw("WSetEna") != 0:
-                    raise SetpointNotAccepted(f"device {self._device_id} kept WSetEna enabled")
+                if self._limited:
+                    await self._write(704, "WMaxLimPctEna", 0)
+                    self._limited = False
+                await self._release_704()
             elif smap.has(124):
+                self._active = None
                 await self._write(124, "StorCtl_Mod", 0)
+
+    async def _release_704(self) -> None:
+        self._active = None
+        await self._write(704, "WSetEna", 0)
+        back = await self._block(704, 22, 22)
+        if back.raw("WSetEna") != 0:
+            raise SetpointNotAccepted(f"device {self._device_id} kept WSetEna enabled")
+
+    async def apply_limits(self, discharge_w: float | None, charge_w: float | None) -> bool:
+        """A discharge cap as 704 WMaxLimPct (percent of WMax, towards the tighter side) with its own
+        reversion timer, the battery in its own mode under it. A charge cap has no such point (702's
+        rates are settings without a reversion: a dead gateway would leave them), nor has a device
+        without 704 or that refuses the points: False, nothing written."""
+        async with self._lock:
+            smap = await self.sunspec_map()
+            if charge_w is not None or self._no_limits or not smap.has(704):
+                return False
+            if self._active is not None:
+                await self._release_704()  # limits only: the battery's own mode under them
+            if discharge_w is None:
+                await self._write(704, "WMaxLimPctEna", 0)
+                self._limited = False
+                return True
+            sf = (await self._control_704(refresh=False)).block.raw("WMaxLimPct_SF")
+            if sf is None or sf > _PCT_SF_MAX:
+                return self._without_limits(f"WMaxLimPct_SF {sf} (not implemented, or steps over 1 %)")
+            ratings = self._ratings or await self.read_ratings()
+            ref = ratings.set_max_w or ratings.max_w
+            if not ref:
+                raise ProfileError(f"device {self._device_id}: WMaxLimPct needs 702.WMax or WMaxRtg")
+            full = round(100.0 / 10.0**sf)
+            raw = max(0, min(full, math.floor(discharge_w / ref * 100.0 / 10.0**sf)))
+            words = [_ENABLED, raw, full, 0, *codec.encode(round(self._settings.revert_timeout_s), "uint32")]
+            start = smap.models[704].start
+            try:
+                # One request: value, reversion (back to disabled, the battery's own mode) and its
+                # timer, enable; the device never acts on a partial update.
+                await self._bus.write(start + POINTS[704]["WMaxLimPctEna"].offset, words, self._device_id)
+            except ModbusExceptionReply as exc:
+                if exc.code not in _REJECTED:
+                    raise
+                return self._without_limits(str(exc))
+            back = await self._block(704, 14, 21)
+            if back.raw("WMaxLimPctEna") != _ENABLED or back.raw("WMaxLimPct") != raw:
+                raise SetpointNotAccepted(
+                    f"device {self._device_id}: wrote WMaxLimPct={raw} enabled, read back "
+                    f"WMaxLimPct={back.raw('WMaxLimPct')} enabled={back.raw('WMaxLimPctEna')}"
+                )
+            self._limited = True
+            return True
+
+    def _without_limits(self, reason: str) -> bool:
+        self._no_limits = True
+        _LOGGER.warning(
+            "device %d: no usable 704 WMaxLimPct (%s); limits are held as setpoints", self._device_id, reason
+        )
+        return False
 
     async def close(self) -> None:
         """Stop using the bus; the device's revert timer takes the battery back if needed."""

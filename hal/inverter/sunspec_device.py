@@ -23,6 +23,7 @@ LEGACY_MODELS = (1, 103, 120, 121, 124)
 _HZ_SF = -3
 _PCT_SF = -1
 _WSETPCT_SF = -2
+_WMAXLIMPCT_SF = -1
 _LEGACY_HZ_SF = -2
 _RTE_SF = -2
 
@@ -33,6 +34,11 @@ WRITABLE: dict[int, frozenset[str]] = {
     702: frozenset({"WMax", "WChaRteMax", "WDisChaRteMax"}),
     704: frozenset(
         {
+            "WMaxLimPctEna",
+            "WMaxLimPct",
+            "WMaxLimPctRvrt",
+            "WMaxLimPctEnaRvrt",
+            "WMaxLimPctRvrtTms",
             "WSetEna",
             "WSetMod",
             "WSet",
@@ -48,7 +54,7 @@ WRITABLE: dict[int, frozenset[str]] = {
     124: frozenset({"WChaMax", "StorCtl_Mod", "OutWRte", "InWRte", "InOutWRte_RvrtTms"}),
 }
 # enum16 points whose only values are 0 and 1; anything else is "illegal data value".
-_BINARY = {704: ("WSetEna", "WSetMod", "WSetEnaRvrt")}
+_BINARY = {704: ("WSetEna", "WSetMod", "WSetEnaRvrt", "WMaxLimPctEna", "WMaxLimPctEnaRvrt")}
 ILLEGAL_ADDRESS, ILLEGAL_VALUE = 2, 3
 
 
@@ -213,6 +219,9 @@ class SunSpecDevice:
             self.set(704, "WSetPct_SF", _WSETPCT_SF)
             self.set(704, "WSetMod", 1)
             self.set(704, "WRmp", 100)
+            self.set(704, "WMaxLimPct_SF", _WMAXLIMPCT_SF)
+            self.set(704, "WMaxLimPct", 100 / 10.0**_WMAXLIMPCT_SF)
+            self.set(704, "WMaxLimPctRvrt", 100 / 10.0**_WMAXLIMPCT_SF)
         if self._has(713):
             self.set(713, "WH_SF", self._wh_sf)
             self.set(713, "Pct_SF", _PCT_SF)
@@ -300,6 +309,8 @@ class SunSpecDevice:
         if self._has(704):
             remaining = b.revert_remaining_s(now) if self._timer_running else None
             self.set(704, "WSetRvrtRem", 0 if remaining is None else round(remaining))
+            cap_left = b.cap_remaining_s(now)
+            self.set(704, "WMaxLimPctRvrtRem", 0 if cap_left is None else round(cap_left))
         self._pin()
         self._blank_absent()
 
@@ -341,7 +352,14 @@ class SunSpecDevice:
 
     def _advance(self, now: float) -> None:
         was_active = self._timer_running and self.battery.target_w is not None
+        was_capped = self.battery.cap_remaining_s(now) is not None
         self.battery.advance(now)
+        if was_capped and self.battery.discharge_cap_w is None and self._has(704):
+            # The limit's reversion timer fired: its reversion enable and value apply, without a timer.
+            _LOGGER.info("simulated inverter: WMaxLimPct reversion timer expired")
+            self.set(704, "WMaxLimPctEna", self.get(704, "WMaxLimPctEnaRvrt") or 0)
+            self.set(704, "WMaxLimPct", self.get(704, "WMaxLimPctRvrt") or 0)
+            self._limit_704(now, restart_timer=False)
         if was_active and self.battery.target_w is None:
             # The device-side revert timer fired: apply the reversion values (704 / 124 semantics).
             self._timer_running = False
@@ -364,9 +382,21 @@ class SunSpecDevice:
         return False
 
     def _apply_704(self, now: float, touched: range) -> None:
+        if self._touches(touched, 704, "WMaxLimPctEna", "WMaxLimPct", "WMaxLimPctRvrtTms"):
+            self._limit_704(now, restart_timer=True)
         if not self._touches(touched, 704, "WSetEna", "WSetMod", "WSet", "WSetPct", "WSetRvrtTms"):
             return
         self._command_704(now, restart_timer=True)
+
+    def _limit_704(self, now: float, *, restart_timer: bool) -> None:
+        """WMaxLimPct: output (discharge) at most that percent of WMax, over any mode or setpoint."""
+        if self.get(704, "WMaxLimPctEna") != 1:
+            self.battery.limit(None, now)
+            return
+        pct = float(self.get(704, "WMaxLimPct") or 0) * 10.0 ** int(self.get(704, "WMaxLimPct_SF") or 0)
+        tms = self.get(704, "WMaxLimPctRvrtTms") or 0
+        hold = float(tms) if restart_timer and tms else None
+        self.battery.limit(pct / 100.0 * self.spec.max_w, now, hold)
 
     def _command_704(self, now: float, *, restart_timer: bool) -> None:
         if self.get(704, "WSetEna") != 1:

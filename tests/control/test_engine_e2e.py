@@ -28,8 +28,13 @@ from app.sep.response import ResponseStatus
 from app.sep.types import ActivePower
 from hal.clock import utc_now
 from hal.inverter.battery import BatterySpec
+from hal.inverter.guard import SafeInverter
+from hal.inverter.settings import Nameplate
+from hal.inverter.sunspec_server import SunSpecServer
 from tests.control.fakes import RecordingInverter
 from tests.control.fakes import wait_until as _wait_until
+from tests.hal.conftest import SPEC as HAL_SPEC
+from tests.hal.test_sunspec_setpoint import sunspec
 
 # The sim battery: 5 kW both ways, so +50 % of its max discharge rate is 2500 W.
 SPEC = BatterySpec(max_w=5000, max_charge_w=5000, max_discharge_w=5000, initial_soc_pct=50)
@@ -308,3 +313,37 @@ async def test_a_csip_aus_export_limit_alone_is_obeyed_at_the_battery_and_answer
         await wait_until(lambda: gw.engine.setpoint == 4000.0)  # the limit over: the default again
     assert [s for m, s in responses(lab_server) if m == event.mRID] == [1, 2, 3]
     assert 1500.0 in inverter.watts
+
+
+async def test_an_export_limit_alone_is_held_by_a_sunspec_inverter_as_a_limit(
+    lab_server: LabServer, e2e_config: Config
+) -> None:
+    """Over Modbus: the inverter holds the cap (704 WMaxLimPct) and the battery keeps its own mode."""
+    tree = lab_server.tree
+    async with (
+        SunSpecServer(HAL_SPEC) as server,
+        sunspec(server, revert_timeout_s=120.0) as device,
+    ):
+        dev = server.device
+        dev.battery.own_w = 4000.0  # its own mode covers a 4 kW house load
+        inverter = SafeInverter(device, Nameplate(max_discharge_w=5000.0, max_charge_w=4000.0))
+        async with gateway(e2e_config, lab_server, inverter) as gw:  # type: ignore[arg-type]
+            await wait_until(lambda: gw.engine.plan is not None)
+            limit = DERControlBase(opModExpLimW=ActivePower(value=15, multiplier=2))
+            event = tree.add_control(
+                CONTRACTED, start=tree.now() + timedelta(seconds=2), duration=3, base=limit
+            )
+            await wait_until(lambda: dev.get(704, "WMaxLimPctEna") == 1)
+            assert dev.get(704, "WMaxLimPct") == 300  # 30.0 % of WMax 5000 W
+            await asyncio.sleep(0.2)
+            dev.on_access(time.monotonic())
+            assert dev.battery.power_w == pytest.approx(1500)
+            assert dev.get(704, "WSetEna") == 0  # never a setpoint
+            await wait_until(lambda: (event.mRID, 3) in responses(lab_server))
+            await wait_until(lambda: dev.get(704, "WMaxLimPctEna") == 0)
+            await asyncio.sleep(0.2)
+            dev.on_access(time.monotonic())
+            assert dev.battery.power_w == pytest.approx(4000)
+    assert [s for m, s in responses(lab_server) if m == event.mRID] == [1, 2, 3]
+    wset = dev.address(704, "WSetEna")
+    assert not any(w.address == wset and w.values[0] == 1 for w in dev.writes)
