@@ -11,7 +11,7 @@ from hal.inverter.guard import SafeInverter
 from hal.inverter.settings import Nameplate
 from hal.inverter.sunspec_server import SunSpecServer
 from tests.hal.conftest import SPEC, Monotonic
-from tests.hal.test_sunspec_setpoint import sunspec
+from tests.hal.test_sunspec_setpoint import counters, exchange_bytes, sunspec
 
 # the simulator's 704.WMaxLimPct_SF: tenths of a percent of WMax (5000 W)
 TENTHS = 10
@@ -39,7 +39,12 @@ async def test_a_discharge_cap_is_held_by_the_device_over_its_own_mode(
         assert (await inverter.read_telemetry()).w == pytest.approx(800)
         dev.battery.own_w = 4000.0
         sim_clock.advance(20)
+        before = counters(inverter)
         assert await inverter.apply_limits(1500.0, None) is True  # a refresh restarts the timer
+        # one FC16 of WMaxLimPctEna..WMaxLimPctRvrtTms (6 registers), one read-back (to ...RvrtRem)
+        after = counters(inverter)
+        tx, rx = exchange_bytes(inverter, write_regs=6, read_regs=8)
+        assert (after[0] - before[0], after[1] - before[1], after[2] - before[2]) == (2, tx, rx)
         sim_clock.advance(20)
         assert (await inverter.read_telemetry()).w == pytest.approx(1500)
         assert dev.get(704, "WMaxLimPctRvrtRem") == 10
