@@ -47,6 +47,7 @@ class BatteryModel:
         #: what the battery does in its own mode (no setpoint), W: 0 = idle; a test may set a house load
         self.own_w = 0.0
         self._cap_w: float | None = None
+        self._charge_cap_w: float | None = None
         self._cap_expires: float | None = None
         # Deterministic per-seed phase so two simulated batteries do not wander in lock-step.
         self._phase = (spec.seed * 0.6180339887) % 1.0 * 2 * math.pi
@@ -78,19 +79,28 @@ class BatteryModel:
         return self.spec.nominal_hz + slow + fast
 
     @property
-    def discharge_cap_w(self) -> float | None:
-        """The device-side limit on discharge (W) in force, or None."""
-        return self._cap_w
+    def caps_w(self) -> tuple[float | None, float | None]:
+        """The device-side limits in force: (discharge, charge) in positive W, None = no cap."""
+        return self._cap_w, self._charge_cap_w
 
-    def limit(self, discharge_w: float | None, now: float, hold_s: float | None = None) -> None:
-        """Cap discharge at `discharge_w` (None = no cap), whatever the mode; with `hold_s`, the cap
-        lapses after that long unless set again."""
+    def limit(
+        self,
+        discharge_w: float | None,
+        now: float,
+        hold_s: float | None = None,
+        *,
+        charge_w: float | None = None,
+    ) -> None:
+        """Cap discharge at `discharge_w` and charge at `charge_w` (None = no cap), whatever the mode;
+        with `hold_s`, the caps lapse after that long unless set again."""
         self.advance(now)
         self._cap_w = None if discharge_w is None else max(0.0, discharge_w)
-        self._cap_expires = None if discharge_w is None or hold_s is None else now + hold_s
+        self._charge_cap_w = None if charge_w is None else max(0.0, charge_w)
+        capped = discharge_w is not None or charge_w is not None
+        self._cap_expires = now + hold_s if capped and hold_s is not None else None
 
     def cap_remaining_s(self, now: float) -> float | None:
-        """Seconds until the discharge cap lapses, or None when no timer runs."""
+        """Seconds until the caps lapse, or None when no timer runs."""
         return None if self._cap_expires is None else max(0.0, self._cap_expires - now)
 
     def revert_remaining_s(self, now: float) -> float | None:
@@ -128,13 +138,15 @@ class BatteryModel:
                 self._target_w = None
                 self._expires = None
             if self._cap_expires is not None and self._t >= self._cap_expires:
-                self._cap_w = None
+                self._cap_w = self._charge_cap_w = None
                 self._cap_expires = None
 
     def _step(self, dt: float) -> None:
         target = self.clamp(self.own_w) if self._target_w is None else self._target_w
         if self._cap_w is not None:
             target = min(target, self._cap_w)
+        if self._charge_cap_w is not None:
+            target = max(target, -self._charge_cap_w)
         # An empty battery cannot discharge and a full one cannot charge, whatever was commanded.
         if self._soc_pct <= 0.0:
             target = min(target, 0.0)

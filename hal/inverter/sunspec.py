@@ -269,6 +269,7 @@ class SunSpecInverter(BatteryInverter):
                 await self._release_704()
             elif smap.has(124):
                 self._active = None
+                self._limited = False
                 await self._write(124, "StorCtl_Mod", 0)
 
     async def _release_704(self) -> None:
@@ -280,12 +281,16 @@ class SunSpecInverter(BatteryInverter):
 
     async def apply_limits(self, discharge_w: float | None, charge_w: float | None) -> bool:
         """A discharge cap as 704 WMaxLimPct (percent of WMax, towards the tighter side) with its own
-        reversion timer, the battery in its own mode under it. A charge cap has no such point (702's
-        rates are settings without a reversion: a dead gateway would leave them), nor has a device
-        without 704 or that refuses the points: False, nothing written."""
+        reversion timer, the battery in its own mode under it; on a legacy device, both caps as 124's
+        rate limits. 704 has no charge cap (702's rates are settings without a reversion: a dead
+        gateway would leave them): False, nothing written, as for a device refusing the points."""
         async with self._lock:
             smap = await self.sunspec_map()
-            if charge_w is not None or self._no_limits or not smap.has(704):
+            if self._no_limits or not (smap.has(704) or smap.has(124)):
+                return False
+            if not smap.has(704):
+                return await self._limits_124(discharge_w, charge_w)
+            if charge_w is not None:
                 return False
             if self._active is not None:
                 await self._release_704()  # limits only: the battery's own mode under them
@@ -320,6 +325,42 @@ class SunSpecInverter(BatteryInverter):
                 )
             self._limited = True
             return True
+
+    async def _limits_124(self, discharge_w: float | None, charge_w: float | None) -> bool:
+        """124 StorCtl_Mod bit 1 applies OutWRte as the discharge limit, bit 0 InWRte as the charge
+        limit (percent of WChaMax, towards the tighter side), ended by InOutWRte_RvrtTms."""
+        self._active = None
+        if discharge_w is None and charge_w is None:
+            await self._write(124, "StorCtl_Mod", 0)
+            self._limited = False
+            return True
+        ratings = self._ratings or await self.read_ratings()
+        ref = ratings.set_max_charge_w or ratings.max_charge_w
+        if not ref:
+            raise ProfileError(f"device {self._device_id}: 124 limits need WChaMax or 120.MaxChaRte")
+        ctl = await self._block(124, 2, 25)
+        sf = ctl.raw("InOutWRte_SF")
+        if sf is None or sf > _PCT_SF_MAX:
+            return self._without_limits(f"124 InOutWRte_SF {sf} (not implemented, or steps over 1 %)")
+        full = round(100.0 / 10.0**sf)
+
+        def pct(watts: float | None) -> int:
+            return full if watts is None else max(0, min(full, math.floor(watts / ref * 100.0 / 10.0**sf)))
+
+        mode = (2 if discharge_w is not None else 0) | (1 if charge_w is not None else 0)
+        out, into = pct(discharge_w), pct(charge_w)
+        await self._write(124, "InOutWRte_RvrtTms", min(65535, round(self._settings.revert_timeout_s)))
+        await self._write(124, "OutWRte", out)
+        await self._write(124, "InWRte", into)
+        await self._write(124, "StorCtl_Mod", mode)
+        back = await self._block(124, 5, 13)
+        if back.raw("StorCtl_Mod") != mode or back.raw("OutWRte") != out or back.raw("InWRte") != into:
+            raise SetpointNotAccepted(
+                f"device {self._device_id}: 124 limits not taken (StorCtl_Mod {mode}, OutWRte {out}, "
+                f"InWRte {into})"
+            )
+        self._limited = True
+        return True
 
     def _without_limits(self, reason: str) -> bool:
         self._no_limits = True

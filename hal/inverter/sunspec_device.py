@@ -354,12 +354,16 @@ class SunSpecDevice:
         was_active = self._timer_running and self.battery.target_w is not None
         was_capped = self.battery.cap_remaining_s(now) is not None
         self.battery.advance(now)
-        if was_capped and self.battery.discharge_cap_w is None and self._has(704):
-            # The limit's reversion timer fired: its reversion enable and value apply, without a timer.
-            _LOGGER.info("simulated inverter: WMaxLimPct reversion timer expired")
-            self.set(704, "WMaxLimPctEna", self.get(704, "WMaxLimPctEnaRvrt") or 0)
-            self.set(704, "WMaxLimPct", self.get(704, "WMaxLimPctRvrt") or 0)
-            self._limit_704(now, restart_timer=False)
+        if was_capped and self.battery.caps_w == (None, None):
+            # A limit's reversion timer fired: 704's reversion enable and value apply, without a
+            # timer; 124 goes back to no rate control.
+            _LOGGER.info("simulated inverter: the limits' reversion timer expired")
+            if self._has(704):
+                self.set(704, "WMaxLimPctEna", self.get(704, "WMaxLimPctEnaRvrt") or 0)
+                self.set(704, "WMaxLimPct", self.get(704, "WMaxLimPctRvrt") or 0)
+                self._limit_704(now, restart_timer=False)
+            if self._has(124):
+                self.set(124, "StorCtl_Mod", 0)
         if was_active and self.battery.target_w is None:
             # The device-side revert timer fired: apply the reversion values (704 / 124 semantics).
             self._timer_running = False
@@ -421,6 +425,7 @@ class SunSpecDevice:
         if not self._touches(touched, 124, *names):
             return
         mode = int(self.get(124, "StorCtl_Mod") or 0)
+        self.battery.limit(None, now)
         if mode == 0:
             self.battery.command(None, now)
             self._timer_running = False
@@ -429,10 +434,17 @@ class SunSpecDevice:
         rte = 10.0**_RTE_SF / 100.0 * ref
         high = float(self.get(124, "OutWRte") or 0) * rte if mode & 2 else self.spec.max_discharge_w
         low = -float(self.get(124, "InWRte") or 0) * rte if mode & 1 else -self.spec.max_charge_w
-        # Window semantics: the battery idles at 0 W unless the window excludes 0 (a forced flow).
-        target = 0.0 if low > high else min(max(0.0, low), high)
         tms = self.get(124, "InOutWRte_RvrtTms") or 0
-        self.battery.command(target, now, float(tms) if tms else None)
+        hold = float(tms) if tms else None
+        if low <= 0.0 <= high:
+            # Window semantics: a window holding 0 W limits the battery's own mode to it ...
+            self.battery.command(None, now)
+            self._timer_running = False
+            self.battery.limit(high if mode & 2 else None, now, hold, charge_w=-low if mode & 1 else None)
+            return
+        # ... and one that excludes 0 forces a flow: the end nearest 0 (empty: idle).
+        target = 0.0 if low > high else min(max(0.0, low), high)
+        self.battery.command(target, now, hold)
         self._timer_running = bool(tms)
 
 

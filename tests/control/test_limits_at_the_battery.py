@@ -1,5 +1,6 @@
-"""A cap-only control (CSIP-AUS export/generation limit) held by the inverter as a limit (704 WMaxLimPct)
-while the battery keeps its own mode; a setpoint, or a cap the inverter cannot hold, as before.
+"""A cap-only control (CSIP-AUS export/generation limit, opModMaxLimW) held by the inverter as a limit
+(704 WMaxLimPct; 124 rate limits on a legacy inverter) while the battery keeps its own mode; a
+setpoint, or a cap the inverter cannot hold, as before.
 The executor through the guard and the SunSpec code to the Modbus simulator on 127.0.0.1."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from app.control.modes import PowerCommand
 from app.health import Health
 from hal.inverter.guard import SafeInverter
 from hal.inverter.settings import Nameplate
+from hal.inverter.sunspec_device import LEGACY_MODELS
 from hal.inverter.sunspec_server import SunSpecServer
 from tests.hal.conftest import SPEC, Monotonic
 from tests.hal.test_sunspec_setpoint import sunspec
@@ -81,3 +83,30 @@ async def test_an_export_limit_is_a_limit_at_the_battery_not_a_setpoint() -> Non
         clock.advance(1)
         dev.on_access(clock())
         assert dev.battery.power_w == pytest.approx(1000)
+
+
+async def test_a_max_limit_alone_is_held_by_a_legacy_inverter_both_ways() -> None:
+    clock = Monotonic()
+    async with (
+        SunSpecServer(SPEC, clock=clock, models=LEGACY_MODELS) as server,
+        sunspec(server, revert_timeout_s=60.0) as device,
+    ):
+        guarded = SafeInverter(device, Nameplate(max_discharge_w=5000.0, max_charge_w=4000.0))
+        executor = Executor(guarded, ControlConfig(reassert_interval_s=REASSERT_S), Health(clock=lambda: 0.0))
+        dev = server.device
+        dev.battery.own_w = -3000.0
+        executor.command(PowerCommand("M1", max_limit=2000))  # 20 % of WMax 5000 W: 1000 W either way
+        await executor.step(0.0)
+        # 124 rate limits in hundredths of a percent of WChaMax (4000 W): 25 % both ways
+        assert (dev.get(124, "StorCtl_Mod"), dev.get(124, "OutWRte"), dev.get(124, "InWRte")) == (
+            3,
+            2500,
+            2500,
+        )
+        clock.advance(1)
+        dev.on_access(clock())
+        assert dev.battery.power_w == pytest.approx(-1000)
+        assert executor.written is None
+        executor.command(None)
+        await executor.step(10.0)
+        assert dev.get(124, "StorCtl_Mod") == 0

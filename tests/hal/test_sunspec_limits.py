@@ -76,9 +76,7 @@ async def test_a_setpoint_gives_way_to_limits_and_quantisation_is_never_looser(
         assert dev.get(704, "WMaxLimPct") == 0
 
 
-async def test_what_the_device_cannot_hold_is_refused_with_nothing_written(
-    tcp_server: SunSpecServer, any_server_legacy: SunSpecServer
-) -> None:
+async def test_a_charge_cap_is_refused_by_704_with_nothing_written(tcp_server: SunSpecServer) -> None:
     dev = tcp_server.device
     async with sunspec(tcp_server) as inverter:
         await inverter.read_ratings()
@@ -86,9 +84,37 @@ async def test_what_the_device_cannot_hold_is_refused_with_nothing_written(
         assert await inverter.apply_limits(1500.0, 2000.0) is False  # 704 caps no charge
         assert await inverter.apply_limits(None, 2000.0) is False
         assert len(dev.writes) == writes
-    async with sunspec(any_server_legacy) as legacy:  # 124 only
-        assert await legacy.apply_limits(1500.0, None) is False
-    assert not any_server_legacy.device.writes
+
+
+async def test_a_legacy_device_holds_both_caps_as_124_rate_limits(
+    any_server_legacy: SunSpecServer, sim_clock: Monotonic
+) -> None:
+    dev = any_server_legacy.device
+    dev.battery.own_w = 4000.0
+    async with sunspec(any_server_legacy, revert_timeout_s=30.0) as inverter:
+        assert await inverter.apply_limits(1500.0, 2000.0) is True
+        # percent of WChaMax (4000 W) in hundredths (InOutWRte_SF -2): 37.5 % and 50 %
+        assert (dev.get(124, "StorCtl_Mod"), dev.get(124, "OutWRte"), dev.get(124, "InWRte")) == (
+            3,
+            3750,
+            5000,
+        )
+        assert dev.get(124, "InOutWRte_RvrtTms") == 30
+        sim_clock.advance(1)
+        assert (await inverter.read_telemetry()).w == pytest.approx(1500)
+        dev.battery.own_w = -3500.0  # its own mode charges: capped at 2000 W
+        sim_clock.advance(1)
+        assert (await inverter.read_telemetry()).w == pytest.approx(-2000)
+        assert await inverter.apply_limits(None, 1000.0) is True  # a charge cap alone: bit 0 only
+        assert dev.get(124, "StorCtl_Mod") == 1
+        sim_clock.advance(1)
+        assert (await inverter.read_telemetry()).w == pytest.approx(-1000)
+        sim_clock.advance(31)  # silence: the device drops the limits by itself
+        assert (await inverter.read_telemetry()).w == pytest.approx(-3500)
+        assert dev.get(124, "StorCtl_Mod") == 0
+        assert await inverter.apply_limits(1500.0, None) is True
+        await inverter.release()
+        assert dev.get(124, "StorCtl_Mod") == 0
 
 
 async def test_a_device_without_the_points_is_asked_once(
