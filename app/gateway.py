@@ -25,17 +25,16 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from app import __version__
 from app.client.clock import ServerClock
-from app.client.errors import ConnectionFailed, NotAuthorized, TlsHandshakeError
+from app.client.errors import NotAuthorized, TlsHandshakeError
 from app.client.notices import Notices
+from app.client.server import Server
 from app.client.session import Session
-from app.client.snapshot import ServerTree
 from app.commissioning.events import describe_default, describe_events
 from app.commissioning.history import History, Sampler
 from app.commissioning.missing import SECTION, Missing, status_section, what_is_missing
@@ -59,7 +58,6 @@ from hal.gpio import LedState, highest
 from hal.inverter import SafeInverter, connect_inverter
 
 _LOGGER = logging.getLogger(__name__)
-T = TypeVar("T")
 
 SERVER_PART = "2030.5 server"
 #: the server's telemetry hrefs, so a restart during an outage goes on sampling into the outbox: kept in
@@ -75,78 +73,6 @@ LINK_MAX_SILENCE_S = 900.0
 EXIT_RESTART = 75
 #: errors in the poller's failure reason that mean this box has no network at all
 _NO_NETWORK = ("Network is unreachable", "Temporary failure in name resolution", "No route to host")
-
-
-class Link:
-    """The current 2030.5 session, whichever certificate it runs on; what control and telemetry hold."""
-
-    def __init__(self, clock: ServerClock) -> None:
-        self.clock = clock
-        self.session: Session | None = None
-        self.ready = asyncio.Event()
-        self._switched = asyncio.Event()
-
-    def _current(self) -> Session:
-        if self.session is None:
-            raise ConnectionFailed("no session yet (starting, or switching certificate)")
-        return self.session
-
-    def now(self) -> datetime:
-        """Server time (our clock until the first Time resource is read)."""
-        return self.clock.now()
-
-    async def get(self, href: str, cls: type[T], params: Mapping[str, str | int] | None = None) -> T:
-        """GET through the current session."""
-        return await self._current().http.get(href, cls, params)
-
-    async def post(self, href: str, obj: object) -> str | None:
-        """POST through the current session."""
-        return await self._current().http.post(href, obj)
-
-    async def put(self, href: str, obj: object) -> None:
-        """PUT through the current session."""
-        await self._current().http.put(href, obj)
-
-    async def refresh(self, href: str) -> ServerTree | None:
-        """Re-read `href` through the current session's poller (after a POST to it)."""
-        return await self._current().refresh(href)
-
-    @property
-    def tree(self) -> ServerTree | None:
-        """The latest server snapshot."""
-        return self.session.tree if self.session is not None else None
-
-    def replace(self, session: Session | None) -> None:
-        """Switch to another session (or none); subscribers move over to it."""
-        self.session = session
-        if session is None:
-            self.ready.clear()
-        else:
-            self.ready.set()
-        self._switched.set()
-        self._switched = asyncio.Event()
-
-    async def snapshots(self) -> AsyncIterator[ServerTree]:
-        """Each new snapshot, across session switches (a switch re-yields the new session's tree)."""
-        while True:
-            await self.ready.wait()
-            session, switched = self.session, self._switched
-            if session is None:
-                continue
-            trees = aiter(session.snapshots())
-            while not switched.is_set():
-                nxt = asyncio.ensure_future(anext(trees))
-                gone = asyncio.ensure_future(switched.wait())
-                try:
-                    await asyncio.wait({nxt, gone}, return_when=asyncio.FIRST_COMPLETED)
-                finally:  # also when our consumer is cancelled: leave no future pending
-                    gone.cancel()
-                    if not nxt.done():
-                        nxt.cancel()
-                        await asyncio.gather(nxt, return_exceptions=True)
-                if nxt.cancelled():
-                    break
-                yield nxt.result()
 
 
 class Gateway:
@@ -167,7 +93,7 @@ class Gateway:
         #: server values the gateway bounded or distrusts (one WARNING each; on the status page)
         self.notices = Notices()
         self.clock = ServerClock(max_offset_s=config.server.max_clock_offset_s, notices=self.notices)
-        self.link = Link(self.clock)
+        self.server = Server(self.clock)
         self.lfdi: str | None = None
         #: why there is no usable client certificate (None when there is one)
         self.identity_problem: str | None = None
@@ -263,18 +189,9 @@ class Gateway:
             return
         files = self._identity_files()
         server = files.server_config(self.config.server) if files is not None else self.config.server
-        session = Session(
-            server, health=self.health, rng=self.rng, clock=self.clock, poll=False, notices=self.notices
-        )
-        async with session:
-            self.link.replace(session)
-            poll = asyncio.create_task(session.poller.run(), name="poller")
-            try:
-                reason = await self._watch_identity(session, files)
-            finally:
-                self.link.replace(None)
-                poll.cancel()
-                await asyncio.gather(poll, return_exceptions=True)
+        session = Session(server, health=self.health, rng=self.rng, clock=self.clock, notices=self.notices)
+        async with session, self.server.serving(session):
+            reason = await self._watch_identity(session, files)
         self.restart(reason)
 
     async def _await_identity(self) -> str:
@@ -313,7 +230,7 @@ class Gateway:
             if files is None or not self.identity.on_trial():
                 continue
             failing = self.health.problems().get(SERVER_PART, "")
-            tree = session.tree
+            tree = session.poller.tree
             if tree is not None and tree.registered and not failing:
                 # the server accepts the new certificate and knows the new LFDI: retire the old one
                 await asyncio.to_thread(self.identity.confirm_working, files)
@@ -324,7 +241,7 @@ class Gateway:
 
     async def _dispatch(self) -> None:
         """Hand each new snapshot's links to the telemetry (control follows the snapshots itself)."""
-        async for tree in self.link.snapshots():
+        async for tree in self.server.snapshots():
             links = TelemetryLinks.from_tree(tree)
             if links is None:
                 continue
@@ -369,7 +286,7 @@ class Gateway:
         or, on a box that has never reached the server, once discovery finds our DER or mirror links."""
         links = self._saved_links = self._stored_links()
         while links is None:
-            tree = self.link.tree
+            tree = self.server.tree
             links = TelemetryLinks.from_tree(tree) if tree is not None else None
             if links is None:
                 self.health.beat("telemetry")
@@ -377,16 +294,16 @@ class Gateway:
         self.telemetry = TelemetryService(
             self.config,
             inverter,
-            self.link,
+            self.server,
             links,
-            ServerTimebase(self.link.now),
+            ServerTimebase(self.server.now),
             self.health,
             lfdi,
             rng=self.rng,
             notices=self.notices,
         )
         # a snapshot published before the service existed was not handed to it by _dispatch
-        tree = self.link.tree
+        tree = self.server.tree
         current = TelemetryLinks.from_tree(tree) if tree is not None else None
         if current is not None:
             self.telemetry.update_links(current)
@@ -405,7 +322,7 @@ class Gateway:
             holds.add(LedState.NOT_COMMISSIONED)
         if is_updating(self.config.ota.state_dir):
             holds.add(LedState.UPDATING)
-        tree = self.link.tree
+        tree = self.server.tree
         server_problem = problems.get(SERVER_PART)
         if self.missing:
             pass  # not commissioned: the server is not even tried, its states would only mislead
@@ -430,7 +347,7 @@ class Gateway:
 
     def status(self) -> dict[str, Any]:
         """Everything the status page and /api/status show (no secrets)."""
-        tree = self.link.tree
+        tree = self.server.tree
         problems = self.health.problems()
         led = self.led_state()
         data_problems = self._inverter_data_problems()
@@ -560,7 +477,7 @@ class Gateway:
             self.engine = engine = ControlEngine(
                 cfg,
                 inverter,
-                self.link,
+                self.server,
                 lfdi,
                 rng=self.rng,
                 health=self.health,
@@ -643,7 +560,7 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await self.inverter.read_telemetry()
                 inverter_ok = True
-        tree = self.link.tree
+        tree = self.server.tree
         server_ok = tree is not None and tree.registered and SERVER_PART not in self.health.problems()
         return inverter_ok and server_ok and self.expiry.error is None
 

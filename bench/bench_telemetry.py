@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from app.client.clock import ServerClock
 from app.client.identity import DeviceIdentity, sfdi_from_lfdi
+from app.client.server import serve
 from app.client.session import Session
 from app.client.snapshot import ServerTree
 from app.config import Config, ServerConfig, TelemetryConfig
@@ -142,13 +143,14 @@ async def _tls_hour() -> float:
             lfdi = lab.lfdi_of(pki.client("client"))
             edev = lab.tree.register(lfdi)
             config = _config(lab.client_config(), Path(tmp) / "state")
-            async with Session(
+            session = Session(
                 config.server,
                 clock=ServerClock(clock.now),
                 monotonic=clock.monotonic,
                 sleep=clock.sleep,
                 rng=random.Random(1),
-            ) as http:
+            )
+            async with serve(session) as http:
                 clock.participants += 1  # the session's poller sleeps on the simulated clock too
                 inverter = SimInverter(BatterySpec(), clock=clock.now)
                 service = TelemetryService(

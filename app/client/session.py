@@ -1,13 +1,10 @@
-"""The 2030.5 session the rest of the gateway uses: snapshots in, posts and puts out, server time.
+"""One 2030.5 session on one client certificate: its HTTP client, discovery and poller.
 
-    async with Session(config.server, health=health) as session:
-        tree = await session.wait_for(lambda t: t.registered)
-        async for tree in session.snapshots(): ...
-        await session.post(control.replyTo, response)
-        await session.put(tree.der.DERStatusLink.href, status)
-        now = session.now()            # server time
+    async with Session(config.server, health=health) as session:   # opens and closes the HTTP client
+        tree = await session.discovery.walk()                        # one walk (the `check` command)
 
-One HTTP session and one polling task per process, both owned here and closed on exit.
+Control and telemetry never hold a Session: they hold the server port (`app.client.port`), whose
+one implementation, `app.client.server.Server`, runs a session's poller while it is in force.
 """
 
 from __future__ import annotations
@@ -16,8 +13,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self, TypeVar
 
@@ -29,7 +25,6 @@ from app.client.http import HttpClient
 from app.client.identity import DeviceIdentity, identity_of_pem_file
 from app.client.notices import Notices
 from app.client.poller import Poller
-from app.client.snapshot import ServerTree
 from app.config import ServerConfig
 from app.health import Health
 from app.sep.identity import IdentityError
@@ -40,10 +35,9 @@ T = TypeVar("T")
 
 
 class Session:
-    """Mutual-TLS link to the utility's server: discovery, polling, and writes.
+    """Mutual TLS to the utility's server on one certificate: `http`, `discovery` and `poller`.
 
-    With `poll=False` no task is started here: the caller runs `session.poller.run()` itself (the
-    gateway's "link" part does, beside its identity watch; the supervisor restarts that part if it dies).
+    No task is started here: `Server.serving(session)` runs `poller.run()` while the session is in force.
     """
 
     def __init__(
@@ -55,7 +49,6 @@ class Session:
         clock: ServerClock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        poll: bool = True,
         notices: Notices | None = None,
     ) -> None:
         self.server = server
@@ -65,7 +58,6 @@ class Session:
             self.identity: DeviceIdentity = identity_of_pem_file(server.cert_file)
         except IdentityError as exc:
             raise TlsConfigError(str(exc)) from None
-        self._poll = poll
         self.clock = clock or ServerClock(max_offset_s=server.max_clock_offset_s, notices=self.notices)
         self.health = health or Health()
         rng = rng or random.Random()
@@ -89,12 +81,9 @@ class Session:
             monotonic=monotonic,
             sleep=sleep,
         )
-        self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
         await self.http.__aenter__()
-        if self._poll:
-            self._task = asyncio.create_task(self.poller.run(), name="2030.5 poller")
         return self
 
     async def __aexit__(
@@ -103,51 +92,5 @@ class Session:
         await self.close()
 
     async def close(self) -> None:
-        """Stop polling and close the HTTP session."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            # gather: the task's own CancelledError is collected, a cancel of close() itself is not
-            await asyncio.gather(task, return_exceptions=True)
+        """Close the HTTP session."""
         await self.http.close()
-
-    # --- reading ---------------------------------------------------------------------------------
-
-    @property
-    def tree(self) -> ServerTree | None:
-        """The latest snapshot of the server's tree (None before the first successful walk)."""
-        return self.poller.tree
-
-    def snapshots(self) -> AsyncIterator[ServerTree]:
-        """The current tree and every changed one after it."""
-        return self.poller.snapshots()
-
-    async def wait_for(self, predicate: Callable[[ServerTree], bool]) -> ServerTree:
-        """The first published tree satisfying `predicate`."""
-        return await self.poller.wait_for(predicate)
-
-    def now(self) -> datetime:
-        """Server time (aware UTC): every schedule decision uses this."""
-        return self.clock.now()
-
-    async def refresh(self, href: str) -> ServerTree | None:
-        """Re-read `href` through the poller now (after a POST that changed it); the new tree."""
-        return await self.poller.refresh(href)
-
-    # --- writing (errors from app.client.errors say what to do) ----------------------------------
-
-    async def get(self, href: str, cls: type[T]) -> T:
-        """GET one resource outside the polling schedule (use sparingly: pollRate applies)."""
-        return await self.http.get(href, cls)
-
-    async def post(self, href: str, obj: object) -> str | None:
-        """POST a model (DERControlResponse, MirrorUsagePoint, readings); returns Location if any."""
-        return await self.http.post(href, obj)
-
-    async def put(self, href: str, obj: object) -> None:
-        """PUT a model (DERStatus, DERCapability, DERSettings, DERAvailability)."""
-        await self.http.put(href, obj)
-
-    async def delete(self, href: str) -> None:
-        """DELETE a resource we created."""
-        await self.http.delete(href)

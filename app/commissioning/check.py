@@ -143,7 +143,7 @@ async def check_server(ctx: Context) -> CheckResult:
         return CheckResult(name, None, "skipped (needs a valid configuration and a usable certificate)")
     server = ctx.config.server
     try:
-        async with Session(server, poll=False) as session:
+        async with Session(server) as session:
             tree = await session.discovery.walk()
     except TlsHandshakeError as exc:
         return CheckResult(name, False, str(exc), "check server.ca_file and that the utility trusts our CA")

@@ -12,11 +12,12 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final
 
+from app.client.port import ServerPort
 from app.config import Config
 from app.control.executor import Executor
 from app.control.ledger import Ledger
@@ -62,39 +63,10 @@ _MILESTONES: Final = {
 }
 
 
-class ServerTreeView(Protocol):
-    """What the engine reads from a snapshot of the server (app.client's ServerTree is one)."""
-
-    @property
-    def programs(self) -> Sequence[ProgramView]:
-        """Every DERProgram with its controls and default, highest priority first."""
-
-    @property
-    def read_at(self) -> datetime | None:
-        """Server time of the last successful read (fresh even when nothing changed)."""
-
-
-class ServerLink(Protocol):
-    """What the engine needs of the server: the running gateway passes `app.gateway.Link`."""
-
-    @property
-    def tree(self) -> ServerTreeView | None:
-        """The latest snapshot, or None before the first successful read."""
-
-    def snapshots(self) -> AsyncIterator[ServerTreeView]:
-        """The current snapshot, then each changed one."""
-
-    def now(self) -> datetime:
-        """The server's time (aware UTC)."""
-
-    async def post(self, href: str, obj: object) -> object:
-        """POST a model (the DERControlResponses); raises when the server did not take it."""
-
-
 class ControlEngine:
     """Obeys the server's DER controls with one battery inverter.
 
-    `run()` follows `link.snapshots()`, schedules, drives the inverter and posts responses until
+    `run()` follows `server.snapshots()`, schedules, drives the inverter and posts responses until
     cancelled; `stop()` releases the battery (register it as a shutdown hook). `update(programs)`
     can also feed programs directly (tools, tests). `in_force_flag` (the updater's
     `control_flag`) exists exactly while a server event is in force, carrying its end.
@@ -104,7 +76,7 @@ class ControlEngine:
         self,
         config: Config,
         inverter: BatteryInverter,
-        link: ServerLink,
+        server: ServerPort,
         lfdi: str,
         *,
         rng: random.Random | None = None,
@@ -116,9 +88,9 @@ class ControlEngine:
         self._config = config
         #: seconds the server's clock is from ours, told with every event dropped as already ended
         self._clock_offset = clock_offset
-        self._link = link
+        self._server = server
         self._lfdi = lfdi
-        self._clock = link.now
+        self._clock = server.now
         self._rng = rng if rng is not None else random.Random()
         self._health = health if health is not None else Health()
         self._monotonic = monotonic
@@ -180,7 +152,7 @@ class ControlEngine:
             self._load(ledger)
             responder = Responder(
                 ledger,
-                self._link,
+                self._server,
                 self._lfdi,
                 self._health,
                 rng=self._rng,
@@ -219,7 +191,7 @@ class ControlEngine:
             _LOGGER.error("could not release the battery at shutdown (its revert timer will): %s", exc)
 
     async def _follow(self) -> None:
-        async for tree in self._link.snapshots():
+        async for tree in self._server.snapshots():
             self.update(tree.programs)
 
     def _silence(self, now: datetime, mono: float) -> float | None:
@@ -227,7 +199,7 @@ class ControlEngine:
         ages = []
         if self._last_contact is not None:
             ages.append(mono - self._last_contact)
-        tree = self._link.tree
+        tree = self._server.tree
         if tree is not None and tree.read_at is not None:
             # the session refreshes read_at on every successful read, changed or not
             ages.append((now - tree.read_at).total_seconds())

@@ -7,10 +7,11 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final, Protocol
+from typing import Final
 
 from app.client.backoff import Backoff
 from app.client.errors import RetryLater
+from app.client.port import ServerPort
 from app.control.ledger import Ledger, OwedResponse
 from app.control.schedule import DueResponse, to_datetime
 from app.health import Health
@@ -25,13 +26,6 @@ _FIRST_RETRY_S: Final = 1.0
 BACKLOG_WARN: Final = 100
 #: at shutdown, a POST already on the wire gets this long to be answered
 _FINISH_IN_FLIGHT_S: Final = 2.0
-
-
-class Poster(Protocol):
-    """What the responder needs of the server (`app.gateway.Link`): POST a model, raise when not taken."""
-
-    async def post(self, href: str, obj: object) -> object:
-        """POST `obj` (a 2030.5 model) to `href` on the server."""
 
 
 def response_document(response: OwedResponse, lfdi: str) -> DERControlResponse:
@@ -51,7 +45,7 @@ class Responder:
     def __init__(
         self,
         ledger: Ledger,
-        poster: Poster,
+        server: ServerPort,
         lfdi: str,
         health: Health,
         *,
@@ -64,7 +58,7 @@ class Responder:
         if per_s <= 0:
             raise ValueError(f"per_s must be more than 0, got {per_s}")
         self._ledger = ledger
-        self._poster = poster
+        self._server = server
         self._lfdi = lfdi
         self._health = health
         self._backoff = Backoff(cap_s=max_backoff_s, rng=rng, base_s=_FIRST_RETRY_S)
@@ -152,7 +146,7 @@ class Responder:
 
     async def _send(self, response: OwedResponse) -> bool:
         body = response_document(response, self._lfdi)
-        post = asyncio.ensure_future(self._poster.post(response.reply_to, body))
+        post = asyncio.ensure_future(self._server.post(response.reply_to, body))
         try:
             await asyncio.shield(post)
         except asyncio.CancelledError:

@@ -92,7 +92,7 @@ class Narrator:
     def step(self) -> None:
         """Look once and report what changed."""
         gw, tree = self.gateway, self.server.tree
-        link_tree = gw.link.tree
+        link_tree = gw.server.tree
         if self._changed("registered", link_tree is not None and link_tree.registered) and link_tree:
             self._say(f"gateway found its EndDevice; {len(link_tree.programs)} DER programs")
         inv = gw.inverter

@@ -18,10 +18,10 @@ State: one sqlite file in config.state_dir (app.store), owned by one process at 
 
 from __future__ import annotations
 
+from app.telemetry.links import TelemetryLinks
 from app.telemetry.points import FREQUENCY, POINTS, POWER, DataPoint
 from app.telemetry.service import TelemetryService
 from app.telemetry.timebase import ServerTimebase, Timebase
-from app.telemetry.uplink import TelemetryLinks, Uplink
 
 __all__ = [
     "FREQUENCY",
@@ -32,5 +32,4 @@ __all__ = [
     "TelemetryLinks",
     "TelemetryService",
     "Timebase",
-    "Uplink",
 ]

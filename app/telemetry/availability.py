@@ -19,11 +19,11 @@ from datetime import datetime
 from typing import Final
 
 from app.client.errors import Rejected
+from app.client.port import ServerPort
 from app.health import Health
 from app.sep.der import DERAvailability
 from app.sep.types import ActivePower
 from app.telemetry.der import Nameplate
-from app.telemetry.uplink import Uplink
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -100,9 +100,9 @@ class AvailabilityReporter:
     """
 
     def __init__(
-        self, uplink: Uplink, href: str | None, limits: SocLimits, health: Health | None = None
+        self, server: ServerPort, href: str | None, limits: SocLimits, health: Health | None = None
     ) -> None:
-        self._uplink = uplink
+        self._server = server
         self.href = href
         self._limits = limits
         self._health = health
@@ -133,7 +133,7 @@ class AvailabilityReporter:
             return
         document = der_availability(plate, soc_pct, self._limits, at)
         try:
-            await self._uplink.put(self.href, document)
+            await self._server.put(self.href, document)
         except Rejected as exc:
             # the same values would be refused again: wait for a change worth sending
             _LOGGER.error("Server refused DERAvailability: %s; sent again when the values change", exc)

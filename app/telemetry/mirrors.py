@@ -11,10 +11,10 @@ import logging
 
 from app.client.errors import Rediscover
 from app.client.notices import Notices, note_rate
+from app.client.port import ServerPort
 from app.client.snapshot import ServerTree
 from app.telemetry.metering_mirror import mirror_usage_point, mup_mrid
 from app.telemetry.points import DataPoint
-from app.telemetry.uplink import Uplink
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class Mirrors:
 
     def __init__(
         self,
-        uplink: Uplink,
+        server: ServerPort,
         lfdi: str,
         qualifiers: dict[str, int],
         *,
@@ -32,7 +32,7 @@ class Mirrors:
         max_rate_s: int = 86400,
         notices: Notices | None = None,
     ) -> None:
-        self._uplink = uplink
+        self._server = server
         self._lfdi = lfdi
         self._qualifiers = qualifiers
         self._min_rate = min_rate_s
@@ -90,13 +90,13 @@ class Mirrors:
             return
         for point in missing:
             mup = mirror_usage_point(point, self._lfdi, self._qualifiers.get(point.key, 0))
-            location = await self._uplink.post(list_href, mup)
+            location = await self._server.post(list_href, mup)
             _LOGGER.info(
                 "Created mirror usage point %s for %s", location or "(no Location)", point.description
             )
             if location is not None:
                 self._created[point.key] = location
-        self.sync(await self._uplink.refresh(list_href), points)
+        self.sync(await self._server.refresh(list_href), points)
         for point in missing:
             if point.key not in self._hrefs:
                 raise Rediscover(
@@ -110,7 +110,7 @@ class Mirrors:
         self._post_rates.pop(point.key, None)
         self._created.pop(point.key, None)
         if tree is not None and tree.mirror_usage_point_list_href is not None:
-            fresh = await self._uplink.refresh(tree.mirror_usage_point_list_href)
+            fresh = await self._server.refresh(tree.mirror_usage_point_list_href)
             if fresh is not None and any(m.href == href for m in fresh.mirror_usage_points):
                 return  # still listed: the server 404s a MUP it lists; try it again at the next post
             self.sync(fresh, (point,))

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from app.client.errors import Rejected
+from app.client.port import ServerPort
 from app.health import Health
 from app.sep.der import DERCapability, DERSettings
 from app.telemetry.der import Nameplate, der_capability, der_settings, missing_fields, nameplate
-from app.telemetry.uplink import TelemetryLinks, Uplink
+from app.telemetry.links import TelemetryLinks
 from hal.inverter import Ratings
 
 _LOGGER = logging.getLogger(__name__)
@@ -28,14 +29,14 @@ class NameplateReporter:
 
     def __init__(
         self,
-        uplink: Uplink,
+        server: ServerPort,
         links: TelemetryLinks,
         overrides: Ratings | None,
         set_grad_w: int,
         health: Health | None = None,
         profile: str = "wattsmart",
     ) -> None:
-        self._uplink = uplink
+        self._server = server
         self.links = links
         self._overrides = overrides
         self._set_grad_w = set_grad_w
@@ -133,7 +134,7 @@ class NameplateReporter:
     async def _put(self, href: str, document: object, now: datetime | None) -> None:
         name = type(document).__name__
         try:
-            await self._uplink.put(href, document)
+            await self._server.put(href, document)
         except Rejected as exc:
             # The same document would be refused again: not at once, a few times spaced out.
             last = self._refused.get(name)

@@ -12,18 +12,19 @@ from typing import Final
 from app.client.backoff import Backoff
 from app.client.errors import Rediscover, Rejected, RetryLater, SepError
 from app.client.notices import Notices
+from app.client.port import ServerPort
 from app.config import Config
 from app.health import Health
 from app.store import Store, StoreUnavailable, open_store
 from app.telemetry.availability import AvailabilityReporter, SocLimits
 from app.telemetry.der import der_status
 from app.telemetry.grid import crossed, tick_at_or_after, tick_time
+from app.telemetry.links import TelemetryLinks
 from app.telemetry.metering_mirror import readings_post
 from app.telemetry.mirrors import Mirrors
 from app.telemetry.points import POINTS, QUESTIONABLE, DataPoint
 from app.telemetry.reports import NameplateReporter
 from app.telemetry.timebase import Timebase
-from app.telemetry.uplink import TelemetryLinks, Uplink
 from hal.errors import HalError
 from hal.inverter import BatteryInverter, Ratings, Telemetry
 
@@ -110,7 +111,7 @@ class TelemetryService:
         self,
         config: Config,
         inverter: BatteryInverter,
-        uplink: Uplink,
+        server: ServerPort,
         links: TelemetryLinks,
         clock: Timebase,
         health: Health,
@@ -126,7 +127,7 @@ class TelemetryService:
         self._config = config
         self._tc = config.telemetry
         self._inverter = inverter
-        self._uplink = uplink
+        self._server = server
         self._links = links
         self._clock = clock
         self._health = health
@@ -135,9 +136,9 @@ class TelemetryService:
         self._max_batch = max_readings_per_post
         self._pace = backlog_pace_s
         grad = links.set_grad_w if set_grad_w is None else set_grad_w
-        self._nameplate = NameplateReporter(uplink, links, overrides, grad, health, config.server.profile)
+        self._nameplate = NameplateReporter(server, links, overrides, grad, health, config.server.profile)
         soc = SocLimits(config.control.min_soc_percent, config.control.max_soc_percent)
-        self._availability = AvailabilityReporter(uplink, links.der_availability, soc, health)
+        self._availability = AvailabilityReporter(server, links.der_availability, soc, health)
         self._backoff = Backoff(cap_s=config.server.max_backoff_s, rng=rng or random.Random(), base_s=30.0)
         self._store: Store | None = None
         self._mirrors: Mirrors | None = None
@@ -161,7 +162,7 @@ class TelemetryService:
             qualifiers = {"W": self._tc.power.data_qualifier, "Hz": self._tc.frequency.data_qualifier}
             server = self._config.server
             self._mirrors = Mirrors(
-                self._uplink,
+                self._server,
                 self._lfdi,
                 qualifiers,
                 min_rate_s=server.min_rate_s,
@@ -373,7 +374,7 @@ class TelemetryService:
         mirrors = self._mirrors
         assert mirrors is not None
         # the poller reads the MirrorUsagePointList at its pollRate; we only look at its snapshot
-        await mirrors.ensure(self._uplink.tree, POINTS)
+        await mirrors.ensure(self._server.tree, POINTS)
         for point in POINTS:
             if mirrors.href(point) is not None:  # else its readings wait for a MirrorUsagePointList
                 await self._deliver(point, tick, deadline)
@@ -383,7 +384,7 @@ class TelemetryService:
         if href is None or sample is None:
             return  # without a reading there is no status to tell; the next minute will have one
         try:
-            await self._uplink.put(href, der_status(sample, tick_time(tick)))
+            await self._server.put(href, der_status(sample, tick_time(tick)))
         except Rejected as exc:
             _LOGGER.error("Server refused DERStatus: %s", exc)
         old, period = self._status_anchor, self._tc.status_interval_s
@@ -456,10 +457,10 @@ class TelemetryService:
             return
         document = readings_post(point, self._lfdi, batch, self._tc.interval_s)
         try:
-            await self._uplink.post(href, document)
+            await self._server.post(href, document)
             self._points[point.key].accepted_at = self._clock.now()
         except Rediscover:
-            await self._mirrors.lost(point, self._uplink.tree)
+            await self._mirrors.lost(point, self._server.tree)
             raise
         except Rejected as exc:
             # A batch the server will never take must not block every later reading behind it.

@@ -65,7 +65,7 @@ async def test_a_box_without_a_certificate_waits_for_one_then_restarts_on_it(
     gw = gateway(path)
     run = asyncio.create_task(gw.run())
     try:
-        assert await until(lambda: gw.link.tree is not None and gw.link.tree.registered, 10)
+        assert await until(lambda: gw.server.tree is not None and gw.server.tree.registered, 10)
         assert gw.lfdi == LabServer.lfdi_of(pki.client("client"))
     finally:
         gw.supervisor.stopping.set()
@@ -84,7 +84,7 @@ async def test_a_replaced_certificate_file_restarts_the_gateway(
     path.write_text(text.replace(str(pki.client("client").key), str(certs / "client.key")))
     gw = gateway(path)
     run = asyncio.create_task(gw.run())
-    assert await until(lambda: gw.link.tree is not None, 10)
+    assert await until(lambda: gw.server.tree is not None, 10)
     shutil.copy(pki.folder / "other.crt", certs / "client.crt")
     shutil.copy(pki.folder / "other.key", certs / "client.key")
     assert await asyncio.wait_for(run, 10) == EXIT_RESTART
@@ -200,7 +200,7 @@ async def test_the_status_page_shows_bounded_server_inputs(
     gw = gateway(write_lab_config(tmp_path / "gateway.yaml", lab_server, battery.port, tmp_path / "state"))
     run = asyncio.create_task(gw.run())
     try:
-        assert await until(lambda: gw.link.tree is not None and gw.link.tree.registered, 10)
+        assert await until(lambda: gw.server.tree is not None and gw.server.tree.registered, 10)
         server = gw.status()["server"]
     finally:
         gw.supervisor.stopping.set()

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from app.client.server import Server
 from app.client.session import Session
 from app.config import Config, ControlConfig
 from app.control.engine import ControlEngine
@@ -44,7 +45,7 @@ SPEEDUP = 10.0
 
 
 class Gateway:
-    """The engine wired as the supervisor wires it: the real Session, the engine's run task."""
+    """The engine wired as the gateway wires it: the Server port over a real Session, its run task."""
 
     def __init__(self, config: Config, inverter: RecordingInverter, seed: int) -> None:
         self.config = config
@@ -57,10 +58,12 @@ class Gateway:
             monotonic=lambda: time.monotonic() * SPEEDUP,
             sleep=lambda seconds: asyncio.sleep(seconds / SPEEDUP),
         )
+        self.server = Server(self.session.clock)
+        self._serving = self.server.serving(self.session)
         self.engine = ControlEngine(
             config,
             inverter,
-            self.session,
+            self.server,
             self.session.identity.lfdi,
             rng=random.Random(seed),
             clock_offset=lambda: self.session.clock.offset.total_seconds(),
@@ -69,6 +72,7 @@ class Gateway:
 
     async def start(self) -> None:
         await self.session.__aenter__()
+        await self._serving.__aenter__()
         self._task = asyncio.create_task(self.engine.run())
 
     async def stop(self) -> None:
@@ -77,6 +81,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.engine.stop()
+        await self._serving.__aexit__(None, None, None)
         await self.session.close()
 
 

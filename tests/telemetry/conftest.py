@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.client.clock import ServerClock
+from app.client.server import Server, serve
 from app.client.session import Session
 from app.config import Config, ServerConfig, TelemetryConfig
 from app.lab.pki import Pki
@@ -44,7 +45,7 @@ async def lab(pki: Pki, clock: SimClock) -> AsyncIterator[LabServer]:
 
 
 @asynccontextmanager
-async def polling(server: ServerConfig, clock: SimClock) -> AsyncIterator[Session]:
+async def polling(server: ServerConfig, clock: SimClock) -> AsyncIterator[Server]:
     """The gateway's 2030.5 session with its poller on the simulated clock (one more participant).
 
     The telemetry takes its MirrorUsagePoints from this poller's snapshots, as in the gateway.
@@ -53,16 +54,16 @@ async def polling(server: ServerConfig, clock: SimClock) -> AsyncIterator[Sessio
     session = Session(
         server, clock=server_clock, monotonic=clock.monotonic, sleep=clock.sleep, rng=random.Random(1)
     )
-    async with session:
+    async with serve(session) as port:
         clock.participants += 1
         try:
-            yield session
+            yield port
         finally:
             clock.participants -= 1
 
 
 @pytest.fixture
-async def http(lab: LabServer, clock: SimClock) -> AsyncIterator[Session]:
+async def http(lab: LabServer, clock: SimClock) -> AsyncIterator[Server]:
     """The gateway's 2030.5 session to the lab server, polling on the simulated clock."""
     async with polling(lab.client_config(request_timeout_s=2.0), clock) as session:
         yield session

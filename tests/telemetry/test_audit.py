@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from app.client.session import Session
+from app.client.server import Server
 from app.config import Config
 from app.health import Health
 from app.lab.server import LabServer
@@ -28,7 +28,7 @@ def set_post_rate(lab: LabServer, rate: int) -> None:
 
 async def test_poller_and_telemetry_pass_the_audit_through_post_rate_changes(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -37,7 +37,7 @@ async def test_poller_and_telemetry_pass_the_audit_through_post_rate_changes(
     # (the session's poller started on the lab's default rates: the audit starts from here)
     rates = PollRates(dcap=20, tm=None, edev=30, fsa=None, derp=15, der=None, mup=20)
     lab.tree.poll_rates = rates
-    http.discovery.schedule.make_due(lab.tree.href("/dcap"))
+    http.session.discovery.schedule.make_due(lab.tree.href("/dcap"))
     lab.clear_requests()
     changes: list[tuple[datetime, int]] = [(clock.now(), 60)]
     set_post_rate(lab, 60)

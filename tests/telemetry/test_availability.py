@@ -66,7 +66,7 @@ def test_unknown_ratings_leave_their_values_out() -> None:
 
 
 class Recorder:
-    """An Uplink that records the documents PUT (the deadband logic alone, no server)."""
+    """A server port that records the documents PUT (the deadband logic alone, no server)."""
 
     def __init__(self) -> None:
         self.put_docs: list[object] = []

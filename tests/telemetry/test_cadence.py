@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from app.client.notices import Notices
-from app.client.session import Session
+from app.client.server import Server
 from app.config import Config
 from app.health import Health
 from app.lab.server import LabServer
@@ -65,7 +65,7 @@ def test_the_cadence_counts_from_when_a_send_was_due() -> None:
 
 async def test_posts_and_status_go_at_their_rates_from_the_first_across_a_restart(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -98,7 +98,7 @@ async def test_posts_and_status_go_at_their_rates_from_the_first_across_a_restar
 
 async def test_a_retry_after_a_failed_post_keeps_the_cadence(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -126,7 +126,7 @@ async def test_a_retry_after_a_failed_post_keeps_the_cadence(
 
 async def test_a_huge_post_rate_is_capped_with_one_warning(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,

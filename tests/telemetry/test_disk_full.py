@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from app.client.session import Session
+from app.client.server import Server
 from app.config import Config
 from app.health import Health
 from app.lab.server import LabServer
@@ -24,7 +24,7 @@ from tests.telemetry.simclock import SimClock
 
 async def test_disk_full_while_sampling_then_space_returns(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -70,7 +70,7 @@ async def test_disk_full_while_sampling_then_space_returns(
 
 async def test_an_outbox_that_cannot_be_opened_is_waited_for_without_a_crash(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,

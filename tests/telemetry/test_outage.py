@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from app.client.session import Session
+from app.client.server import Server
 from app.config import Config
 from app.health import Health
 from app.lab.pki import Pki
@@ -30,7 +30,7 @@ BATCH = 10  # readings per post while catching up, so the backlog takes many pos
 
 
 def _service(
-    config: Config, inverter: SimInverter, http: Session, device: Device, clock: SimClock
+    config: Config, inverter: SimInverter, http: Server, device: Device, clock: SimClock
 ) -> TelemetryService:
     return TelemetryService(
         config, inverter, http, device.links, clock, Health(), device.lfdi, max_readings_per_post=BATCH

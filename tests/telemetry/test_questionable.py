@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 
-from app.client.session import Session
+from app.client.server import Server
 from app.config import Config
 from app.lab.server import LabServer
 from app.sep import parse
@@ -44,7 +44,7 @@ def posted_power(lab: LabServer) -> dict[int, Reading]:
 
 async def test_an_impossible_power_is_posted_as_questionable(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     make_config: Callable[..., Config],
@@ -70,7 +70,7 @@ async def test_an_impossible_power_is_posted_as_questionable(
 
 async def test_a_changed_rating_reaches_der_settings_within_a_minute(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,

@@ -14,8 +14,8 @@ from app.health import Health
 from app.lab.server import LabServer
 from app.sep.dcap import DeviceCapability
 from app.sep.error import Error
+from app.telemetry.links import TelemetryLinks
 from app.telemetry.reports import PART, REFUSED_RETRY_S, NameplateReporter
-from app.telemetry.uplink import TelemetryLinks
 from hal.inverter import Ratings
 
 RATINGS = Ratings(max_w=5000, max_charge_w=4600, max_discharge_w=5000, energy_capacity_wh=13500)

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.client.session import Session
+from app.client.server import Server
 from app.config import Config
 from app.health import Health
 from app.lab.server import LabServer
@@ -27,14 +27,14 @@ HOUR = timedelta(hours=1)
 
 
 def service_for(
-    config: Config, inverter: SimInverter, http: Session, device: Device, clock: SimClock, **kw: object
+    config: Config, inverter: SimInverter, http: Server, device: Device, clock: SimClock, **kw: object
 ) -> TelemetryService:
     return TelemetryService(config, inverter, http, device.links, clock, Health(), device.lfdi, **kw)  # type: ignore[arg-type]
 
 
 async def test_a_simulated_hour(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -104,7 +104,7 @@ async def test_a_simulated_hour(
 
 async def test_restart_reuses_the_mirrors(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -129,7 +129,7 @@ async def test_restart_reuses_the_mirrors(
 
 async def test_failed_reads_are_gaps_never_invented(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -167,7 +167,7 @@ async def test_failed_reads_are_gaps_never_invented(
 
 async def test_outbox_is_bounded_by_age_and_counts_what_fell_off(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -199,7 +199,7 @@ async def test_outbox_is_bounded_by_age_and_counts_what_fell_off(
 
 async def test_a_mirror_the_server_lost_is_created_again_once(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -236,7 +236,7 @@ async def test_a_mirror_the_server_lost_is_created_again_once(
 
 async def test_a_refused_report_is_not_repeated_and_blocks_nothing(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -256,7 +256,7 @@ async def test_a_refused_report_is_not_repeated_and_blocks_nothing(
 
 async def test_der_settings_report_the_default_controls_set_grad_w(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -278,7 +278,7 @@ async def test_der_settings_report_the_default_controls_set_grad_w(
 
 async def test_der_reports_go_out_before_the_server_offers_a_mirror_list(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -312,7 +312,7 @@ async def test_der_reports_go_out_before_the_server_offers_a_mirror_list(
 
 async def test_after_a_restart_the_mirrors_are_re_read_at_the_lists_poll_rate(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,
@@ -338,7 +338,7 @@ async def test_after_a_restart_the_mirrors_are_re_read_at_the_lists_poll_rate(
 
 async def test_status_tells_the_last_sample_post_and_backlog(
     lab: LabServer,
-    http: Session,
+    http: Server,
     device: Device,
     clock: SimClock,
     inverter: SimInverter,

@@ -1,35 +1,11 @@
-"""What the telemetry needs from the 2030.5 session, and where to send it."""
+"""Where the telemetry reports to: the hrefs discovery found for our device."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
 
 from app.client.snapshot import ServerTree
 from app.control.schedule import default_control
-
-T = TypeVar("T")
-
-
-class Uplink(Protocol):
-    """The session's writes and its poller's snapshot (the gateway passes `app.gateway.Link`)."""
-
-    async def post(self, href: str, obj: object) -> str | None:
-        """POST a model; return the Location header, if any."""
-        ...
-
-    async def put(self, href: str, obj: object) -> None:
-        """PUT a model."""
-        ...
-
-    @property
-    def tree(self) -> ServerTree | None:
-        """The poller's latest snapshot (the MirrorUsagePoints come from here, never from a read of ours)."""
-        ...
-
-    async def refresh(self, href: str) -> ServerTree | None:
-        """Have the poller re-read `href` now (after a POST to it); the new snapshot."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
