@@ -120,9 +120,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     skip_mime_database()
     load_http_without_system_trust()
-    from app import supervisor  # imported here: `id` and `validate` need none of it
+    from app import gateway  # imported here: `id` and `validate` need none of it
 
-    return supervisor.run(config, args.config)
+    return gateway.run(config, args.config)
 
 
 def load_http_without_system_trust() -> None:

@@ -17,6 +17,7 @@ from typing import Any, Final, Literal, TypeVar
 
 import yaml
 
+from app.invalid import Invalid as _Invalid
 from app.ota.settings import OtaSettings
 from hal.inverter.settings import MAX_NAMEPLATE_W
 
@@ -29,14 +30,6 @@ DEFAULT_CONFIG = Path("/etc/wattsmart-gateway/gateway.yaml")
 
 class ConfigError(Exception):
     """The configuration is unusable; the message names the key, the value and what was expected."""
-
-
-class _Invalid(ValueError):
-    """Raised by a section's own checks: which key, its value, and what was expected."""
-
-    def __init__(self, key: str, value: object, expected: str) -> None:
-        super().__init__(key, value, expected)
-        self.key, self.value, self.expected = key, value, expected
 
 
 @dataclass(frozen=True, slots=True)

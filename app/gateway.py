@@ -580,6 +580,11 @@ class Gateway:
         _LOGGER.warning("state reset by the button: everything but the identity was removed")
 
 
+def run(config: Config, config_path: Path | None = None) -> int:
+    """Run the whole gateway from `config` (read from `config_path`) until SIGTERM; the exit status."""
+    return asyncio.run(Gateway(config, config_path=config_path).run())
+
+
 async def _cancelled(task: asyncio.Task[None]) -> None:
     """Cancel `task` and wait until it has stopped."""
     task.cancel()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from app.config import InverterConfig
+from typing import TYPE_CHECKING
+
 from hal.inverter import InverterSettings, Nameplate
 from hal.modbus import BusSettings, SerialSettings, TcpSettings
 from hal.rs485 import Rs485Settings
+
+if TYPE_CHECKING:  # app.config calls this module to check its inverter section
+    from app.config import InverterConfig
 
 
 def inverter_settings(cfg: InverterConfig, ratings_max_age_s: float = 60.0) -> InverterSettings:

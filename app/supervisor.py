@@ -21,10 +21,8 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from app import memory
-from app.config import Config
 from app.health import Health
 
 _LOGGER = logging.getLogger(__name__)
@@ -249,10 +247,3 @@ class Supervisor:
                 _LOGGER.error("shutdown: %s did not finish in time", name)
             except Exception:
                 _LOGGER.exception("shutdown: %s failed", name)
-
-
-def run(config: Config, config_path: Path | None = None) -> int:
-    """Run the whole gateway from `config` (read from `config_path`) until SIGTERM; the exit status."""
-    from app.gateway import Gateway  # the composition root imports this module
-
-    return asyncio.run(Gateway(config, config_path=config_path).run())

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# the error app.config's loader turns into "ota.<key>: got <value>, expected <what>"
+from app.invalid import Invalid
+
 #: root's update state folder, and where releases before it kept the state: inside the gateway's own
 #: folder, whose owner could replace it (app/ota/README.md, "Trust model" and "Migration")
 STATE_DIR = Path("/var/lib/wattsmart-gateway-ota")
@@ -56,22 +59,18 @@ class OtaSettings:
     download_timeout_s: float = 600.0
 
     def __post_init__(self) -> None:
-        # imported here: app.config will import this module for its `ota:` section; the error class
-        # is the one its loader turns into "ota.<key>: got <value>, expected <what>"
-        from app.config import _Invalid
-
         if self.state_dir == LEGACY_STATE_DIR:
             # the value configs copied from the old example carry: the folder moved out of the gateway's reach
             object.__setattr__(self, "state_dir", STATE_DIR)
         url = self.manifest_url
         if url is not None and not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise _Invalid("manifest_url", url, "an https:// URL (plain http only on loopback, for the lab)")
+            raise Invalid("manifest_url", url, "an https:// URL (plain http only on loopback, for the lab)")
         if not 0 <= self.poll_jitter < 1:
-            raise _Invalid("poll_jitter", self.poll_jitter, "a fraction from 0 up to (not including) 1")
+            raise Invalid("poll_jitter", self.poll_jitter, "a fraction from 0 up to (not including) 1")
         if self.probe_interval_s <= 0:
             # the trial and the updater's wait for trials others left tick at this interval
-            raise _Invalid("probe_interval_s", self.probe_interval_s, "seconds > 0")
+            raise Invalid("probe_interval_s", self.probe_interval_s, "seconds > 0")
         if not 0 <= self.max_control_wait_s <= 7 * 86400:
-            raise _Invalid("max_control_wait_s", self.max_control_wait_s, "seconds from 0 to 604800 (a week)")
+            raise Invalid("max_control_wait_s", self.max_control_wait_s, "seconds from 0 to 604800 (a week)")
         if self.healthy_for_s <= 0 or self.ready_timeout_s <= 0:
-            raise _Invalid("healthy_for_s", self.healthy_for_s, "seconds > 0 (and ready_timeout_s too)")
+            raise Invalid("healthy_for_s", self.healthy_for_s, "seconds > 0 (and ready_timeout_s too)")
