@@ -31,7 +31,6 @@ from typing import Any
 
 from app import __version__
 from app.client.clock import ServerClock
-from app.client.errors import NotAuthorized, TlsHandshakeError
 from app.client.notices import Notices
 from app.client.server import Server
 from app.client.session import Session
@@ -45,7 +44,7 @@ from app.config import Config, ConfigError, load_config
 from app.control.engine import ControlEngine
 from app.control.schedule import Plan
 from app.hardware import inverter_settings
-from app.health import Health
+from app.health import Health, Kind
 from app.identity import IdentityFiles, IdentityStore, NoIdentity, identity_status, watch_store
 from app.identity.peer import server_cert_fetch
 from app.observed import ObservedInverter
@@ -71,8 +70,6 @@ MAX_SILENCE_S = 120.0
 LINK_MAX_SILENCE_S = 900.0
 #: exit status asking systemd (Restart=on-failure) to start us again, e.g. on a new certificate
 EXIT_RESTART = 75
-#: errors in the poller's failure reason that mean this box has no network at all
-_NO_NETWORK = ("Network is unreachable", "Temporary failure in name resolution", "No route to host")
 
 
 class Gateway:
@@ -229,12 +226,12 @@ class Gateway:
                 return f"{self.config.server.cert_file} changed"
             if files is None or not self.identity.on_trial():
                 continue
-            failing = self.health.problems().get(SERVER_PART, "")
+            failing = self.health.kind(SERVER_PART)
             tree = session.poller.tree
-            if tree is not None and tree.registered and not failing:
+            if tree is not None and tree.registered and failing is None:
                 # the server accepts the new certificate and knows the new LFDI: retire the old one
                 await asyncio.to_thread(self.identity.confirm_working, files)
-            elif failing.startswith((TlsHandshakeError.__name__, NotAuthorized.__name__)):
+            elif failing in (Kind.CERTIFICATE, Kind.NOT_REGISTERED):
                 _LOGGER.error("the server refuses the new certificate; going back to the previous one")
                 await asyncio.to_thread(self.identity.fall_back, files)
                 return "fell back to the previous client certificate"
@@ -323,13 +320,13 @@ class Gateway:
         if is_updating(self.config.ota.state_dir):
             holds.add(LedState.UPDATING)
         tree = self.server.tree
-        server_problem = problems.get(SERVER_PART)
+        server_problem = self.health.kind(SERVER_PART)
         if self.missing:
             pass  # not commissioned: the server is not even tried, its states would only mislead
         elif server_problem is not None:
-            if server_problem.startswith(NotAuthorized.__name__):
+            if server_problem is Kind.NOT_REGISTERED:
                 holds.add(LedState.NOT_REGISTERED)  # 401/403: the utility does not know our LFDI
-            elif any(text in server_problem for text in _NO_NETWORK):
+            elif server_problem is Kind.NETWORK:
                 holds.add(LedState.NO_NETWORK)
             else:
                 holds.add(LedState.NO_SERVER)
@@ -349,6 +346,7 @@ class Gateway:
         """Everything the status page and /api/status show (no secrets)."""
         tree = self.server.tree
         problems = self.health.problems()
+        kinds = self.health.kinds()
         led = self.led_state()
         data_problems = self._inverter_data_problems()
         state = "fault" if led is LedState.FAULT else "degraded" if problems or data_problems else "ok"
@@ -403,8 +401,14 @@ class Gateway:
             "telemetry": self._telemetry_status(),
             "storage": self.store.status() if self.store is not None else {"problem": "not open"},
             "problems": {
-                "current": [f"{k}: {v}" for k, v in sorted(problems.items())] or None,
-                "recent": [f"{e.part}: {e.problem or 'recovered'}" for e in list(self.health.recent)[-5:]],
+                "current": [
+                    {"part": k, "kind": kinds.get(k), "problem": v} for k, v in sorted(problems.items())
+                ]
+                or None,
+                "recent": [
+                    {"part": e.part, "kind": e.kind, "problem": e.problem}
+                    for e in list(self.health.recent)[-5:]
+                ],
             },
             "versions": {"gateway": __version__, "uptime s": round(time.monotonic() - self.started)},
         }

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from app import memory
-from app.health import Health
+from app.health import Health, Kind
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -158,7 +158,9 @@ class Supervisor:
                 )  # it ran fine for a long time: this is a new problem, not a loop
             part.restarts += 1
             part.recent_restarts.append(time.monotonic())
-            self.health.problem(part.name, f"{reason}; restart #{part.restarts} in {delay:.0f} s")
+            self.health.problem(
+                part.name, f"{reason}; restart #{part.restarts} in {delay:.0f} s", Kind.SOFTWARE
+            )
             # waiting to restart is not being hung: keep the watchdog fed through the backoff
             self.health.beat(part.heartbeat)
             with contextlib.suppress(TimeoutError):

@@ -7,18 +7,33 @@
 - `BadResponse`: the server answered something we must not use (wrong content type, malformed or
   oversized body); treated like a transient fault, logged, never a crash.
 - `Rejected`: the server refused what we sent (other 4xx); do not repeat the same request.
+
+Each error carries the health `Kind` it reports as (`kind`): the LED and the status page decide
+from that, never from the message.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
+
+from app.health import Kind
 
 
 class SepError(Exception):
     """Any failure talking to the 2030.5 server."""
 
+    #: what a failure of this class is, for Health (an instance may say more: see ConnectionFailed)
+    KIND: ClassVar[Kind] = Kind.SERVER
+
     def __init__(self, message: str, *, href: str | None = None, status: int | None = None) -> None:
         super().__init__(message)
         self.href = href
         self.status = status
+
+    @property
+    def kind(self) -> Kind:
+        """The health kind of this failure."""
+        return self.KIND
 
 
 # --- retry later ------------------------------------------------------------------------------
@@ -44,7 +59,25 @@ class ServerBusy(RetryLater):
 
 
 class ConnectionFailed(RetryLater):
-    """No answer: refused, reset, DNS or routing trouble."""
+    """No answer: refused, reset, DNS or routing trouble; `no_network` when this box has no route or
+    no name resolution at all (then it is the box's network, not the server, that is down)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        href: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+        no_network: bool = False,
+    ) -> None:
+        super().__init__(message, href=href, status=status, retry_after=retry_after)
+        self.no_network = no_network
+
+    @property
+    def kind(self) -> Kind:
+        """NETWORK when the box has no network, else SERVER."""
+        return Kind.NETWORK if self.no_network else Kind.SERVER
 
 
 class RequestTimeout(RetryLater):
@@ -64,17 +97,25 @@ class Rediscover(SepError):
 class Reconfigure(SepError):
     """Retrying cannot help until the configuration, certificate or registration is fixed."""
 
+    KIND = Kind.CONFIGURATION
+
 
 class TlsConfigError(Reconfigure):
     """Our CA file, certificate or key cannot be loaded."""
+
+    KIND = Kind.CERTIFICATE
 
 
 class TlsHandshakeError(Reconfigure):
     """The TLS handshake failed: the message says which side refused what."""
 
+    KIND = Kind.CERTIFICATE
+
 
 class NotAuthorized(Reconfigure):
     """401/403: the server does not accept our certificate for this resource."""
+
+    KIND = Kind.NOT_REGISTERED
 
 
 # --- bad response -----------------------------------------------------------------------------
@@ -105,6 +146,8 @@ class Rejected(SepError):
     `reason_code` is the 2030.5 Error reasonCode when the server sent one (0 invalid request
     format, 1 invalid request values, 2 resource limit reached, 3 subscription field not supported).
     """
+
+    KIND = Kind.SERVER_REFUSED
 
     def __init__(
         self,

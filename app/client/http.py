@@ -10,7 +10,9 @@ costs a 304 and no parsing.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import ssl
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -221,6 +223,7 @@ class HttpClient:
             raise errors.ConnectionFailed(
                 f"{method} {href}: cannot connect to {self._base} ({exc.os_error.strerror or exc.os_error})",
                 href=href,
+                no_network=no_network(exc.os_error),
             ) from None
         except aiohttp.ClientResponseError as exc:
             raise errors.BadResponse(f"{method} {href}: {exc.message}", href=href) from None
@@ -319,6 +322,17 @@ class HttpClient:
 
 #: at most this much of a server's Error message text goes into a log line or the status page
 MESSAGE_SHOWN: Final = 200
+
+
+#: connect errors that mean this box has no network at all (not that the server is down)
+_NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH})
+
+
+def no_network(error: OSError) -> bool:
+    """Whether a connect error says this box has no route or cannot resolve names at all."""
+    if isinstance(error, socket.gaierror):
+        return error.errno == socket.EAI_AGAIN  # "Temporary failure in name resolution"
+    return error.errno in _NO_ROUTE
 
 
 def describe_error(error: Error) -> str:

@@ -16,7 +16,7 @@ from app.client import errors
 from app.client.backoff import Backoff
 from app.client.discovery import Discovery
 from app.client.snapshot import ServerTree
-from app.health import Health
+from app.health import Health, Kind
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class Poller:
             if self._failing is None or not self._failing.startswith("bug:"):
                 _LOGGER.exception("discovery walk failed unexpectedly")
             self._failing = f"bug: {exc!r}"
-            self._health.problem(self._part, self._failing)
+            self._health.problem(self._part, self._failing, Kind.SOFTWARE)
             return self._backoff.next_delay()
         self._up()
         self._backoff.reset()
@@ -143,7 +143,7 @@ class Poller:
         kind = type(exc).__name__
         if self._failing is None or not self._failing.startswith(kind + ":"):
             self._failing = f"{kind}: {exc}"
-        self._health.problem(self._part, self._failing)
+        self._health.problem(self._part, self._failing, exc.kind)
 
     def _up(self) -> None:
         self._failing = None

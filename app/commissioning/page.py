@@ -320,14 +320,16 @@ def _server(server: Mapping[str, Any], problems: Mapping[str, Any], zone: tzinfo
     current = problems.get("current") or []
     recent = problems.get("recent") or []
     listed = "".join(
-        f'<li title="{html.escape(str(p))}">{html.escape(problem_in_words(str(p)))}</li>' for p in current
+        f'<li title="{html.escape(str(p.get("kind")))}">{html.escape(problem_in_words(p))}</li>'
+        for p in current
+        if isinstance(p, Mapping)
     )
     out = f'<section id="server-card"><h2>Utility server</h2>{_dl(rows)}<h2>Problems</h2>'
     out += f"<ul>{listed}</ul>" if listed else "<p>None.</p>"
     if recent:
         out += (
             '<p class="muted">Recently: '
-            + html.escape("; ".join(problem_in_words(str(p)) for p in recent))
+            + html.escape("; ".join(problem_in_words(p) for p in recent if isinstance(p, Mapping)))
             + "</p>"
         )
     return out + "</section>"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
+from typing import Any
 
+from app.health import Kind
 from hal.gpio import LedState
 
 #: per LED state: the headline and what to do next (the installer's card in README.md, in words)
@@ -46,27 +49,28 @@ LED_WORDS: dict[LedState, tuple[str, str]] = {
     LedState.OK: ("All well", "Nothing to do."),
 }
 
-#: health problem prefixes (exception names) in words
-_PROBLEM_WORDS = (
-    ("TlsHandshakeError", "the server refused the secure connection (certificate or TLS)"),
-    ("NotAuthorized", "the server does not accept this box (not registered, or a wrong certificate)"),
-    ("ConnectionFailed", "cannot connect to the server"),
-    ("RetryLater", "the server asked us to come back later"),
-    ("ServerError", "the server answered with an error"),
-    ("Timeout", "the server did not answer in time"),
-)
+#: each kind of health problem in words (the problem's own text follows, for whoever needs detail)
+KIND_WORDS: dict[str, str] = {
+    Kind.NETWORK: "this box has no network (no route, or names do not resolve)",
+    Kind.SERVER: "the server does not answer, or answers what cannot be used",
+    Kind.SERVER_REFUSED: "the server refused what the gateway sent",
+    Kind.NOT_REGISTERED: "the server does not accept this box (not registered, or a wrong certificate)",
+    Kind.CERTIFICATE: "the server refused the secure connection (certificate or TLS)",
+    Kind.INVERTER: "the battery inverter does not answer, or its data cannot be trusted",
+    Kind.STORAGE: "the state storage cannot be written or read",
+    Kind.CONFIGURATION: "a setting must be fixed (the problem says which)",
+    Kind.SOFTWARE: "a part of the gateway failed and is restarted",
+}
 
 
-def problem_in_words(text: str) -> str:
-    """One health problem ("part: Exception: detail") with the exception's name in words."""
-    part, sep, rest = text.partition(": ")
-    if not sep:
-        return text
-    for name, words in _PROBLEM_WORDS:
-        if rest.startswith(name):
-            detail = rest[len(name) :].lstrip(": ")
-            return f"{part}: {words}" + (f" ({detail})" if detail else "")
-    return text
+def problem_in_words(problem: Mapping[str, Any]) -> str:
+    """One problem of the status document ({"part", "kind", "problem"}) in words, from its kind."""
+    part = str(problem.get("part", ""))
+    text = problem.get("problem")
+    if text is None:
+        return f"{part}: recovered"
+    words = KIND_WORDS.get(str(problem.get("kind")))
+    return f"{part}: {words} ({text})" if words else f"{part}: {text}"
 
 
 def parse_time(value: object) -> datetime | None:

@@ -25,7 +25,7 @@ from app.control.modes import PowerCommand, default_command
 from app.control.responder import Responder
 from app.control.schedule import MISSED, DueResponse, EventRecord, Plan, ProgramView, evaluate
 from app.control.vanished import VanishedEvents
-from app.health import Health
+from app.health import Health, Kind
 from app.ota.state import FLAG_REFRESH_S, set_control_in_force
 from app.sep.der import DefaultDERControl
 from app.sep.response import ResponseStatus
@@ -180,7 +180,7 @@ class ControlEngine:
             self._saved_default = ledger.last_default()
         except StoreUnavailable as exc:
             _LOGGER.error("control state not loaded, starting from what the server says: %s", exc)
-            self._health.problem(STORAGE_PART, f"control state unavailable ({exc})")
+            self._health.problem(STORAGE_PART, f"control state unavailable ({exc})", Kind.STORAGE)
 
     async def stop(self) -> None:
         """Release the battery to its own mode (shutdown): never leave a setpoint forcing it."""
@@ -234,7 +234,9 @@ class ControlEngine:
             if not self._failsafe:
                 self._failsafe = True
                 self._health.problem(
-                    FAILSAFE_PART, f"no contact with the server for {silent:.0f} s: fail-safe default control"
+                    FAILSAFE_PART,
+                    f"no contact with the server for {silent:.0f} s: fail-safe default control",
+                    Kind.SERVER,
                 )
             self.plan = None
             return self._fallback(), None, None
@@ -354,7 +356,9 @@ class ControlEngine:
                     for mrid in set(self._records) - set(ledger.records()):
                         del self._records[mrid]
         except StoreUnavailable as exc:
-            self._health.problem(STORAGE_PART, f"control state not saved, kept in memory ({exc})")
+            self._health.problem(
+                STORAGE_PART, f"control state not saved, kept in memory ({exc})", Kind.STORAGE
+            )
             return False
         self._health.ok(STORAGE_PART)
         return owed

@@ -9,8 +9,8 @@ from typing import Final
 
 from app.config import ControlConfig
 from app.control.modes import DEFAULT_SOURCE, PowerCommand
-from app.health import Health
-from hal.errors import HalError, NoPowerLimit
+from app.health import Health, Kind
+from hal.errors import ConfigurationError, HalError, NoPowerLimit
 from hal.inverter.base import BatteryInverter, Ratings, Telemetry
 
 _LOGGER = logging.getLogger(__name__)
@@ -140,6 +140,8 @@ class Executor:
         self._pinned: float | None = None
         #: the (discharge, charge) caps the inverter itself holds for a cap-only command, else None
         self._limits: tuple[float | None, float | None] | None = None
+        #: the configuration error in the way (None: none); only a new command tries again
+        self._misconfigured: str | None = None
 
     @property
     def written(self) -> float | None:
@@ -160,12 +162,14 @@ class Executor:
 
     async def step(self, now: float) -> float | None:
         """Write what is due at monotonic time `now`; return when the next step is due (None: idle)."""
+        if self._misconfigured is not None and not self._changed:
+            return None  # a configuration error: only a new command (or a restart) tries again
         try:
             due = await self._step(now)
         except NoPowerLimit as exc:
             # Nothing safe can be written: never leave an old setpoint forcing the battery.
             self._failing = True
-            self._health.problem(PART, f"nothing written to the inverter: {exc}")
+            self._health.problem(PART, f"nothing written to the inverter: {exc}", Kind.INVERTER)
             command = self._command
             if command is not None and command.source != DEFAULT_SOURCE:
                 self._refused.add(command.source)
@@ -174,14 +178,28 @@ class Executor:
             except HalError as again:
                 _LOGGER.debug("release after a refused setpoint failed: %s", again)
             return now + RATINGS_CHECK_S
+        except ConfigurationError as exc:
+            # Named recovery: retrying cannot help. Health's one line says what the installer must
+            # fix; a new command tries again, and so does the restart a changed configuration brings.
+            self._failing = True
+            self._misconfigured = str(exc)
+            self._health.problem(
+                PART,
+                f"the inverter cannot be driven as configured: {exc}; fix the inverter section of the "
+                "configuration (profile, unit_id) or the inverter's own settings; not retried until "
+                "the configuration changes or a new control arrives",
+                Kind.CONFIGURATION,
+            )
+            return None
         except HalError as exc:
             self._failing = True
             # The kind of failure, not its text: Health logs each change, and texts vary per attempt.
             _LOGGER.debug("inverter step failed: %s", exc)
-            self._health.problem(PART, f"inverter: {type(exc).__name__}")
+            self._health.problem(PART, f"inverter: {type(exc).__name__}", Kind.INVERTER)
             return now + RETRY_S
         if self._failing:
             self._failing = False
+            self._misconfigured = None
             self._health.ok(PART)
         return due
 

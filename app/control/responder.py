@@ -10,11 +10,11 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from app.client.backoff import Backoff
-from app.client.errors import RetryLater
+from app.client.errors import RetryLater, SepError
 from app.client.port import ServerPort
 from app.control.ledger import Ledger, OwedResponse
 from app.control.schedule import DueResponse, to_datetime
-from app.health import Health
+from app.health import Health, Kind
 from app.sep.response import DERControlResponse
 from app.store import StoreUnavailable
 
@@ -87,7 +87,7 @@ class Responder:
             try:
                 owed = self._read_owed()
             except StoreUnavailable as exc:
-                self._health.problem(PART, f"cannot read the owed responses ({exc})")
+                self._health.problem(PART, f"cannot read the owed responses ({exc})", Kind.STORAGE)
                 await asyncio.sleep(self._backoff.next_delay(None))
                 continue
             self._note_backlog(len(owed))
@@ -161,7 +161,8 @@ class Responder:
         except Exception as exc:  # whatever the reason, the response stays owed and is retried
             self._retry_after = exc.retry_after if isinstance(exc, RetryLater) else None
             _LOGGER.debug("response %d for %s not taken: %s", response.status, response.mrid, exc)
-            self._health.problem(PART, f"cannot post responses ({type(exc).__name__})")
+            kind = exc.kind if isinstance(exc, SepError) else Kind.SOFTWARE
+            self._health.problem(PART, f"cannot post responses ({type(exc).__name__})", kind)
             return False
         self._delivered(response)
         _LOGGER.debug("response %d for %s posted to %s", response.status, response.mrid, response.reply_to)

@@ -138,7 +138,7 @@ class AvailabilityReporter:
             # the same values would be refused again: wait for a change worth sending
             _LOGGER.error("Server refused DERAvailability: %s; sent again when the values change", exc)
             if self._health is not None:
-                self._health.problem(PART, f"server refused DERAvailability: {exc}")
+                self._health.problem(PART, f"server refused DERAvailability: {exc}", exc.kind)
         else:
             self.sent += 1
             if self._health is not None:

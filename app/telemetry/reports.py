@@ -151,7 +151,7 @@ class NameplateReporter:
                 when,
             )
             if self._health is not None:
-                self._health.problem(PART, f"server refused {name}: {exc}")
+                self._health.problem(PART, f"server refused {name}: {exc}", exc.kind)
             return
         if self._refused.pop(name, None) is not None and not self._refused and self._health is not None:
             self._health.ok(PART)

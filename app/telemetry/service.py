@@ -14,7 +14,7 @@ from app.client.errors import Rediscover, Rejected, RetryLater, SepError
 from app.client.notices import Notices
 from app.client.port import ServerPort
 from app.config import Config
-from app.health import Health
+from app.health import Health, Kind
 from app.store import Store, StoreUnavailable, open_store
 from app.telemetry.availability import AvailabilityReporter, SocLimits
 from app.telemetry.der import der_status
@@ -25,7 +25,7 @@ from app.telemetry.mirrors import Mirrors
 from app.telemetry.points import POINTS, QUESTIONABLE, DataPoint
 from app.telemetry.reports import NameplateReporter
 from app.telemetry.timebase import Timebase
-from hal.errors import HalError
+from hal.errors import ConfigurationError, HalError
 from hal.inverter import BatteryInverter, Ratings, Telemetry
 
 _LOGGER = logging.getLogger(__name__)
@@ -213,7 +213,9 @@ class TelemetryService:
             try:
                 return open_store(self._config.state_dir)
             except StoreUnavailable as exc:
-                self._health.problem(STORAGE_PART, f"the outbox cannot be opened, retrying ({exc})")
+                self._health.problem(
+                    STORAGE_PART, f"the outbox cannot be opened, retrying ({exc})", Kind.STORAGE
+                )
                 self._health.beat(PART)
                 await self._clock.sleep_until(self._clock.now() + timedelta(seconds=OPEN_RETRY_S))
 
@@ -285,9 +287,9 @@ class TelemetryService:
                 self._backoff.reset()
                 self._health.ok(SERVER_PART)
         except TimeoutError:
-            self._server_failed("the server did not answer within the 30-s cycle", None)
+            self._server_failed("the server did not answer within the 30-s cycle", None, Kind.SERVER)
         except SepError as exc:
-            self._server_failed(str(exc), exc.retry_after if isinstance(exc, RetryLater) else None)
+            self._server_failed(str(exc), exc.retry_after if isinstance(exc, RetryLater) else None, exc.kind)
         except StoreUnavailable as exc:  # the readings stay in the outbox or in memory; next cycle
             _LOGGER.debug("reporting stopped by the store: %s", exc)
         finally:
@@ -310,6 +312,7 @@ class TelemetryService:
             STORAGE_PART,
             f"{store.problem or 'the outbox cannot be written'}; "
             f"{held} sample(s) held in memory, written when it can be",
+            Kind.STORAGE,
         )
 
     async def _read(self) -> Telemetry | None:
@@ -318,7 +321,9 @@ class TelemetryService:
                 sample = await self._inverter.read_telemetry()
         except (HalError, TimeoutError) as exc:
             self._health.problem(
-                INVERTER_PART, f"inverter read failed, readings recorded as missing ({exc!r})"
+                INVERTER_PART,
+                f"inverter read failed, readings recorded as missing ({exc!r})",
+                Kind.CONFIGURATION if isinstance(exc, ConfigurationError) else Kind.INVERTER,
             )
             self._inverter_down = True
             return None
@@ -474,10 +479,10 @@ class TelemetryService:
             self.dropped += len(batch)
         self._store.outbox.delivered(point.key, batch[-1][0], commit=durable)
 
-    def _server_failed(self, reason: str, retry_after: float | None) -> None:
+    def _server_failed(self, reason: str, retry_after: float | None, kind: Kind) -> None:
         delay = self._backoff.next_delay(retry_after)
         self._retry_at = self._clock.now().timestamp() + delay
-        self._health.problem(SERVER_PART, f"reporting failed, readings kept in the outbox ({reason})")
+        self._health.problem(SERVER_PART, f"reporting failed, readings kept in the outbox ({reason})", kind)
         _LOGGER.debug("next report attempt in %.0f s", delay)
 
     def _prune(self, tick: int) -> None:

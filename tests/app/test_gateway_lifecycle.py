@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from app.client.errors import ConnectionFailed, NotAuthorized, ServerBusy, TlsHandshakeError
 from app.config import load_config
 from app.gateway import EXIT_RESTART, LINKS_FILE, LINKS_KEY, SERVER_PART, Gateway
 from app.lab.gateway_config import write_lab_config
@@ -97,12 +98,16 @@ async def test_led_follows_the_server_and_the_inverter(
     run = asyncio.create_task(gw.run())
     try:
         assert await until(lambda: gw.led_state() is LedState.OK, 15), gw.status()
-        gw.health.problem(SERVER_PART, "NotAuthorized: GET /edev: 403")
-        assert gw.led_state() is LedState.NOT_REGISTERED
-        gw.health.problem(SERVER_PART, "ConnectionFailed: [Errno 101] Network is unreachable")
-        assert gw.led_state() is LedState.NO_NETWORK
-        gw.health.problem(SERVER_PART, "ServerBusy: 503")
-        assert gw.led_state() is LedState.NO_SERVER
+        # the LED decides from the kind each error reports as, never from its words
+        for error, led in (
+            (NotAuthorized("GET /edev: 403"), LedState.NOT_REGISTERED),
+            (ConnectionFailed("no route", no_network=True), LedState.NO_NETWORK),
+            (ConnectionFailed("Network is unreachable"), LedState.NO_SERVER),
+            (ServerBusy("503"), LedState.NO_SERVER),
+            (TlsHandshakeError("refused"), LedState.NO_SERVER),
+        ):
+            gw.health.problem(SERVER_PART, f"{type(error).__name__}: {error}", error.kind)
+            assert gw.led_state() is led, error
         gw.health.ok(SERVER_PART)
         await battery.cut()
         assert gw.inverter is not None

@@ -17,10 +17,19 @@ from app.commissioning.charts import Frame, power_chart, readings_chart, soc_cha
 from app.commissioning.events import describe_action, describe_default, describe_events
 from app.commissioning.history import History, Sample, Window
 from app.commissioning.page import ChartCache, draw_charts, led_drawing, led_words, render_page
-from app.commissioning.words import LED_WORDS, duration, local_time, parse_time, problem_in_words, relative
+from app.commissioning.words import (
+    KIND_WORDS,
+    LED_WORDS,
+    duration,
+    local_time,
+    parse_time,
+    problem_in_words,
+    relative,
+)
 from app.commissioning.zone import page_zone
 from app.config import ConfigError, load_config
 from app.control.schedule import evaluate
+from app.health import Kind
 from app.sep.der import DERControlBase
 from app.sep.types import ActivePower
 from hal.gpio import PATTERNS, LedState
@@ -39,7 +48,10 @@ def _status(**control: Any) -> dict[str, Any]:
         "control": control,
         "inverter": {"power W": -1200.0, "frequency Hz": 50.02, "state of charge %": 61.0},
         "telemetry": {"last sample": "2026-07-01T11:59:30+00:00", "waiting power": 3, "dropped": 0},
-        "problems": {"current": ["2030.5 server: NotAuthorized: 403"], "recent": []},
+        "problems": {
+            "current": [{"part": "2030.5 server", "kind": "not registered", "problem": "NotAuthorized: 403"}],
+            "recent": [],
+        },
     }
 
 
@@ -79,12 +91,15 @@ def test_times_are_local_with_utc_in_the_title() -> None:
     assert parse_time("not a time") is None and parse_time(None) is None
 
 
-def test_problems_are_put_in_words_and_unknown_ones_kept() -> None:
-    assert problem_in_words("2030.5 server: TlsHandshakeError: bad cert") == (
-        "2030.5 server: the server refused the secure connection (certificate or TLS) (bad cert)"
-    )
-    assert problem_in_words("inverter: timed out") == "inverter: timed out"
-    assert problem_in_words("odd") == "odd"
+def test_problems_are_put_in_words_from_their_kind_never_their_text() -> None:
+    words = problem_in_words({"part": "2030.5 server", "kind": Kind.CERTIFICATE, "problem": "bad cert"})
+    assert words == "2030.5 server: the server refused the secure connection (certificate or TLS) (bad cert)"
+    # the text is not read: a problem whose words name another error is told by its kind
+    told = problem_in_words({"part": "control", "kind": "inverter", "problem": "NotAuthorized: 403"})
+    assert told.startswith("control: the battery inverter does not answer")
+    assert problem_in_words({"part": "x", "kind": None, "problem": "odd"}) == "x: odd"
+    assert problem_in_words({"part": "x", "kind": "server", "problem": None}) == "x: recovered"
+    assert set(KIND_WORDS) == set(Kind)
 
 
 def test_the_page_zone_is_the_configured_one_else_the_boxs_own(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.health import Health
+from app.health import Health, Kind
 from app.supervisor import Notifier, Supervisor, watchdog_interval_s
 
 
@@ -48,7 +48,7 @@ async def test_crashing_part_restarts_with_backoff_and_others_keep_running() -> 
     assert 3 <= flaky_runs <= 6
     assert runs.count("steady") > 10
     assert sup.parts["flaky"].restarts == flaky_runs
-    assert "flaky" in sup.health.problems()
+    assert "flaky" in sup.health.problems() and sup.health.kind("flaky") is Kind.SOFTWARE
     assert all(p.task is not None and p.task.done() for p in sup.parts.values())
 
 
@@ -66,7 +66,7 @@ async def test_a_restarted_part_that_keeps_running_is_healthy_again() -> None:
     sup.add("flaky", crashes_once)
     sup.start()
     await asyncio.sleep(0.05)
-    assert "flaky" in sup.health.problems()
+    assert "flaky" in sup.health.problems() and sup.health.kind("flaky") is Kind.SOFTWARE
     assert sup.crash_looping(count=1) == ["flaky"]
     await asyncio.sleep(0.15)
     assert sup.health.problems() == {}
@@ -99,7 +99,7 @@ async def test_watchdog_withholds_pings_while_a_critical_loop_is_hung() -> None:
     sup.add("link", asyncio.Event().wait, max_silence_s=300, heartbeat="2030.5 server")
     sup.health.beat("control")
     sup.health.beat("2030.5 server")
-    sup.health.problem("session", "server unreachable")  # degraded is not hung: pings go on
+    sup.health.problem("session", "server unreachable", Kind.SERVER)  # degraded is not hung: pings go on
     dog = asyncio.create_task(sup.watchdog(0.01))
     await asyncio.sleep(0.05)
     assert "WATCHDOG=1" in notifier.messages

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import time
 from datetime import UTC, datetime
 
 import pytest
 
 from app.client import errors
-from app.client.http import HttpClient
+from app.client.http import HttpClient, no_network
 from app.config import ServerConfig
+from app.health import Kind
 from app.lab.server import LabServer
 from app.sep.dcap import DeviceCapability
 from app.sep.der import DERStatus, StateOfChargeStatusType
@@ -107,8 +110,24 @@ async def test_status_mapping(
 async def test_refused_connection(lab_server: LabServer, server_config: ServerConfig) -> None:
     await lab_server.down()
     async with HttpClient(server_config) as http:
-        with pytest.raises(errors.ConnectionFailed, match="cannot connect"):
+        with pytest.raises(errors.ConnectionFailed, match="cannot connect") as caught:
             await http.get("/dcap", DeviceCapability)
+    # a refusing server is the server's problem, not this box's network
+    assert caught.value.kind is Kind.SERVER and not caught.value.no_network
+
+
+def test_no_network_is_told_from_the_error_number_not_its_words() -> None:
+    assert no_network(OSError(errno.ENETUNREACH, "anything"))
+    assert no_network(OSError(errno.EHOSTUNREACH, "anything"))
+    assert no_network(socket.gaierror(socket.EAI_AGAIN, "anything"))
+    assert not no_network(OSError(errno.ECONNREFUSED, "Network is unreachable"))
+    assert not no_network(socket.gaierror(socket.EAI_NONAME, "Temporary failure in name resolution"))
+    assert errors.ConnectionFailed("x", no_network=True).kind is Kind.NETWORK
+    assert errors.NotAuthorized("x").kind is Kind.NOT_REGISTERED
+    assert errors.TlsHandshakeError("x").kind is Kind.CERTIFICATE
+    assert errors.Rejected("x").kind is Kind.SERVER_REFUSED
+    assert errors.Reconfigure("x").kind is Kind.CONFIGURATION
+    assert errors.MalformedBody("x").kind is Kind.SERVER
 
 
 async def test_conditional_get(lab_server: LabServer, server_config: ServerConfig) -> None:

@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 
 from app.client.schedule import PHASE_MAX_S
+from app.health import Kind
 from app.lab.server import LabServer
 from tests.client.sim import FakeTime, Rig
 
@@ -184,6 +185,7 @@ async def test_server_down_then_up(sim_server: LabServer, make_rig: MakeRig) -> 
         await rig.run_until(200)
         assert "2030.5 server" in rig.health.problems()
         assert "ConnectionFailed" in rig.health.problems()["2030.5 server"]
+        assert rig.health.kind("2030.5 server") is Kind.SERVER
         await sim_server.up()
         await rig.run_until(600)
     assert rig.health.problems() == {}

@@ -54,8 +54,8 @@ class FakeTree:
     read_at: datetime | None
 
 
-class FakeLink:
-    """The session in-process: our clock is the server's, `publish()` feeds snapshots, posts are kept.
+class FakeServer:
+    """The server port in-process: our clock is the server's, `publish()` feeds snapshots, posts are kept.
 
     The first `failures` posts are refused, as by an unreachable server.
     """

@@ -27,7 +27,7 @@ from app.sep.types import FixedVar
 from hal.clock import utc_now
 from hal.inverter.battery import BatterySpec
 from tests.control.builders import T0, control, program
-from tests.control.fakes import FakeLink, FakeTree, RecordingInverter, wait_until
+from tests.control.fakes import FakeServer, FakeTree, RecordingInverter, wait_until
 
 SPEC = BatterySpec(max_w=5000, max_charge_w=5000, max_discharge_w=5000)
 LFDI = "3e4f45ab31edfe5b67e343e5e4562e31984e23e5"
@@ -64,11 +64,11 @@ async def running(engine: ControlEngine) -> AsyncIterator[None]:
 
 
 def engine_for(
-    config: Config, poster: FakeLink | None = None, health: Health | None = None
+    config: Config, poster: FakeServer | None = None, health: Health | None = None
 ) -> tuple[ControlEngine, RecordingInverter]:
     inverter = RecordingInverter(SPEC)
     engine = ControlEngine(
-        config, inverter, poster or FakeLink(), LFDI, rng=random.Random(1), health=health or Health()
+        config, inverter, poster or FakeServer(), LFDI, rng=random.Random(1), health=health or Health()
     )
     return engine, inverter
 
@@ -134,7 +134,7 @@ async def test_wakes_at_the_effective_start(tmp_path: Path) -> None:
 
 
 async def test_responses_are_retried_until_taken_and_sent_once(tmp_path: Path) -> None:
-    poster = FakeLink(failures=2)
+    poster = FakeServer(failures=2)
     health = Health()
     config = make_config(tmp_path)
     engine, _ = engine_for(config, poster, health)
@@ -159,7 +159,7 @@ async def test_responses_are_retried_until_taken_and_sent_once(tmp_path: Path) -
 
 
 async def test_undelivered_responses_survive_a_restart(tmp_path: Path) -> None:
-    poster = FakeLink(failures=1000)
+    poster = FakeServer(failures=1000)
     config = make_config(tmp_path)
     engine, _ = engine_for(config, poster)
     async with running(engine):
@@ -182,7 +182,7 @@ async def test_the_random_draw_survives_a_restart(tmp_path: Path, seed: int) -> 
         await wait_until(lambda: engine.plan is not None)
     assert engine.plan is not None
     first = engine.plan.states["E1"]
-    other = ControlEngine(config, RecordingInverter(SPEC), FakeLink(), LFDI, rng=random.Random(seed + 10))
+    other = ControlEngine(config, RecordingInverter(SPEC), FakeServer(), LFDI, rng=random.Random(seed + 10))
     async with running(other):
         other.update([program(1, ev)])
         await wait_until(lambda: other.plan is not None)
@@ -191,7 +191,7 @@ async def test_the_random_draw_survives_a_restart(tmp_path: Path, seed: int) -> 
 
 
 async def test_follows_the_sessions_snapshots(tmp_path: Path) -> None:
-    link = FakeLink()
+    link = FakeServer()
     engine, _ = engine_for(make_config(tmp_path), link)
     async with running(engine):
         link.publish([program(1, control("E1", now_s(-1), 3600, fixed=-5000))])
@@ -199,7 +199,7 @@ async def test_follows_the_sessions_snapshots(tmp_path: Path) -> None:
 
 
 async def test_a_read_that_changed_nothing_still_counts_as_contact(tmp_path: Path) -> None:
-    link = FakeLink()
+    link = FakeServer()
     engine, _ = engine_for(make_config(tmp_path, fail_safe_after_s=1), link)
     async with running(engine):
         link.publish([program(1, control("E1", now_s(-1), 3600, fixed=5000))])
@@ -225,7 +225,7 @@ def test_posted_responses_are_valid_sep_xml() -> None:
 async def test_in_force_flag_exists_exactly_while_an_event_is_in_force(tmp_path: Path) -> None:
     flag = tmp_path / "run" / "control-in-force"
     inverter = RecordingInverter(SPEC)
-    engine = ControlEngine(make_config(tmp_path), inverter, FakeLink(), LFDI, in_force_flag=flag)
+    engine = ControlEngine(make_config(tmp_path), inverter, FakeServer(), LFDI, in_force_flag=flag)
     start = now_s(0.3)
     async with running(engine):
         default = DERControlBase(opModFixedW=100)
@@ -255,7 +255,7 @@ def test_the_in_force_flag_is_refreshed_while_the_event_lasts(tmp_path: Path) ->
     engine = ControlEngine(
         make_config(tmp_path),
         RecordingInverter(SPEC),
-        FakeLink(),
+        FakeServer(),
         LFDI,
         in_force_flag=flag,
         monotonic=lambda: mono[0],
@@ -281,7 +281,7 @@ async def test_a_crash_releases_the_battery(tmp_path: Path) -> None:
         def programs(self) -> tuple[ProgramControls, ...]:
             raise RuntimeError("a bug in the feed")
 
-    class BrokenLink(FakeLink):
+    class BrokenLink(FakeServer):
         async def snapshots(self) -> AsyncIterator[BrokenTree]:  # type: ignore[override]
             await asyncio.sleep(0.2)
             yield BrokenTree()
@@ -299,7 +299,7 @@ async def test_a_crash_releases_the_battery(tmp_path: Path) -> None:
 async def test_a_partly_supported_control_is_applied_and_its_other_modes_logged_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    poster = FakeLink()
+    poster = FakeServer()
     engine, inverter = engine_for(make_config(tmp_path), poster)
     base = DERControlBase(opModFixedW=2000, opModFixedVar=FixedVar(refType=1, value=10))
     both = control("P1", now_s(-1), 3600, base=base)

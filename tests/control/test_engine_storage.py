@@ -15,7 +15,7 @@ from app.store import open_store
 from app.store.database import FILENAME
 from app.store.quarantine import kept
 from tests.control.builders import control, program
-from tests.control.fakes import FakeLink, wait_until
+from tests.control.fakes import FakeServer, wait_until
 from tests.control.test_engine import engine_for, make_config, now_s, running
 from tests.faults.tmpfs import fill, small_tmpfs
 
@@ -31,7 +31,7 @@ async def test_after_damage_and_a_restart_the_event_in_force_applies(tmp_path: P
     config = make_config(tmp_path)
     event = control("E1", now_s(-5), 3600, fixed=4000)
     programs = [program(1, event, default=DERControlBase(opModFixedW=1000))]
-    link = FakeLink()
+    link = FakeServer()
     engine, _ = engine_for(config, link)
     async with running(engine):
         engine.update(programs)
@@ -83,7 +83,7 @@ async def test_a_full_disk_does_not_stop_control_and_the_state_is_saved_when_spa
     with small_tmpfs(tmp_path / "disk", 512) as disk:
         config = make_config(disk)
         health = Health()
-        link = FakeLink()
+        link = FakeServer()
         engine, _ = engine_for(config, link, health)
         with open_store(config.state_dir):
             pass  # the file exists, as on a box that has run before

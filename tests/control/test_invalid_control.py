@@ -16,7 +16,7 @@ from app.sep import parse, to_xml
 from app.sep.der import DERControl, DERControlBase, DERControlList, InvalidDERControl
 from app.sep.response import ResponseStatus
 from tests.control.builders import at, control, program
-from tests.control.fakes import FakeLink, RecordingInverter, wait_until
+from tests.control.fakes import FakeServer, RecordingInverter, wait_until
 from tests.control.test_engine import LFDI, SPEC, make_config, now_s, running
 
 INVALID = ResponseStatus.REJECTED_INVALID
@@ -155,7 +155,7 @@ async def test_the_reason_is_logged_once_per_mrid(tmp_path: Path, caplog: pytest
     bad = control("BB02", now_s(3 * 3600), 600, base=DERControlBase(opModFixedW=20000))
     with caplog.at_level(logging.INFO, logger="app.control.engine"):
         for _restart in range(2):  # the ledger keeps what was reached, so a restart says nothing again
-            engine = ControlEngine(config, RecordingInverter(SPEC), FakeLink(), LFDI, rng=random.Random(1))
+            engine = ControlEngine(config, RecordingInverter(SPEC), FakeServer(), LFDI, rng=random.Random(1))
             async with running(engine):
                 for _poll in range(3):  # the same list, parsed anew each time
                     await polled(engine, [program(1, *served(valid, bad))])

@@ -17,7 +17,7 @@ from hal.inverter import Nameplate, Ratings, SafeInverter
 from hal.inverter.base import Telemetry
 from hal.inverter.battery import BatterySpec
 from tests.control.builders import control, program
-from tests.control.fakes import FakeLink, RecordingInverter, wait_until
+from tests.control.fakes import FakeServer, RecordingInverter, wait_until
 from tests.control.test_engine import LFDI, make_config, now_s, running
 from tests.control.test_executor import FakeTime
 
@@ -91,7 +91,7 @@ async def test_every_write_stays_under_the_nameplate_whatever_the_command() -> N
 
 
 async def test_an_event_no_limit_bounds_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
-    poster, health = FakeLink(), Health()
+    poster, health = FakeServer(), Health()
     device = NoRatings(SPEC)
     guard = SafeInverter(device)
     engine = ControlEngine(make_config(tmp_path), guard, poster, LFDI, rng=random.Random(1), health=health)

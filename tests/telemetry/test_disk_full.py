@@ -9,7 +9,7 @@ from pathlib import Path
 
 from app.client.server import Server
 from app.config import Config
-from app.health import Health
+from app.health import Health, Kind
 from app.lab.server import LabServer
 from app.store import open_store
 from app.store.database import FILENAME
@@ -44,6 +44,7 @@ async def test_disk_full_while_sampling_then_space_returns(
                 await clock.run_until(START + timedelta(minutes=25, seconds=5))
                 assert STORAGE_PART in health.problems()
                 assert "disk is full" in health.problems()[STORAGE_PART]
+                assert health.kind(STORAGE_PART) is Kind.STORAGE
                 held = service.status()["held in memory"]
                 assert isinstance(held, int) and held >= 25
                 filler.unlink()

@@ -10,7 +10,7 @@ import pytest
 from app.client.errors import Rejected
 from app.client.http import HttpClient, describe_error
 from app.config import ServerConfig
-from app.health import Health
+from app.health import Health, Kind
 from app.lab.server import LabServer
 from app.sep.dcap import DeviceCapability
 from app.sep.error import Error
@@ -72,6 +72,7 @@ async def test_a_refused_capability_is_told_retried_spaced_out_then_on_a_change(
         await reporter.send(now)
         assert lab_server.count("PUT", CAP) == 1
         assert "doeModesSupported is required" in health.problems()[PART]
+        assert health.kind(PART) is Kind.SERVER_REFUSED
         assert any("Server refused DERCapability" in r.getMessage() for r in caplog.records)
         await reporter.send(now + timedelta(seconds=REFUSED_RETRY_S[0] - 1))
         assert lab_server.count("PUT", CAP) == 1  # not at every cycle
