@@ -24,6 +24,8 @@ _LOGGER = logging.getLogger(__name__)
 _MIN_SLEEP_S = 0.05
 #: with nothing scheduled (should not happen), look again after this long
 _IDLE_S = 60.0
+#: the health name the server session reports under (its heartbeat and its problems)
+SERVER_PART = "2030.5 server"
 #: a long wait is cut into naps this long, with a heartbeat after each (the watchdog must see us)
 BEAT_S = 30.0
 
@@ -37,7 +39,7 @@ class Poller:
         backoff: Backoff,
         health: Health,
         *,
-        part: str = "2030.5 server",
+        part: str = SERVER_PART,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:

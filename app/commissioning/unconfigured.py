@@ -21,10 +21,12 @@ from typing import Any
 import yaml
 
 from app.commissioning.missing import SECTION, Missing, unusable_config
+from app.commissioning.mode import CommissioningMode
 from app.commissioning.panel import Panel
 from app.commissioning.status_page import StatusPage
 from app.config import ConfigError, GpioConfig, StatusPageConfig, from_dict, load_config
 from app.health import Health
+from app.store.files import file_stamp
 from app.supervisor import Supervisor
 from hal.gpio import LedState
 
@@ -53,14 +55,6 @@ def _sections(path: Path) -> tuple[GpioConfig, StatusPageConfig]:
     return gpio, page
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
-
-
 class Unconfigured:
     """The not-commissioned box without a usable configuration."""
 
@@ -73,15 +67,14 @@ class Unconfigured:
         self.supervisor = Supervisor(health=self.health)
         self.panel: Panel | None = None
         self.status_page: StatusPage | None = None
-        self.commissioning_until: float | None = None
+        self.mode = CommissioningMode(self.page_config, lambda: self.status_page)
         self.exit_status = 0
         self.started = time.monotonic()
-        self._stamp = _stamp(path)
-        self._closing: asyncio.Task[None] | None = None
+        self._stamp = file_stamp(path)
 
     def led_state(self) -> LedState:
         """NOT_COMMISSIONED, or COMMISSIONING while the page is open to the site."""
-        if self.commissioning_until is not None and time.monotonic() < self.commissioning_until:
+        if self.mode.active:
             return LedState.COMMISSIONING
         return LedState.NOT_COMMISSIONED
 
@@ -102,7 +95,7 @@ class Unconfigured:
         while True:
             self.health.beat(PART)
             await asyncio.sleep(self.check_s)
-            stamp = _stamp(self.path)
+            stamp = file_stamp(self.path)
             if stamp == self._stamp:
                 continue
             self._stamp = stamp
@@ -123,21 +116,7 @@ class Unconfigured:
 
     async def commission(self) -> None:
         """Open the status page to the site network for `commissioning_s`."""
-        seconds = self.page_config.commissioning_s
-        self.commissioning_until = time.monotonic() + seconds
-        if self._closing is not None:
-            self._closing.cancel()
-        if self.status_page is not None:
-            await self.status_page.serve_on(self.page_config.commissioning_host)
-        _LOGGER.info("commissioning mode for %d s", seconds)
-        self._closing = asyncio.create_task(self._end_commissioning(seconds))
-
-    async def _end_commissioning(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-        self.commissioning_until = None
-        if self.status_page is not None:
-            await self.status_page.serve_on(self.page_config.host)
-        _LOGGER.info("commissioning mode ended")
+        await self.mode.open()
 
     async def run(self) -> int:
         """Run until SIGTERM or a usable configuration; returns the exit status."""
@@ -162,8 +141,7 @@ class Unconfigured:
                         _LOGGER.error("status page unavailable on %s:%d: %s", page.host, page.port, exc)
                 await sup.run_until_stopped()
         finally:
-            if self._closing is not None:
-                self._closing.cancel()
+            self.mode.close()
             if self.panel is not None:
                 self.panel.close()
             sup.notifier.close()

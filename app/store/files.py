@@ -37,3 +37,14 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_stamp(path: Path | None) -> tuple[int, int] | None:
+    """A file's mtime and size, to notice it was replaced or edited (None: absent or not watched)."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size

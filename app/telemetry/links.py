@@ -1,11 +1,18 @@
-"""Where the telemetry reports to: the hrefs discovery found for our device."""
+"""Where the telemetry reports to: the hrefs discovery found for our device, kept across restarts."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from app.client.snapshot import ServerTree
 from app.control.schedule import default_control
+from app.store import Store, StoreUnavailable
+
+_LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +56,56 @@ class TelemetryLinks:
             links.der_availability,
         )
         return links if any(reports) else None
+
+
+#: the links in the store, so a restart during an outage goes on sampling into the outbox
+LINKS_KEY = "telemetry:links"
+#: where a box of the old layout kept them (moved into the store once)
+LINKS_FILE = "telemetry-links.json"
+
+
+class SavedLinks:
+    """The links the last run saw, kept in the store (written only when the server moves them: rare)."""
+
+    def __init__(self, store: Store | None, state_dir: Path) -> None:
+        self._store = store
+        self._legacy = state_dir / LINKS_FILE
+        self._saved: TelemetryLinks | None = None
+
+    def save(self, links: TelemetryLinks) -> None:
+        """Keep `links` (nothing is written when they did not change)."""
+        if self._store is None or links == self._saved:
+            return
+        self._saved = links  # tried once per change: a store in trouble is not asked again and again
+        try:
+            self._store.state.set(LINKS_KEY, json.dumps(dataclasses.asdict(links)))
+        except StoreUnavailable as exc:
+            _LOGGER.warning("telemetry links not saved: %s", exc)
+
+    def load(self) -> TelemetryLinks | None:
+        """The links saved by an earlier run (moving them in from the old layout's file), or None."""
+        if self._store is None:
+            return None
+        try:
+            text = self._store.state.get(LINKS_KEY)
+        except StoreUnavailable as exc:
+            _LOGGER.warning("telemetry links not read: %s", exc)
+            return None
+        if text is None and self._legacy.exists():
+            try:
+                links = _parse(self._legacy.read_text(encoding="utf-8"))
+            except OSError:
+                links = None
+            if links is not None:
+                self.save(links)
+            self._legacy.unlink(missing_ok=True)
+            return links
+        self._saved = _parse(text) if text is not None else None
+        return self._saved
+
+
+def _parse(text: str) -> TelemetryLinks | None:
+    try:
+        return TelemetryLinks(**json.loads(text))
+    except (ValueError, TypeError):
+        return None

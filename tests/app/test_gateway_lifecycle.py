@@ -14,12 +14,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from app.client.errors import ConnectionFailed, NotAuthorized, ServerBusy, TlsHandshakeError
+from app.client.poller import SERVER_PART
 from app.config import load_config
-from app.gateway import EXIT_RESTART, LINKS_FILE, LINKS_KEY, SERVER_PART, Gateway
+from app.gateway import EXIT_RESTART, Gateway
 from app.lab.gateway_config import write_lab_config
 from app.lab.pki import Pki
 from app.lab.server import LabServer
 from app.store import open_store
+from app.telemetry.links import LINKS_FILE, LINKS_KEY
 from hal.gpio import LedState
 from hal.inverter.sunspec_server import SunSpecServer
 from tests.app.conftest import free_port
@@ -51,8 +53,8 @@ async def test_a_box_without_a_certificate_waits_for_one_then_restarts_on_it(
     run = asyncio.create_task(gw.run())
     try:
         assert await until(lambda: gw.inverter is not None and gw.inverter.telemetry is not None, 10)
-        assert gw.lfdi is None and gw.engine is None
-        assert "client.crt" in str(gw.identity_problem)
+        assert gw.certificate.lfdi is None and gw.engine is None
+        assert "client.crt" in str(gw.certificate.problem)
         assert gw.led_state() is LedState.NOT_COMMISSIONED
         assert "identity" in gw.status()["identity"]["problem"]
         assert not run.done()  # waiting, not exited: the LED and status page tell the installer
@@ -67,7 +69,7 @@ async def test_a_box_without_a_certificate_waits_for_one_then_restarts_on_it(
     run = asyncio.create_task(gw.run())
     try:
         assert await until(lambda: gw.server.tree is not None and gw.server.tree.registered, 10)
-        assert gw.lfdi == LabServer.lfdi_of(pki.client("client"))
+        assert gw.certificate.lfdi == LabServer.lfdi_of(pki.client("client"))
     finally:
         gw.supervisor.stopping.set()
         assert await asyncio.wait_for(run, 15) == 0

@@ -10,12 +10,12 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from app.gateway import LINKS_FILE, LINKS_KEY
 from app.lab.gateway_config import write_lab_config
 from app.lab.server import LabServer
 from app.store import open_store
 from app.store.database import FILENAME
 from app.store.quarantine import kept
+from app.telemetry.links import LINKS_FILE, LINKS_KEY
 from hal.inverter.sunspec_server import SunSpecServer
 from tests.app.test_gateway_lifecycle import gateway, until
 

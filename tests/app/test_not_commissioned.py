@@ -126,13 +126,13 @@ async def test_a_box_without_the_utility_ca_shows_its_lfdi_and_never_drives_the_
     run = asyncio.create_task(gw.run())
     try:
         assert await until(lambda: gw.inverter is not None and gw.inverter.telemetry is not None, 10)
-        assert gw.lfdi == LabServer.lfdi_of(lab_server.pki.client("client"))
+        assert gw.certificate.lfdi == LabServer.lfdi_of(lab_server.pki.client("client"))
         assert [m.what for m in gw.missing] == ["server.ca_file"]
         section = gw.status()[SECTION]
-        assert section["LFDI"] == gw.lfdi and isinstance(section["SFDI"], int)
+        assert section["LFDI"] == gw.certificate.lfdi and isinstance(section["SFDI"], int)
         page = render_page(gw.status(), "", time.time(), UTC)
         card = page.split('id="not-commissioned"', 1)[1].split("</section>", 1)[0]
-        assert "<svg" in card and gw.lfdi in card and "server.ca_file" in card  # the QR code drawn
+        assert "<svg" in card and gw.certificate.lfdi in card and "server.ca_file" in card  # the QR code
         assert gw.led_state() is LedState.NOT_COMMISSIONED and gw.engine is None
         ca_file.write_bytes(lab_server.pki.ca.cert.read_bytes())  # the installer copies the CA in
         assert await asyncio.wait_for(run, 10) == EXIT_RESTART

@@ -84,7 +84,7 @@ async def test_a_part_in_restart_backoff_is_not_hung() -> None:
         now[0] += 100  # each failed attempt "takes" 100 s of the health clock
         raise OSError("certificate unreadable")
 
-    sup.add("link", cannot_start, max_silence_s=150, heartbeat="2030.5 server")
+    sup.add("session", cannot_start, max_silence_s=150, heartbeat="2030.5 server")
     sup.start()
     await asyncio.sleep(0.3)
     assert sup.critical_stale() == []  # crashing and retrying, but not hung: systemd must not kill us
@@ -96,7 +96,7 @@ async def test_watchdog_withholds_pings_while_a_critical_loop_is_hung() -> None:
     notifier = RecordingNotifier()
     sup = Supervisor(health=Health(clock=lambda: now[0]), notifier=notifier)
     sup.add("control", asyncio.Event().wait, max_silence_s=30)
-    sup.add("link", asyncio.Event().wait, max_silence_s=300, heartbeat="2030.5 server")
+    sup.add("session", asyncio.Event().wait, max_silence_s=300, heartbeat="2030.5 server")
     sup.health.beat("control")
     sup.health.beat("2030.5 server")
     sup.health.problem("session", "server unreachable", Kind.SERVER)  # degraded is not hung: pings go on
@@ -112,9 +112,9 @@ async def test_watchdog_withholds_pings_while_a_critical_loop_is_hung() -> None:
     sup.health.beat("control")
     await asyncio.sleep(0.05)
     assert "WATCHDOG=1" in notifier.messages
-    now[0] = 400.0  # the poller's heartbeat is what counts for "link"
+    now[0] = 400.0  # the poller's heartbeat is what counts for "session"
     sup.health.beat("control")
-    assert sup.critical_stale() == ["link"]
+    assert sup.critical_stale() == ["session"]
     sup.health.beat("2030.5 server")
     assert sup.critical_stale() == []
     dog.cancel()
