@@ -22,7 +22,7 @@ from app.client.clock import ServerClock
 from app.client.http import HttpClient
 from app.client.identity import DeviceIdentity
 from app.client.notices import Notices, note_rate
-from app.client.schedule import PollSchedule, effective_rate
+from app.client.poll_schedule import PollSchedule, effective_rate
 from app.client.snapshot import ProgramBranch, ServerTree
 from app.sep.dcap import DeviceCapability
 from app.sep.der import DER, DefaultDERControl, DERControlList, DERList, DERProgram, DERProgramList

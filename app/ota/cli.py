@@ -204,7 +204,7 @@ def _report(state: UpdateState) -> int:
 
 
 def _poll(args: argparse.Namespace, updater: Updater) -> int:
-    from app.ota.poller import Poller
+    from app.ota.fleet_poller import FleetPoller
 
     lfdi = args.lfdi or _lfdi_from_config(args.config)
     if lfdi is None:
@@ -216,7 +216,7 @@ def _poll(args: argparse.Namespace, updater: Updater) -> int:
             file=sys.stderr,
         )
         return 2
-    poller = Poller(updater, lfdi)
+    poller = FleetPoller(updater, lfdi)
     if args.once:
         print(asyncio.run(poller.poll_once()))
         return 0

@@ -28,7 +28,7 @@ from app.ota.errors import (
 from app.ota.jsonfile import write_json
 from app.ota.keys import TrustStore, TrustStoreError, check_rotation, load_trust_store
 from app.ota.machine import Phase, UpdateState
-from app.ota.releases import MARKER, TRUST_STATEMENT, Releases, create_venv, write_marker
+from app.ota.release_dirs import MARKER, TRUST_STATEMENT, Releases, create_venv, write_marker
 from app.ota.runner import CommandRunner, Service, ServiceStatus, SubprocessRunner
 from app.ota.settings import OtaSettings
 from app.ota.state import StateFile, update_lock

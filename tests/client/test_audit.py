@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from app.client.schedule import PollSchedule
+from app.client.poll_schedule import PollSchedule
 from app.lab.server import LabServer
 from tests.audit import audit, lab_poll_rates
 from tests.client.sim import Rig

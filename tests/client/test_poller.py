@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.client.schedule import PHASE_MAX_S
+from app.client.poll_schedule import PHASE_MAX_S
 from app.health import Kind
 from app.lab.server import LabServer
 from tests.client.sim import FakeTime, Rig

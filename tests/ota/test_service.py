@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from app.ota.cli import main as ota_main
+from app.ota.fleet_poller import FleetPoller
 from app.ota.machine import Phase
-from app.ota.poller import Poller
 from app.ota.settings import OtaSettings
 from app.ota.state import update_lock
 from app.ota.updater import Updater
@@ -60,9 +60,9 @@ class Meanwhile:
         return self.clock.now - self.start
 
 
-def service(box: Box, meanwhile: Meanwhile) -> Poller:
+def service(box: Box, meanwhile: Meanwhile) -> FleetPoller:
     """`python -m app.ota poll` as the updater unit runs it (no manifest_url: it only minds trials)."""
-    return Poller(box.updater(), LFDI, rng=random.Random(1), clock=box.clock.time, sleep=meanwhile.sleep)
+    return FleetPoller(box.updater(), LFDI, rng=random.Random(1), clock=box.clock.time, sleep=meanwhile.sleep)
 
 
 def shows(box: Box) -> int:

@@ -50,9 +50,9 @@ from app.ota.updater import FLOOR_FILE, Updater
 from app.ota.version import Version, is_version
 from tests.ota.conftest import KEY_ID, Box
 from tests.ota.fakes import make_wheel
+from tests.ota.test_fleet_poller import NOW as POLL_NOW
+from tests.ota.test_fleet_poller import FleetHost, poller, publish
 from tests.ota.test_install import assert_working
-from tests.ota.test_poller import NOW as POLL_NOW
-from tests.ota.test_poller import FleetHost, poller, publish
 
 NOBODY = 65534
 #: the unprivileged side runs the system's Python (the test venv may sit in root's 0700 home)
@@ -285,7 +285,7 @@ def test_an_expired_manifest_is_refused() -> None:
 
 @pytest.fixture
 async def fleet_host() -> AsyncIterator[FleetHost]:
-    """test_poller's static host and report endpoint, on an ephemeral port of 127.0.0.1."""
+    """test_fleet_poller's static host and report endpoint, on an ephemeral port of 127.0.0.1."""
     from aiohttp import web
 
     host = FleetHost()

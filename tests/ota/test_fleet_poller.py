@@ -22,8 +22,8 @@ from aiohttp import web
 from app.ota import release as release_tool
 from app.ota.errors import IntegrityError
 from app.ota.fleet import cohort
+from app.ota.fleet_poller import FleetPoller
 from app.ota.keys import private_key_pem
-from app.ota.poller import Poller
 from app.ota.transfer import NoSpace, download
 from tests.faults.tmpfs import small_tmpfs
 from tests.ota.conftest import KEY_ID, Box
@@ -105,11 +105,11 @@ def publish(box: Box, host: FleetHost, bundle: Path, percent: int = 100, serial:
     host.files[bundle.name] = bundle.read_bytes()
 
 
-def poller(box: Box, host: FleetHost, **overrides: Any) -> Poller:
+def poller(box: Box, host: FleetHost, **overrides: Any) -> FleetPoller:
     settings = {"manifest_url": f"{host.url}/fleet/manifest.json", "report_url": f"{host.url}/report"}
     updater = box.updater()
     updater.settings = dataclasses.replace(box.settings, **(settings | overrides))
-    return Poller(updater, LFDI, rng=random.Random(1), now=lambda: NOW)
+    return FleetPoller(updater, LFDI, rng=random.Random(1), now=lambda: NOW)
 
 
 async def test_poll_installs_the_offered_release_and_reports(box: Box, host: FleetHost) -> None:
@@ -206,7 +206,7 @@ async def test_the_updater_service_loop_installs_then_exits_for_a_restart(box: B
         box.settings, manifest_url=f"{host.url}/fleet/manifest.json", poll_interval_s=0.01
     )
 
-    await Poller(updater, LFDI, rng=random.Random(2), now=lambda: NOW).run_forever()
+    await FleetPoller(updater, LFDI, rng=random.Random(2), now=lambda: NOW).run_forever()
 
     assert_working(box, "1.1.0")
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from app.client.schedule import MIN_POLL_RATE_S, PollSchedule, effective_rate
+from app.client.poll_schedule import MIN_POLL_RATE_S, PollSchedule, effective_rate
 
 
 def test_effective_rate_inherits_and_has_a_floor() -> None:

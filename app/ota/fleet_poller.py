@@ -26,7 +26,7 @@ from app.ota.updater import Updater
 _LOGGER = logging.getLogger(__name__)
 
 
-class Poller:
+class FleetPoller:
     """Polls `settings.manifest_url` and drives the updater; one per box."""
 
     def __init__(
