@@ -21,14 +21,14 @@ SignedPerCent are ints in hundredths; `ActivePower.watts` gives plain watts.
 """
 
 from app.sep.codec import MAX_BODY_BYTES, MAX_DEPTH, parse, parse_one_of, to_xml
-from app.sep.exceptions import SepError, SepParseError
+from app.sep.exceptions import ResourceError, SepParseError
 from app.sep.types import NS
 
 __all__ = [
     "MAX_BODY_BYTES",
     "MAX_DEPTH",
     "NS",
-    "SepError",
+    "ResourceError",
     "SepParseError",
     "parse",
     "parse_one_of",

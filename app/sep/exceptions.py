@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 
-class SepError(Exception):
-    """Base of every error raised by app.sep."""
+class ResourceError(Exception):
+    """Base of every error raised by app.sep (app.client.errors.SepError is a failed request)."""
 
 
-class SepParseError(SepError):
+class SepParseError(ResourceError):
     """A body that is not a valid document of the expected resource: do not retry the same body.
 
     `resource` is the path to the offending element (e.g. "DERControlList/DERControl[3]/

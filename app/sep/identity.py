@@ -9,14 +9,14 @@ from datetime import datetime
 from pathlib import Path
 
 from app.sep.certificate import CertificateFormatError, load_certificate
-from app.sep.exceptions import SepError
+from app.sep.exceptions import ResourceError
 
 _LOGGER = logging.getLogger(__name__)
 
 _PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
 
 
-class IdentityError(SepError):
+class IdentityError(ResourceError):
     """The certificate file is missing, unreadable or not a certificate: fix the configured path."""
 
 

@@ -19,6 +19,7 @@ from app.sep.der import (
 )
 from app.sep.types import ActivePower, WattHour, hundredths
 from hal.inverter import ConnectionStatus, OperatingStatus, Ratings, Telemetry
+from hal.inverter.base import first_known
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -102,7 +103,10 @@ def nameplate(ratings: Ratings, overrides: Ratings | None) -> Nameplate:
     """The inverter's own values; an override fills only what the inverter cannot report."""
     if overrides is not None:
         ratings = Ratings(
-            **{f.name: _first(getattr(ratings, f.name), getattr(overrides, f.name)) for f in fields(Ratings)}
+            **{
+                f.name: first_known(getattr(ratings, f.name), getattr(overrides, f.name))
+                for f in fields(Ratings)
+            }
         )
     return Nameplate(
         max_w=ratings.max_w,
@@ -115,10 +119,6 @@ def nameplate(ratings: Ratings, overrides: Ratings | None) -> Nameplate:
         set_max_discharge_w=ratings.discharge_limit_w(),
         set_max_wh=ratings.energy_capacity_wh,
     )
-
-
-def _first(*values: float | None) -> float | None:
-    return next((v for v in values if v is not None), None)
 
 
 #: CSIP-AUS doeModesSupported: export, import, generation and load limits, all obeyed at the battery

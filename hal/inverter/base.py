@@ -62,14 +62,14 @@ class Ratings:
 
     def active_power_limit_w(self) -> float | None:
         """Largest active power, W, from the setting or the rating (DERSettings.setMaxW)."""
-        return _first_known(self.set_max_w, self.max_w)
+        return first_known(self.set_max_w, self.max_w)
 
     def charge_limit_w(self) -> float | None:
         """Largest charge power the device will take, W (positive): its charge rate within WMax.
 
         DERSettings.setMaxChargeRateW, and 100 % of a negative opModFixedW.
         """
-        return _smallest(_first_known(self.set_max_charge_w, self.max_charge_w), self.active_power_limit_w())
+        return _smallest(first_known(self.set_max_charge_w, self.max_charge_w), self.active_power_limit_w())
 
     def discharge_limit_w(self) -> float | None:
         """Largest discharge power the device will give, W: its discharge rate within WMax.
@@ -77,7 +77,7 @@ class Ratings:
         DERSettings.setMaxDischargeRateW, and 100 % of a positive opModFixedW.
         """
         return _smallest(
-            _first_known(self.set_max_discharge_w, self.max_discharge_w), self.active_power_limit_w()
+            first_known(self.set_max_discharge_w, self.max_discharge_w), self.active_power_limit_w()
         )
 
     def clamp(self, watts: float) -> float | None:
@@ -116,7 +116,8 @@ class Telemetry:
     """
 
 
-def _first_known(*values: float | None) -> float | None:
+def first_known(*values: float | None) -> float | None:
+    """The first of `values` that is known (not None), else None."""
     for value in values:
         if value is not None:
             return value
