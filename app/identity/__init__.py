@@ -21,16 +21,16 @@ Lifecycle: `identity init` prepares a pending key and CSR (beside the identity i
 `identity install` checks the signed certificate (our key, in date, chain to `server.ca_file`)
 and makes it current while keeping the previous one as the fallback.
 
-Wiring in the gateway (app/gateway.py):
+Wiring in the gateway (app/gateway.py, through `app.identity.trial.CertificateTrial`):
 
 - the session's TLS context is built from `files = store.current()` via
-  `files.server_config(config.server)`; the gateway polls `store.changed(files)` and, when another
-  identity is in force (an install, a fall-back, a first certificate), stops with EXIT_RESTART so
-  that systemd starts it again on the new identity (a process restart, not a reboot);
-- while `store.on_trial()`: once the server lists our EndDevice and the link reports no problem,
+  `files.server_config(config.server)`; the trial polls `store.changed(files)` and, when another
+  identity is in force (an install, a fall-back, a first certificate), the gateway stops with
+  EXIT_RESTART so that systemd starts it again on the new identity (a process restart, not a reboot);
+- while `store.on_trial()`: once the server lists our EndDevice and the session reports no problem,
   `store.confirm_working(files)` retires the previous identity; when the server refuses the
-  certificate (`TlsHandshakeError` or `NotAuthorized`), `store.fall_back(files)` brings the
-  previous identity back (the refused key stays pending) and the gateway restarts on it;
+  certificate (a session problem of kind CERTIFICATE or NOT_REGISTERED), `store.fall_back(files)`
+  brings the previous identity back (the refused key stays pending) and the gateway restarts on it;
 - `watch_store(store)` gives an `ExpiryWatch`, run as the supervised part "expiry" with
   `fetch_server=server_cert_fetch(...)` (start-up and daily); `identity_status(store, watch)`
   feeds the status page, `watch.attention` the LED's attention pattern, `watch.error` the error state.

@@ -1,16 +1,17 @@
 """Telemetry: the 30-s sampler, mirror usage points, DER reports, and the outbox behind them.
 
-Wiring (app/gateway.py, once the box has an LFDI):
+Wiring (app/gateway.py, once the box is commissioned; app.telemetry.part):
 
-    # the links saved from the last run, else the first snapshot with DER or mirror links
-    telemetry = TelemetryService(config, inverter, link, links, ServerTimebase(link.now),
-                                 health, lfdi, rng=rng)
-    supervisor.add("telemetry", run_telemetry, MAX_SILENCE_S)   # 120 s; beats "telemetry" every 30 s
-    # on every new snapshot: telemetry.update_links(TelemetryLinks.from_tree(tree))
-    #   (the links carry the default control's setGradW, which DERSettings reports)
+    telemetry = TelemetryPart(config, inverter, server, health, lfdi, store, rng=rng, notices=notices)
+    supervisor.add("telemetry", telemetry.run, MAX_SILENCE_S)   # 120 s; beats "telemetry" every 30 s
+    supervisor.add("dispatch", telemetry.dispatch)
+    # run(): a TelemetryService on the links saved from the last run (SavedLinks), else on the first
+    #   snapshot with DER or mirror links; dispatch(): each new snapshot's TelemetryLinks (they carry
+    #   the default control's setGradW, which DERSettings reports) to the service, and saved
 
-No shutdown hook: cancelled, `run()` lets go of the store, and the store's last user (the gateway,
-after the parts) commits the staged readings as it closes; `flush()` commits them at any other moment.
+`server` is the server port (`app.client.port.ServerPort`). No shutdown hook and no flush at
+shutdown: cancelled, `run()` lets go of the store, and the gateway, the store's last user, commits the
+staged readings as it closes it after the parts have stopped.
 
 Health parts: "telemetry" (beat), "telemetry.inverter" and "telemetry.server" (problem/ok).
 State: one sqlite file in config.state_dir (app.store), owned by one process at a time.
