@@ -2,8 +2,9 @@
 
 Bundles are built on the host with the release tool (`python -m app.ota.release bundle`), signed
 with the fleet key whose trust store deploy/install.sh provisioned (`--trust`): the installed
-gateway re-versioned (a fourth number appended), with its supervisor swapped for a broken one in
-two of them. Inside the box, `wattsmart-gateway update install` (or the updater unit) does the rest,
+gateway re-versioned (a fourth number appended), with its composition root (app/gateway.py, whose
+`run` the CLI calls) swapped for a broken one in two of them. Inside the box, `wattsmart-gateway
+update install` (or the updater unit) does the rest,
 with the trial shortened by the config's `ota:` section (READY within 10 s, healthy for 5 s).
 
 - install.sh installed and enabled the update units, the trust store is root's 0644, the update
@@ -55,7 +56,7 @@ HEALTHY_FOR_S = 5
 #: a clean environment for commands in the box (nsenter would pass the host's on)
 ENV = ("env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8")
 
-CRASHING_SUPERVISOR = '''"""Test release: fails at once on every start (Restart=on-failure loops)."""
+CRASHING_GATEWAY = '''"""Test release: fails at once on every start (Restart=on-failure loops)."""
 
 import sys
 
@@ -65,7 +66,7 @@ def run(config: object, *_: object) -> int:
     return 1
 '''
 
-HANGING_SUPERVISOR = '''"""Test release: starts, but never sends READY=1 (and never exits by itself)."""
+HANGING_GATEWAY = '''"""Test release: starts, but never sends READY=1 (and never exits by itself)."""
 
 import time
 
@@ -79,8 +80,8 @@ def run(config: object, *_: object) -> int:
 #: name -> (fourth version number, files replaced in the checkout's copy)
 RELEASES: dict[str, tuple[int, dict[str, str]]] = {
     "good": (1, {}),
-    "crash": (2, {"app/supervisor.py": CRASHING_SUPERVISOR}),
-    "hang": (3, {"app/supervisor.py": HANGING_SUPERVISOR}),
+    "crash": (2, {"app/gateway.py": CRASHING_GATEWAY}),
+    "hang": (3, {"app/gateway.py": HANGING_GATEWAY}),
     "fleet": (4, {}),
 }
 
