@@ -40,7 +40,6 @@ from app.health import Health
 from app.identity import IdentityStore, watch_store
 from app.identity.peer import server_cert_fetch
 from app.identity.trial import CHECK_S, CertificateTrial
-from app.observed import ObservedInverter
 from app.store import Store, StoreUnavailable, open_store
 from app.store.reset import reset_state
 from app.supervisor import Supervisor
@@ -83,8 +82,8 @@ class Gateway:
         self.exit_status = 0
         self.identity_check_s = CHECK_S
         self.started = time.monotonic()
-        self.inverter: ObservedInverter | None = None
-        self.guard: SafeInverter | None = None
+        #: the inverter behind its guard, which also keeps what it last saw (for the page and LED)
+        self.inverter: SafeInverter | None = None
         self.engine: ControlEngine | None = None
         self.telemetry: TelemetryPart | None = None
         self.panel: Panel | None = None
@@ -166,10 +165,9 @@ class Gateway:
             await asyncio.to_thread(self.certificate.birth_key)
         for item in await asyncio.to_thread(self._check_commissioned):
             _LOGGER.warning("not commissioned: %s: %s", item.what, item.line())
-        self.guard = guard = await connect_inverter(
+        self.inverter = inverter = await connect_inverter(
             inverter_settings(cfg.inverter, cfg.telemetry.ratings_interval_s)
         )
-        self.inverter = inverter = ObservedInverter(guard)
         try:
             self.panel = Panel(cfg.gpio, self.led_state, self._on_press)
         except Exception as exc:  # no LED is no reason to leave the battery uncontrolled
@@ -188,7 +186,7 @@ class Gateway:
         # the poller beats under the server's health name, also while it waits between polls
         sup.add("session", self._session, SESSION_MAX_SILENCE_S, heartbeat=SERVER_PART)
         if lfdi is not None and not self.missing:  # a box not commissioned never drives the battery
-            self._add_control(inverter, guard, lfdi)
+            self._add_control(inverter, lfdi)
         if self.panel is not None:
             sup.add("panel", self.panel.run)
         if self.config_path is not None:
@@ -208,7 +206,7 @@ class Gateway:
             sup.notifier.close()
         return self.exit_status
 
-    def _add_control(self, inverter: ObservedInverter, guard: SafeInverter, lfdi: str) -> None:
+    def _add_control(self, inverter: SafeInverter, lfdi: str) -> None:
         """The parts of a commissioned box: control, telemetry and the expiry watch."""
         cfg, sup = self.config, self.supervisor
         # the updater waits while this flag says a grid event is in force (RuntimeDirectory on a box)
@@ -224,7 +222,7 @@ class Gateway:
             clock_offset=lambda: self.clock.offset.total_seconds(),
         )
         # a changed rating is obeyed at once, not at the next re-assertion
-        guard.on_ratings_change(lambda _old, _new: engine.wake())
+        inverter.on_ratings_change(lambda _old, _new: engine.wake())
         self.telemetry = telemetry = TelemetryPart(
             cfg, inverter, self.server, self.health, lfdi, self.store, rng=self.rng, notices=self.notices
         )

@@ -22,7 +22,6 @@ from app.control.schedule import Plan
 from app.health import Health
 from app.identity import ExpiryWatch, IdentityStore, identity_status
 from app.identity.trial import CertificateTrial
-from app.observed import ObservedInverter
 from app.ota.state import is_updating
 from app.store import Store
 from app.supervisor import Supervisor
@@ -59,9 +58,7 @@ class Box(Protocol):
     @property
     def engine(self) -> ControlEngine | None: ...
     @property
-    def inverter(self) -> ObservedInverter | None: ...
-    @property
-    def guard(self) -> SafeInverter | None: ...
+    def inverter(self) -> SafeInverter | None: ...
     @property
     def telemetry(self) -> TelemetryPart | None: ...
     @property
@@ -143,7 +140,7 @@ def status(box: Box) -> dict[str, Any]:
             "questionable": dict(sample.suspect) if sample and sample.suspect else None,
             "problem": inv.failure if inv is not None else "not connected",
             "data not trusted": list(data_problems.values()) or None,
-            **_limits(box.guard),
+            **_limits(box.inverter),
         },
         "telemetry": _telemetry(box),
         "storage": box.store.status() if box.store is not None else {"problem": "not open"},
@@ -160,7 +157,7 @@ def status(box: Box) -> dict[str, Any]:
 
 def _data_problems(box: Box) -> dict[str, str]:
     """What the guard does not trust in the inverter's data (ratings, SoC, readings), in words."""
-    return dict(box.guard.problems) if box.guard is not None else {}
+    return dict(box.inverter.problems) if box.inverter is not None else {}
 
 
 def _limits(guard: SafeInverter | None) -> dict[str, Any]:

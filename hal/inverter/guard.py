@@ -14,6 +14,8 @@ returns, so every write, from every mode, the default control and the fail-safe,
   0–100 %, frequency outside 40–70 Hz, power beyond twice the nameplate, and values the device
   reported before but no longer does, become unknown (readings keep them in `Telemetry.suspect`).
   Each kind is logged once as a WARNING and kept in `problems` until it clears.
+* **What it last saw.** The last reading, the setpoint the device holds and the last failure
+  (cleared by the next success), so a status page shows them without Modbus traffic of its own.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
 
 from hal.errors import HalError, InverterProtocolError, NoPowerLimit
 from hal.inverter.base import BatteryInverter, Ratings, Telemetry
@@ -63,6 +65,7 @@ _RATINGS: Final = {
 _SETTINGS: Final = frozenset({"set_max_w", "set_max_charge_w", "set_max_discharge_w"})
 
 RatingsListener = Callable[[Ratings | None, Ratings], None]
+T = TypeVar("T")
 
 
 class SafeInverter(BatteryInverter):
@@ -90,6 +93,25 @@ class SafeInverter(BatteryInverter):
         self._written: float | None = None
         self.problems: dict[str, str] = {}
         """Current data problems by subject ("ratings", "w", "hz", "soc_pct", "limit"), in words."""
+        #: the last reading returned (checked), for the status page
+        self.telemetry: Telemetry | None = None
+        #: watts the device last accepted; None while released (its own mode)
+        self.setpoint_w: float | None = None
+        #: the last failure of a call, cleared by the next success
+        self.failure: str | None = None
+        #: monotonic time of the last call that succeeded
+        self.last_success: float | None = None
+
+    async def _observed(self, call: Awaitable[T]) -> T:
+        """Await `call`, remembering its failure or its success."""
+        try:
+            result = await call
+        except HalError as exc:
+            self.failure = str(exc) or type(exc).__name__
+            raise
+        self.failure = None
+        self.last_success = self._monotonic()
+        return result
 
     # -- what it knows ----------------------------------------------------------------------
 
@@ -125,7 +147,7 @@ class SafeInverter(BatteryInverter):
 
     async def read_ratings(self) -> Ratings:
         """The live ratings: read from the device when the last read is a minute old, else remembered."""
-        return await self._live(self._max_age_s * (1 - _REFRESH_MARGIN))
+        return await self._observed(self._live(self._max_age_s * (1 - _REFRESH_MARGIN)))
 
     async def _live(self, max_age_s: float) -> Ratings:
         async with self._refresh:
@@ -148,10 +170,14 @@ class SafeInverter(BatteryInverter):
 
     async def read_telemetry(self) -> Telemetry:
         """One reading with implausible values moved to `suspect` (and reported once as a problem)."""
+        self.telemetry = await self._observed(self._read_telemetry())
+        return self.telemetry
+
+    async def _read_telemetry(self) -> Telemetry:
         if self._reported is None:
             # once: the plausibility bound on a measured power comes from the ratings
             with contextlib.suppress(HalError):
-                await self.read_ratings()
+                await self._live(self._max_age_s * (1 - _REFRESH_MARGIN))
         sample = await self.inner.read_telemetry()
         suspect = dict(sample.suspect)
         bound = self._measured_bound_w()
@@ -276,7 +302,8 @@ class SafeInverter(BatteryInverter):
     async def set_active_power(self, watts: float) -> float:
         """Clamp to the live ratings held to the nameplate, then write; `NoPowerLimit` when none bounds it."""
         self._asked = watts
-        return await self._write(watts)
+        self.setpoint_w = await self._observed(self._write(watts))
+        return self.setpoint_w
 
     async def _write(self, watts: float) -> float:
         # The whole minute: the sampler refreshes the copy before then, so a setpoint rarely waits
@@ -307,6 +334,9 @@ class SafeInverter(BatteryInverter):
 
     async def keepalive(self) -> None:
         """Refresh the active setpoint, re-clamped to the live ratings (a lowered rating holds at once)."""
+        await self._observed(self._keepalive())
+
+    async def _keepalive(self) -> None:
         if self._asked is None:
             await self.inner.keepalive()
             return
@@ -319,7 +349,8 @@ class SafeInverter(BatteryInverter):
     async def release(self) -> None:
         """Hand the battery back to its own mode."""
         self._asked = self._written = None
-        await self.inner.release()
+        await self._observed(self.inner.release())
+        self.setpoint_w = None
 
     async def close(self) -> None:
         """Close the device."""

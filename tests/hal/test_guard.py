@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hal.errors import NoPowerLimit
+from hal.errors import HalError, NoPowerLimit
 from hal.inverter import Nameplate, SafeInverter, codec, connect_inverter
 from hal.inverter.base import Ratings
 from hal.inverter.sunspec_device import SunSpecDevice
 from hal.inverter.sunspec_points import POINTS
 from hal.inverter.sunspec_server import SunSpecServer
 from tests.hal.conftest import SPEC, Monotonic, tcp_settings
+from tests.hal.test_sunspec_faults import eventually_read
 
 # Below the simulator's own 5000 W discharge / 4000 W charge: the nameplate must win.
 PLATE = Nameplate(max_discharge_w=3000.0, max_charge_w=2000.0)
@@ -218,3 +219,33 @@ async def test_a_rating_that_stops_being_reported_is_said_once(
     assert ratings.set_max_w is None
     assert "max power setting (WMax) no longer reported" in inverter.problems["ratings"]
     assert len(warnings(caplog, "WMax")) == 1
+
+
+async def test_the_guard_keeps_what_it_last_saw_for_the_status_page(
+    server: SunSpecServer, clock: Monotonic
+) -> None:
+    inverter = await guarded(server, PLATE, clock)
+    try:
+        assert (inverter.telemetry, inverter.setpoint_w, inverter.failure, inverter.last_success) == (
+            None,
+            None,
+            None,
+            None,
+        )
+        sample = await inverter.read_telemetry()
+        assert inverter.telemetry == sample and inverter.last_success == clock.t
+        assert await inverter.set_active_power(2500.0) == inverter.setpoint_w == 2500.0
+        await server.cut()
+        clock.advance(5.0)
+        with pytest.raises(HalError):
+            await inverter.read_telemetry()
+        assert inverter.failure and inverter.last_success == clock.t - 5.0
+        assert inverter.telemetry == sample  # the last good reading stays shown
+        await server.restore()
+        clock.advance(5.0)
+        again = await eventually_read(inverter)  # the bus reconnects after its short backoff
+        assert inverter.failure is None and inverter.telemetry == again and inverter.last_success == clock.t
+        await inverter.release()
+        assert inverter.setpoint_w is None
+    finally:
+        await inverter.close()
