@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -27,13 +28,14 @@ from app.client.server import Server
 from app.client.session import Session
 from app.commissioning import report
 from app.commissioning.history import History, Sampler
-from app.commissioning.missing import Missing, what_is_missing
+from app.commissioning.missing import Missing, unusable_inverter, what_is_missing
 from app.commissioning.mode import CommissioningMode
 from app.commissioning.panel import Panel
+from app.commissioning.selftest import self_test
 from app.commissioning.status_page import StatusPage
 from app.commissioning.waiting import changed_config, not_commissioned
 from app.commissioning.zone import page_zone
-from app.config import Config
+from app.config import DEFAULT_CONFIG, Config
 from app.control.engine import ControlEngine
 from app.hardware import inverter_settings
 from app.health import Health
@@ -44,6 +46,7 @@ from app.store import Store, StoreUnavailable, open_store
 from app.store.reset import reset_state
 from app.supervisor import Supervisor
 from app.telemetry.part import TelemetryPart
+from hal.errors import ConfigurationError
 from hal.gpio import LedState
 from hal.inverter import SafeInverter, connect_inverter
 
@@ -79,6 +82,8 @@ class Gateway:
         self.server = Server(self.clock)
         #: what the box still needs before it may drive the battery (empty: commissioned)
         self.missing: list[Missing] = []
+        #: an inverter that cannot work as configured (named recovery: the box waits for a fix)
+        self._unusable_inverter: Missing | None = None
         self.exit_status = 0
         self.identity_check_s = CHECK_S
         self.started = time.monotonic()
@@ -96,9 +101,12 @@ class Gateway:
 
     def _check_commissioned(self) -> list[Missing]:
         """Re-read what the box still needs (cheap: a few stat calls)."""
-        path = self.config_path
-        extra = () if path is None else (path,)
-        self.missing = what_is_missing(self.config, self.identity, self.certificate.problem, *extra)
+        extra = () if self.config_path is None else (self.config_path,)
+        unusable = [self._unusable_inverter] if self._unusable_inverter is not None else []
+        self.missing = [
+            *what_is_missing(self.config, self.identity, self.certificate.problem, *extra),
+            *unusable,
+        ]
         return self.missing
 
     def restart(self, reason: str) -> None:
@@ -110,15 +118,10 @@ class Gateway:
     async def _session(self) -> None:
         """Run the session on the identity in force; restart when another identity comes into force."""
         if self.certificate.lfdi is None or self.missing:
-            reason = await not_commissioned(
-                self.config_path,
-                self.identity_check_s,
-                lambda: self.health.beat(SERVER_PART),
-                self._commissioned_now,
-                had_certificate=self.certificate.lfdi is not None,
-            )
-            self.restart(reason)
-            return
+            had = self.certificate.lfdi is not None
+            beat = functools.partial(self.health.beat, SERVER_PART)
+            path, check_s = self.config_path, self.identity_check_s
+            return self.restart(await not_commissioned(path, check_s, beat, self._commissioned_now, had))
         files = self.certificate.files()
         server = self.certificate.server_config(files, self.config.server)
         session = Session(server, health=self.health, rng=self.rng, clock=self.clock, notices=self.notices)
@@ -137,8 +140,7 @@ class Gateway:
     async def _configuration(self) -> None:
         """Named recovery: while a problem says a setting must be fixed, a changed configuration
         that loads restarts the gateway on it."""
-        reason = await changed_config(self.config_path, self.health, self.identity_check_s)
-        self.restart(reason)
+        self.restart(await changed_config(self.config_path, self.health, self.identity_check_s))
 
     # --- status -------------------------------------------------------------------------------
 
@@ -165,17 +167,11 @@ class Gateway:
             await asyncio.to_thread(self.certificate.birth_key)
         for item in await asyncio.to_thread(self._check_commissioned):
             _LOGGER.warning("not commissioned: %s: %s", item.what, item.line())
-        self.inverter = inverter = await connect_inverter(
-            inverter_settings(cfg.inverter, cfg.telemetry.ratings_interval_s)
-        )
         try:
             self.panel = Panel(cfg.gpio, self.led_state, self._on_press)
         except Exception as exc:  # no LED is no reason to leave the battery uncontrolled
             _LOGGER.error("status LED and button unavailable: %s", exc)
-        # one reading now, so the status page and LED tell the installer about the inverter at once
-        # (the sampler's first tick may be 30 s away); a dead inverter is shown, not fatal
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(inverter.read_telemetry(), 3)
+        self.inverter = inverter = await self._connect()
         if self.panel is not None and await self.panel.held_at_power_on():
             await asyncio.to_thread(self.reset_state)
         # opened (and repaired or migrated) once here, before the parts share it; never fatal
@@ -185,7 +181,7 @@ class Gateway:
             _LOGGER.error("state database unavailable, controlling from memory: %s", exc)
         # the poller beats under the server's health name, also while it waits between polls
         sup.add("session", self._session, SESSION_MAX_SILENCE_S, heartbeat=SERVER_PART)
-        if lfdi is not None and not self.missing:  # a box not commissioned never drives the battery
+        if inverter is not None and lfdi is not None and not self.missing:  # else never drives the battery
             self._add_control(inverter, lfdi)
         if self.panel is not None:
             sup.add("panel", self.panel.run)
@@ -198,13 +194,31 @@ class Gateway:
                 await sup.run_until_stopped()
         finally:
             self.mode.close()
-            await inverter.close()
+            if inverter is not None:
+                await inverter.close()
             if self.store is not None:
                 self.store.close()
             if self.panel is not None:
                 self.panel.close()
             sup.notifier.close()
         return self.exit_status
+
+    async def _connect(self) -> SafeInverter | None:
+        """The inverter behind its guard, read once for the page and LED (a dead one is shown, not fatal);
+        None when it cannot work as configured (named recovery: not commissioned, says what to fix)."""
+        cfg = self.config
+        try:
+            inverter = await connect_inverter(
+                inverter_settings(cfg.inverter, cfg.telemetry.ratings_interval_s)
+            )
+        except ConfigurationError as exc:
+            self._unusable_inverter = unusable_inverter(self.config_path or DEFAULT_CONFIG, str(exc))
+            self.missing.append(self._unusable_inverter)
+            _LOGGER.error("not commissioned: inverter: %s", self._unusable_inverter.line())
+            return None
+        with contextlib.suppress(Exception):  # the sampler's first tick may be 30 s away
+            await asyncio.wait_for(inverter.read_telemetry(), 3)
+        return inverter
 
     def _add_control(self, inverter: SafeInverter, lfdi: str) -> None:
         """The parts of a commissioned box: control, telemetry and the expiry watch."""
@@ -261,23 +275,12 @@ class Gateway:
         await self.mode.open()
 
     async def self_test(self) -> bool:
-        """Quick on-box test: inverter answers now, server reachable and registered, certificate fine."""
-        inverter_ok = False
-        if self.inverter is not None:
-            with contextlib.suppress(Exception):
-                await self.inverter.read_telemetry()
-                inverter_ok = True
-        tree = self.server.tree
-        server_ok = tree is not None and tree.registered and self.health.kind(SERVER_PART) is None
-        return inverter_ok and server_ok and self.expiry.error is None
+        """Quick on-box test (the button's short press; app.commissioning.selftest)."""
+        return await self_test(self)
 
     def reset_state(self) -> None:
-        """Forget the gateway's state (outbox, control ledger, saved links); never the identity, and
-        never the updater's folder (root's, and a reset must not undo an update in progress)."""
-        # "ota": root's update state before it moved out of this folder (the gateway cannot delete it)
-        state_dir = self.config.state_dir
-        reset_state(state_dir, keep={state_dir / "identity", self.config.ota.state_dir, state_dir / "ota"})
-        _LOGGER.warning("state reset by the button: everything but the identity was removed")
+        """Forget the gateway's state; never the identity or the updater's (app.store.reset)."""
+        reset_state(self.config.state_dir, self.config.ota.state_dir)
 
 
 def run(config: Config, config_path: Path | None = None) -> int:

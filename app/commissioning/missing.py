@@ -55,6 +55,17 @@ def unusable_config(path: Path, error: str) -> Missing:
     )
 
 
+def unusable_inverter(path: Path, error: str) -> Missing:
+    """The inverter cannot be driven as configured (a profile that cannot work): retrying cannot help."""
+    return Missing(
+        "inverter",
+        error,
+        f"fix the inverter section of {path} or the profile file it names, check it with "
+        f"`wattsmart-gateway check{_config_arg(path)}`; the gateway starts again on a changed "
+        "configuration (after a fix to the profile file alone: systemctl restart wattsmart-gateway)",
+    )
+
+
 def placeholder_url(url: str) -> bool:
     """Whether `url` still points at an example host."""
     host = (urlsplit(url).hostname or "").lower()

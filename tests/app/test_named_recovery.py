@@ -1,18 +1,24 @@
-"""Named recovery of a configuration problem: a fixed, loadable file restarts the gateway; nothing
-else does (a real file, a short check interval)."""
+"""Named recovery of configuration problems: a fixed, loadable file restarts the gateway, nothing
+else does; a profile that cannot work leaves the box up and waiting (real files, short checks)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 
 import pytest
 
+from app.commissioning.missing import SECTION
 from app.commissioning.waiting import changed_config
+from app.config import load_config
+from app.gateway import EXIT_RESTART, Gateway
 from app.health import Health, Kind
 from app.lab.gateway_config import write_lab_config
 from app.lab.server import LabServer
+from hal.gpio import LedState
+from tests.app.test_gateway_lifecycle import until
 
 CHECK_S = 0.02
 
@@ -55,3 +61,34 @@ async def test_without_a_configuration_file_nothing_is_watched() -> None:
     watch.cancel()
     with pytest.raises(asyncio.CancelledError):
         await watch
+
+
+async def test_an_inverter_profile_that_cannot_work_leaves_the_box_up_and_waiting(
+    tmp_path: Path, lab_server: LabServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At start-up a broken profile is not a crash for systemd to retry (5 s apart, then given up):
+    the box stays up, not commissioned, says what to fix once, and restarts on the fixed file."""
+    broken = tmp_path / "broken-profile.yaml"
+    broken.write_text("registers: [never closed\n", encoding="utf-8")
+    state = tmp_path / "state"
+    inverter = {"profile": str(broken)}
+    path = write_lab_config(tmp_path / "gateway.yaml", lab_server, 1502, state, inverter=inverter)
+    gw = Gateway(load_config(path), config_path=path)
+    gw.identity_check_s = 0.05
+    run = asyncio.create_task(gw.run())
+    try:
+        assert await until(lambda: gw.status_page is not None and gw.supervisor.parts != {}, 10)
+        assert gw.inverter is None and gw.engine is None and not run.done()
+        assert [m.what for m in gw.missing] == ["inverter"]
+        assert gw.led_state() is LedState.NOT_COMMISSIONED
+        line = gw.status()[SECTION]["inverter"]
+        assert str(broken) in line and "wattsmart-gateway check" in line
+        await asyncio.sleep(0.5)  # many checks later: still waiting, told once
+        assert not run.done()
+        told = [r for r in caplog.records if "not commissioned: inverter" in r.getMessage()]
+        assert len(told) == 1 and told[0].levelno == logging.ERROR
+        touch_later(path, path.read_text(encoding="utf-8").replace(str(broken), "sunspec"))
+        assert await asyncio.wait_for(run, 10) == EXIT_RESTART
+    finally:
+        gw.supervisor.stopping.set()
+        await asyncio.wait_for(run, 10)
