@@ -324,6 +324,12 @@ class SafeInverter(BatteryInverter):
 
     async def apply_limits(self, discharge_w: float | None, charge_w: float | None) -> bool:
         """Hold the caps to the live ratings and the nameplate (a looser cap is theirs), then pass them on."""
+        held = await self._observed(self._apply_limits(discharge_w, charge_w))
+        if held:
+            self.setpoint_w = None  # its own mode, under the caps
+        return held
+
+    async def _apply_limits(self, discharge_w: float | None, charge_w: float | None) -> bool:
         ratings = await self._live(self._max_age_s)
         held = await self.inner.apply_limits(
             _cap(discharge_w, ratings.discharge_limit_w()), _cap(charge_w, ratings.charge_limit_w())
