@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 from hal.clock import Clock, utc_now
 from hal.errors import HalError
 from hal.inverter.base import BatteryInverter
 from hal.inverter.guard import SafeInverter
 from hal.inverter.settings import InverterSettings
+
+if TYPE_CHECKING:
+    from hal.inverter.site import SocLimits
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -70,3 +74,25 @@ async def _keepalive_loop(inverter: BatteryInverter, interval_s: float) -> None:
         except HalError as exc:
             # The bus logs the down/up transitions; repeating them here every interval would be noise.
             _LOGGER.debug("keepalive failed: %s", exc)
+
+
+async def connect_site(
+    settings: Sequence[InverterSettings],
+    *,
+    soc: SocLimits | None = None,
+    clock: Clock = utc_now,
+) -> SafeInverter:
+    """Several inverters as one (`hal.inverter.site`): each behind its own guard, the site behind one more.
+
+    Members on one serial port or TCP endpoint share one paced connection (the bus pool).
+    """
+    from hal.inverter.site import Member, SiteInverter, site_nameplate
+
+    members = []
+    for index, one in enumerate(settings):
+        guard = await connect_inverter(one, clock=clock)
+        members.append(Member(f"inverter[{index}] (unit {one.device_id})", guard))
+    site = SiteInverter(members, soc)
+    plate = site_nameplate([one.nameplate for one in settings])
+    max_age = min(one.ratings_max_age_s for one in settings)
+    return SafeInverter(site, plate, max_age_s=max_age)

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
@@ -73,6 +73,29 @@ class SunSpecServer:
         )
         self.devices = {d.device_id: d for d in (self.device, *extra_devices)}
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
+
+    @classmethod
+    def site(
+        cls,
+        specs: Sequence[BatterySpec],
+        *,
+        first_id: int = 1,
+        models: Sequence[int] = DER_MODELS,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: Any,
+    ) -> SunSpecServer:
+        """N simulated inverters on one server (one bus), unit ids `first_id`, `first_id + 1`, ..."""
+        if not specs:
+            raise ValueError("a site needs at least one battery")
+        more = [
+            SunSpecDevice(spec, tuple(models), device_id=first_id + i, start=clock())
+            for i, spec in enumerate(specs[1:], start=1)
+        ]
+        return cls(specs[0], device_id=first_id, models=models, clock=clock, extra_devices=more, **kwargs)
+
+    def unit(self, device_id: int) -> SunSpecDevice:
+        """The simulated inverter at `device_id`."""
+        return self.devices[device_id]
 
     @property
     def faults(self) -> Faults:
@@ -195,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--capacity-wh", type=float, default=10000.0)
     parser.add_argument("--max-w", type=float, default=5000.0)
     parser.add_argument("--soc", type=float, default=50.0)
+    parser.add_argument("--units", type=int, default=1, help="inverters on the bus (ids from --device-id)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = BatterySpec(
@@ -204,12 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         capacity_wh=args.capacity_wh,
         initial_soc_pct=args.soc,
     )
-    server = SunSpecServer(
-        spec,
+    server = SunSpecServer.site(
+        [spec] * max(1, args.units),
+        first_id=args.device_id,
         host=args.host,
         port=args.port,
         framing="rtu" if args.rtu else "socket",
-        device_id=args.device_id,
         models=LEGACY_MODELS if args.legacy else DER_MODELS,
     )
 
