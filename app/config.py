@@ -156,6 +156,31 @@ class InverterConfig:
             raise _Invalid("unit_id", self.unit_id, "a Modbus device id between 1 and 247")
 
 
+#: keys an `inverter:` list entry does not take from the first entry: they are each inverter's own
+_OWN_KEYS: Final = ("unit_id", "nameplate")
+
+
+@dataclass(frozen=True, slots=True)
+class MeterConfig:
+    """The site meter at the grid connection point, on the first inverter's bus (SunSpec 201-204)."""
+
+    #: its Modbus device id on that bus
+    unit_id: int = field(default=0, metadata={"required": True})
+    #: only "sunspec" (meter models 201, 202, 203 or 204)
+    profile: Literal["sunspec"] = "sunspec"
+    #: the meter counts power drawn from the grid as positive (the SunSpec meters' convention);
+    #: false for a meter that counts export as positive
+    import_positive: bool = True
+    #: a reading older than this is not used to hold an export limit (the battery alone holds it)
+    max_age_s: float = 15.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.unit_id <= 247:
+            raise _Invalid("unit_id", self.unit_id, "a Modbus device id between 1 and 247")
+        if not 1.0 <= self.max_age_s <= 120.0:
+            raise _Invalid("max_age_s", self.max_age_s, "1 to 120 seconds")
+
+
 @dataclass(frozen=True, slots=True)
 class PointConfig:
     """One mirrored data point (per-utility reading of the ReadingType)."""
@@ -258,6 +283,14 @@ class Config:
     ota: OtaSettings = field(default_factory=OtaSettings)
     state_dir: Path = Path("/var/lib/wattsmart-gateway")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: the optional site meter at the grid connection point
+    meter: MeterConfig | None = None
+    #: every inverter when `inverter:` is a list (filled by `load_config`; `inverter` is the first)
+    inverters: tuple[InverterConfig, ...] = field(default=(), metadata={"internal": True})
+
+    def site(self) -> tuple[InverterConfig, ...]:
+        """Every configured inverter, the first being `inverter`."""
+        return self.inverters or (self.inverter,)
 
 
 def load_config(path: Path | str) -> Config:
@@ -277,24 +310,87 @@ def load_config(path: Path | str) -> Config:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{path}:{where}: not valid YAML ({problem})") from None
     try:
+        data, entries = _inverter_list(data)
         config = from_dict(Config, data, "")
+        if entries:
+            site = tuple(from_dict(InverterConfig, e, f"inverter[{i}]") for i, e in enumerate(entries))
+            config = dataclasses.replace(config, inverter=site[0], inverters=site)
+        _check_site(config)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     config = _resolve_paths(config, path.parent)
-    if config.inverter.revert_timeout_s <= config.control.reassert_interval_s:
-        raise ConfigError(
-            f"{path}: inverter.revert_timeout_s: got {config.inverter.revert_timeout_s}, expected more than "
-            f"control.reassert_interval_s ({config.control.reassert_interval_s}): the battery would revert "
-            "between refreshes"
-        )
-    # The HAL checks what it alone knows (standard baud rates, ...); its reason names the setting.
-    from app.hardware import inverter_settings
+    listed = len(config.inverters) > 1
+    for index, inverter in enumerate(config.site()):
+        key = f"inverter[{index}]" if listed else "inverter"
+        if inverter.revert_timeout_s <= config.control.reassert_interval_s:
+            raise ConfigError(
+                f"{path}: {key}.revert_timeout_s: got {inverter.revert_timeout_s}, expected more than "
+                f"control.reassert_interval_s ({config.control.reassert_interval_s}): the battery would "
+                "revert between refreshes"
+            )
+        # The HAL checks what it alone knows (standard baud rates, ...); its reason names the setting.
+        from app.hardware import inverter_settings
 
-    try:
-        inverter_settings(config.inverter)
-    except ValueError as exc:
-        raise ConfigError(f"{path}: inverter: {exc}") from None
+        try:
+            inverter_settings(inverter)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {key}: {exc}") from None
     return config
+
+
+def _inverter_list(data: object) -> tuple[object, list[dict[str, object]]]:
+    """`inverter:` as a list: each entry takes the keys it leaves out (the bus: transport, port, ...)
+    from the first, except its own unit id and nameplate. Returns the data with the first entry
+    as `inverter`, and every entry; a single mapping stays as it is (no entries)."""
+    if not isinstance(data, dict) or not isinstance(data.get("inverter"), list):
+        return data, []
+    items: list[object] = data["inverter"]
+    if not items:
+        raise ConfigError("inverter: got an empty list, expected one inverter or more")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ConfigError(f"inverter[{index}]: expected a mapping of keys, got {_show(item)}")
+    first: dict[str, object] = items[0]  # type: ignore[assignment]
+    shared = {k: v for k, v in first.items() if k not in _OWN_KEYS}
+    entries = [first] + [{**shared, **item} for item in items[1:]]  # type: ignore[dict-item]
+    return {**data, "inverter": first}, entries
+
+
+def _check_site(config: Config) -> None:
+    """Inverters on one bus need distinct unit ids and the same bus timing (they share one connection)."""
+    seen: dict[tuple[str, int], int] = {}
+    timing: dict[str, tuple[int, InverterConfig]] = {}
+    for index, inverter in enumerate(config.site()):
+        bus = _bus_key(inverter)
+        if inverter.transport != "sim":
+            other = seen.get((bus, inverter.unit_id))
+            if other is not None:
+                raise ConfigError(
+                    f"inverter[{index}].unit_id: got {inverter.unit_id}, expected one that inverter[{other}] "
+                    "on the same bus does not use"
+                )
+            seen[(bus, inverter.unit_id)] = index
+        first = timing.setdefault(bus, (index, inverter))
+        for key in ("timeout_s", "retries"):
+            if getattr(inverter, key) != getattr(first[1], key):
+                raise ConfigError(
+                    f"inverter[{index}].{key}: got {getattr(inverter, key)}, expected "
+                    f"{getattr(first[1], key)} as inverter[{first[0]}] on the same bus (one connection)"
+                )
+    meter = config.meter
+    if meter is not None:
+        if config.inverter.transport == "sim":
+            return  # the demo's simulated meter: no bus
+        if (_bus_key(config.inverter), meter.unit_id) in seen:
+            raise ConfigError(f"meter.unit_id: got {meter.unit_id}, expected one no inverter on its bus uses")
+
+
+def _bus_key(inverter: InverterConfig) -> str:
+    if inverter.transport == "rtu":
+        return inverter.serial.port
+    if inverter.transport == "tcp":
+        return f"{inverter.host}:{inverter.port}"
+    return "sim"
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -324,7 +420,8 @@ def from_dict(cls: type[T], data: object, path: str) -> T:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of keys, got {_show(data)}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    # an "internal" field is filled by the loader, never from the file
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}  # type: ignore[arg-type]
     unknown = [k for k in data if k not in fields]
     if unknown:
         known = ", ".join(sorted(fields))
@@ -403,10 +500,20 @@ def _resolve_paths(config: Config, base: Path) -> Config:
         cert_file=fix(config.server.cert_file),
         key_file=fix(config.server.key_file),
     )
-    inverter = config.inverter
-    if inverter.profile.endswith((".yaml", ".yml")):  # a file of ours, not "sunspec" or a shipped name
-        inverter = dataclasses.replace(inverter, profile=str(fix(Path(inverter.profile))))
-    return dataclasses.replace(config, server=server, inverter=inverter, state_dir=fix(config.state_dir))
+
+    def profile(inverter: InverterConfig) -> InverterConfig:
+        if inverter.profile.endswith((".yaml", ".yml")):  # a file of ours, not "sunspec" or a shipped name
+            return dataclasses.replace(inverter, profile=str(fix(Path(inverter.profile))))
+        return inverter
+
+    inverters = tuple(profile(i) for i in config.inverters)
+    return dataclasses.replace(
+        config,
+        server=server,
+        inverter=profile(config.inverter),
+        inverters=inverters,
+        state_dir=fix(config.state_dir),
+    )
 
 
 def _join(path: str, name: str) -> str:

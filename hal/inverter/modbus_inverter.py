@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hal.clock import Clock, utc_now
 from hal.inverter.base import BatteryInverter
 from hal.inverter.settings import SUNSPEC, InverterSettings
-from hal.modbus import BusPool, Link
+from hal.modbus import BusPool, BusSettings, Link
+
+if TYPE_CHECKING:
+    from hal.meter import SunSpecMeter
 
 # One pool per process: every device on the same port or endpoint shares one connection.
 _POOL = BusPool()
@@ -25,3 +30,19 @@ async def connect_modbus_inverter(settings: InverterSettings, *, clock: Clock = 
     profile = load_profile(settings.profile)  # raises ProfileError before any I/O
     bus = _POOL.acquire(link, settings.bus)
     return TableInverter(bus, settings, profile, clock=clock, on_close=lambda: _POOL.release(bus))
+
+
+def connect_meter(
+    link: Link, bus: BusSettings, device_id: int, *, import_positive: bool = True, clock: Clock = utc_now
+) -> SunSpecMeter:
+    """The site meter at `device_id` on the shared bus of `link` (the inverters' own connection)."""
+    from hal.meter import SunSpecMeter
+
+    shared = _POOL.acquire(link, bus)
+    return SunSpecMeter(
+        shared,
+        device_id,
+        import_positive=import_positive,
+        clock=clock,
+        on_close=lambda: _POOL.release(shared),
+    )

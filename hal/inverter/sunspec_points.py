@@ -24,6 +24,11 @@ LENGTHS: dict[int, int] = {
     704: 65,
     713: 7,
     802: 62,
+    # the meter models (single phase, split phase, wye, delta): the same layout up to W_SF
+    201: 105,
+    202: 105,
+    203: 105,
+    204: 105,
 }
 
 
@@ -126,6 +131,15 @@ POINTS: dict[int, dict[str, Point]] = {
         "InOutWRte_SF": Point(25, "sunssf"),
     },
 }
+
+METER_MODELS = (201, 202, 203, 204)
+_METER_POINTS = {
+    "Hz": Point(16, "int16", "Hz_SF"),
+    "Hz_SF": Point(17, "sunssf"),
+    "W": Point(18, "int16", "W_SF"),
+    "W_SF": Point(22, "sunssf"),
+}
+POINTS.update(dict.fromkeys(METER_MODELS, _METER_POINTS))
 
 # 103.St (legacy inverter state) values that map onto the 701.InvSt meaning.
 LEGACY_ST_TO_INVST: dict[int, int] = {1: 0, 2: 1, 3: 2, 4: 3, 5: 4, 6: 5, 7: 6, 8: 7}

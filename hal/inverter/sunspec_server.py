@@ -31,6 +31,7 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 
 from hal.inverter.battery import BatterySpec
+from hal.inverter.meter_sim import MeterDevice, Profile, household_load_w, no_pv
 from hal.inverter.sunspec_device import DER_MODELS, LEGACY_MODELS, Faults, SunSpecDevice
 
 _LOGGER = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class SunSpecServer:
             end_marker=end_marker,
         )
         self.devices = {d.device_id: d for d in (self.device, *extra_devices)}
+        self.meters: dict[int, MeterDevice] = {}
         self._server: ModbusTcpServer | ModbusSerialServer | None = None
 
     @classmethod
@@ -82,16 +84,30 @@ class SunSpecServer:
         first_id: int = 1,
         models: Sequence[int] = DER_MODELS,
         clock: Callable[[], float] = time.monotonic,
+        meter_id: int | None = None,
+        load: Profile = household_load_w,
         **kwargs: Any,
     ) -> SunSpecServer:
-        """N simulated inverters on one server (one bus), unit ids `first_id`, `first_id + 1`, ..."""
+        """N simulated inverters on one server (one bus), unit ids `first_id`, `first_id + 1`, ...,
+        and with `meter_id` a site meter that sees them and the household `load`."""
         if not specs:
             raise ValueError("a site needs at least one battery")
         more = [
             SunSpecDevice(spec, tuple(models), device_id=first_id + i, start=clock())
             for i, spec in enumerate(specs[1:], start=1)
         ]
-        return cls(specs[0], device_id=first_id, models=models, clock=clock, extra_devices=more, **kwargs)
+        server = cls(specs[0], device_id=first_id, models=models, clock=clock, extra_devices=more, **kwargs)
+        if meter_id is not None:
+            server.add_meter(meter_id, load)
+        return server
+
+    def add_meter(self, device_id: int, load: Profile = household_load_w, pv: Profile = no_pv) -> MeterDevice:
+        """A simulated site meter at `device_id` that sees every battery of this server (before `start`)."""
+        if device_id in self.devices:
+            raise ValueError(f"unit id {device_id} is a battery already")
+        meter = MeterDevice(device_id, tuple(self.devices.values()), load=load, pv=pv)
+        self.meters[device_id] = meter
+        return meter
 
     def unit(self, device_id: int) -> SunSpecDevice:
         """The simulated inverter at `device_id`."""
@@ -115,7 +131,7 @@ class SunSpecServer:
                 simdata=[SimData(dev.base, values=dev.regs, datatype=DataType.REGISTERS)],
                 action=self._make_action(dev),
             )
-            for dev in self.devices.values()
+            for dev in self._all()
         ]
         framer = FramerType.RTU if self.framing == "rtu" else FramerType.SOCKET
         # ignore_missing_devices makes a NoSuchIdException from the action mean "send no reply":
@@ -157,7 +173,10 @@ class SunSpecServer:
         """Reconnect the cable: listen again on the same port, with the device state kept."""
         await self.start()
 
-    def _make_action(self, dev: SunSpecDevice) -> SimAction:
+    def _all(self) -> list[SunSpecDevice | MeterDevice]:
+        return [*self.devices.values(), *self.meters.values()]
+
+    def _make_action(self, dev: SunSpecDevice | MeterDevice) -> SimAction:
         async def action(
             function_code: int,
             start_address: int,
