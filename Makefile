@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck pytest run bench clean test-systemd verify-units test-browser test-flood test-audit
+.PHONY: install test lint typecheck pytest run bench clean test-systemd verify-units test-browser test-flood test-audit test-site
 
 install: $(STAMP)
 
@@ -45,12 +45,17 @@ test-systemd: $(STAMP)
 test-flood: $(STAMP)
 	$(BIN)/pytest -q -rP -m slow tests/app/test_flood.py
 
+# A two-inverter site with a meter end to end, the export limit's fall-back included (~70 s).
+test-site: $(STAMP)
+	$(BIN)/pytest -q tests/app/test_site_e2e.py tests/hal/test_site.py tests/control/test_site_limit.py
+
 # The fast unit-file checks alone (systemd-analyze verify and security, sysusers, tmpfiles, udev).
 verify-units: $(STAMP)
 	$(BIN)/pytest -q tests/deploy/test_units.py
 
+# `make run SITE=1`: two inverters and a site meter on one Modbus endpoint, with an export limit.
 run: $(STAMP)
-	@$(BIN)/python -m app.lab.demo
+	@$(BIN)/python -m app.lab.demo $(if $(SITE),--site)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

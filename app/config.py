@@ -161,24 +161,45 @@ _OWN_KEYS: Final = ("unit_id", "nameplate")
 
 
 @dataclass(frozen=True, slots=True)
+class MeterRegisterConfig:
+    """The one register of a register-table meter that holds the site's net power."""
+
+    #: 0-based PDU address, as on the wire
+    address: int = field(default=0, metadata={"required": True})
+    type: Literal["int16", "int32", "float32"] = "int32"
+    word_order: Literal["big", "little"] = "big"
+    registers: Literal["holding", "input"] = "holding"
+    #: watts per count (e.g. 0.1)
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.address > 0xFFFF:
+            raise _Invalid("address", self.address, "a register address within 0..65535")
+        if self.scale == 0:
+            raise _Invalid("scale", self.scale, "watts per count, not 0")
+
+
+@dataclass(frozen=True, slots=True)
 class MeterConfig:
-    """The site meter at the grid connection point, on the first inverter's bus (SunSpec 201-204)."""
+    """The site meter at the grid connection point, on the first inverter's bus."""
 
     #: its Modbus device id on that bus
     unit_id: int = field(default=0, metadata={"required": True})
-    #: only "sunspec" (meter models 201, 202, 203 or 204)
-    profile: Literal["sunspec"] = "sunspec"
+    #: "sunspec" (meter models 201, 202, 203 or 204), or "table" (the `register` below)
+    profile: Literal["sunspec", "table"] = "sunspec"
     #: the meter counts power drawn from the grid as positive (the SunSpec meters' convention);
     #: false for a meter that counts export as positive
     import_positive: bool = True
-    #: a reading older than this is not used to hold an export limit (the battery alone holds it)
-    max_age_s: float = 15.0
+    #: profile "table": where the net power is
+    register: MeterRegisterConfig | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.unit_id <= 247:
             raise _Invalid("unit_id", self.unit_id, "a Modbus device id between 1 and 247")
-        if not 1.0 <= self.max_age_s <= 120.0:
-            raise _Invalid("max_age_s", self.max_age_s, "1 to 120 seconds")
+        if self.profile == "table" and self.register is None:
+            raise _Invalid("register", None, "the register that holds the net power (profile: table)")
+        if self.profile == "sunspec" and self.register is not None:
+            raise _Invalid("register", "given", "none with profile sunspec (the meter model says where)")
 
 
 @dataclass(frozen=True, slots=True)

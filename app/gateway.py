@@ -37,18 +37,20 @@ from app.commissioning.waiting import changed_config, not_commissioned
 from app.commissioning.zone import page_zone
 from app.config import DEFAULT_CONFIG, Config
 from app.control.engine import ControlEngine
-from app.hardware import inverter_settings
+from app.control.site_limit import ConnectionPoint
 from app.health import Health
 from app.identity import IdentityStore, watch_store
 from app.identity.peer import server_cert_fetch
 from app.identity.trial import CHECK_S, CertificateTrial
+from app.meter import ObservedMeter
+from app.site import connect_configured, open_meter
 from app.store import Store, StoreUnavailable, open_store
 from app.store.reset import reset_state
 from app.supervisor import Supervisor
 from app.telemetry.part import TelemetryPart
 from hal.errors import ConfigurationError
 from hal.gpio import LedState
-from hal.inverter import SafeInverter, connect_inverter
+from hal.inverter import SafeInverter
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -89,6 +91,8 @@ class Gateway:
         self.started = time.monotonic()
         #: the inverter behind its guard, which also keeps what it last saw (for the page and LED)
         self.inverter: SafeInverter | None = None
+        #: the site meter at the grid connection point, when one is configured
+        self.meter: ObservedMeter | None = None
         self.engine: ControlEngine | None = None
         self.telemetry: TelemetryPart | None = None
         self.panel: Panel | None = None
@@ -196,6 +200,8 @@ class Gateway:
             self.mode.close()
             if inverter is not None:
                 await inverter.close()
+            if self.meter is not None:
+                await self.meter.close()
             if self.store is not None:
                 self.store.close()
             if self.panel is not None:
@@ -206,11 +212,10 @@ class Gateway:
     async def _connect(self) -> SafeInverter | None:
         """The inverter behind its guard, read once for the page and LED (a dead one is shown, not fatal);
         None when it cannot work as configured (named recovery: not commissioned, says what to fix)."""
-        cfg = self.config
         try:
-            inverter = await connect_inverter(
-                inverter_settings(cfg.inverter, cfg.telemetry.ratings_interval_s)
-            )
+            # one inverter, or several driven as one site (`inverter:` a list); and the site meter
+            inverter = await connect_configured(self.config)
+            self.meter = open_meter(self.config)
         except ConfigurationError as exc:
             self._unusable_inverter = unusable_inverter(self.config_path or DEFAULT_CONFIG, str(exc))
             self.missing.append(self._unusable_inverter)
@@ -234,11 +239,20 @@ class Gateway:
             health=self.health,
             in_force_flag=flag,
             clock_offset=lambda: self.clock.offset.total_seconds(),
+            connection_point=ConnectionPoint(self.meter) if self.meter is not None else None,
         )
         # a changed rating is obeyed at once, not at the next re-assertion
         inverter.on_ratings_change(lambda _old, _new: engine.wake())
         self.telemetry = telemetry = TelemetryPart(
-            cfg, inverter, self.server, self.health, lfdi, self.store, rng=self.rng, notices=self.notices
+            cfg,
+            inverter,
+            self.server,
+            self.health,
+            lfdi,
+            self.store,
+            rng=self.rng,
+            notices=self.notices,
+            meter=self.meter,
         )
         sup.add("dispatch", telemetry.dispatch)
         sup.add("control", engine.run, MAX_SILENCE_S)

@@ -21,6 +21,7 @@ from app.health import Health
 from app.lab.pki import generate
 from app.lab.server import LabServer
 from app.lab.tree import LabTree
+from app.meter import ObservedMeter
 from app.sep import parse, to_xml
 from app.sep.dcap import DeviceCapability
 from app.sep.metering_mirror import MirrorUsagePointList
@@ -29,6 +30,7 @@ from app.telemetry.timebase import SimulatedTimebase
 from bench.common import Row, cpu_seconds
 from hal.inverter import BatterySpec
 from hal.inverter.sim import SimInverter
+from hal.meter import MeterReading
 
 T = TypeVar("T")
 
@@ -100,8 +102,24 @@ def _config(server: ServerConfig, state_dir: Path) -> Config:
     return Config(server=server, telemetry=TelemetryConfig(), state_dir=state_dir)
 
 
-async def simulated_day(post_rate: int, hours: int = 24) -> tuple[int, int, float]:
-    """Run `hours` of simulated time in-process; return (bytes written, state dir size, CPU seconds)."""
+class _Meter:
+    """A site meter in-process (the third mirrored point), read at the simulated time."""
+
+    def __init__(self, clock: SimulatedTimebase) -> None:
+        self._clock = clock
+
+    async def read(self) -> MeterReading:
+        return MeterReading(self._clock.now(), -850.0, 50.0)
+
+    async def close(self) -> None:
+        return None
+
+
+async def simulated_day(post_rate: int, hours: int = 24, *, meter: bool = False) -> tuple[int, int, float]:
+    """Run `hours` of simulated time in-process; return (bytes written, state dir size, CPU seconds).
+
+    With `meter`, a site meter adds its MirrorUsagePoint (three points instead of two).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         clock = SimulatedTimebase(_START)
         tree = LabTree(clock.now, decoys=0)
@@ -120,6 +138,7 @@ async def simulated_day(post_rate: int, hours: int = 24) -> tuple[int, int, floa
             clock,
             Health(),
             _LFDI,
+            meter=ObservedMeter(_Meter(clock)) if meter else None,
         )
         task = asyncio.create_task(service.run())
         # the first hour creates the mirrors and settles the file; the day is measured after it
@@ -190,6 +209,15 @@ def run() -> list[Row]:
                     "client + XML, no TLS",
                 )
             )
+    written, size, _ = asyncio.run(simulated_day(300, meter=True))
+    rows.append(
+        Row(
+            "telemetry state-dir bytes written/day with a site meter, postRate 300 s",
+            written / 1000,
+            "kB",
+            f"budget {BUDGET_BYTES // 1000} kB; file {size / 1000:.0f} kB; three mirrored points",
+        )
+    )
     rows.append(
         Row(
             "telemetry CPU per simulated hour over TLS",

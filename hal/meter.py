@@ -1,4 +1,5 @@
-"""The site meter at the grid connection point: a SunSpec meter (models 201-204) on the inverters' bus.
+"""The site meter at the grid connection point on the inverters' bus: a SunSpec meter (models
+201-204), or any meter whose net power sits in one register (`TableMeter`).
 
 Its one job here is the site's net active power, signed as everywhere in the project: positive =
 export to the grid, negative = import. SunSpec meters count import as positive; a meter that
@@ -15,6 +16,7 @@ from datetime import datetime
 
 from hal.clock import Clock, utc_now
 from hal.errors import InverterProtocolError, InverterUnreachable, ModbusExceptionReply, ProfileError
+from hal.inverter import codec
 from hal.inverter.sunspec_map import Block, SunSpecMap, discover
 from hal.inverter.sunspec_points import METER_MODELS, POINTS
 from hal.modbus import ModbusBus
@@ -86,6 +88,68 @@ class SunSpecMeter:
             export_w=None if w is None else self._sign * w,
             hz=block.value("Hz"),
         )
+
+    async def close(self) -> None:
+        """Give the bus back."""
+        if not self._closed:
+            self._closed = True
+            if self._on_close is not None:
+                await self._on_close()
+
+
+@dataclass(frozen=True)
+class MeterRegister:
+    """Where a register-table meter keeps its net power: address, type, word order and scale (W)."""
+
+    address: int
+    kind: str = "int32"
+    word_order: codec.WordOrder = "big"
+    input_registers: bool = False
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.address <= 0xFFFF:
+            raise ValueError(f"meter register address must be within 0..65535, got {self.address}")
+        if self.kind not in ("int16", "int32", "float32"):
+            raise ValueError(f"meter register type must be int16, int32 or float32, got {self.kind!r}")
+        if self.scale == 0:
+            raise ValueError("meter register scale must not be 0")
+
+
+class TableMeter:
+    """A meter whose net power is one register (a vendor map); no frequency."""
+
+    def __init__(
+        self,
+        bus: ModbusBus,
+        device_id: int,
+        register: MeterRegister,
+        *,
+        import_positive: bool = True,
+        clock: Clock = utc_now,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._bus = bus
+        self.device_id = device_id
+        self._register = register
+        self._sign = -1.0 if import_positive else 1.0
+        self._clock = clock
+        self._on_close = on_close
+        self._closed = False
+
+    async def read(self) -> MeterReading:
+        """Net power now; raises `InverterUnreachable` when the meter does not answer."""
+        if self._closed:
+            raise InverterUnreachable("meter is closed")
+        reg = self._register
+        words = await self._bus.read(
+            reg.address, codec.size_of(reg.kind), self.device_id, input_registers=reg.input_registers
+        )
+        raw = codec.decode(words, reg.kind, reg.word_order)
+        w = None if raw is None else float(raw) * reg.scale
+        if w is not None and abs(w) > 10_000_000:
+            raise InverterProtocolError(f"meter {self.device_id}: implausible power {w:g} W")
+        return MeterReading(self._clock(), None if w is None else self._sign * w, None)
 
     async def close(self) -> None:
         """Give the bus back."""

@@ -26,13 +26,13 @@ from app.client.session import Session
 from app.client.snapshot import ServerTree
 from app.commissioning.panel import gpio_settings
 from app.config import Config, ConfigError, load_config
-from app.hardware import inverter_settings
 from app.identity import ExpiryLevel, expiry_level
 from app.identity.verify import public_der
 from app.sep.identity import lfdi_from_der, sfdi_from_lfdi
+from app.site import connect_configured, open_meter
 from hal.errors import HalError
 from hal.gpio import open_gpio
-from hal.inverter import connect_inverter
+from hal.inverter.site import SiteInverter
 
 #: A box whose clock reads earlier than this has no RTC and no NTP yet: TLS and schedules would fail.
 CLOCK_FLOOR = datetime(2026, 1, 1, tzinfo=UTC)
@@ -215,9 +215,9 @@ async def check_inverter(ctx: Context) -> CheckResult:
             )
         problem = inv.get("problem") or "no reading yet"
         return CheckResult(name, False, f"the running gateway cannot read it: {problem}", _inverter_fix(ctx))
-    cfg = ctx.config.inverter
     try:
-        inverter = await connect_inverter(inverter_settings(cfg))
+        # one inverter, or a site of several (each read; one that does not answer is named below)
+        inverter = await connect_configured(ctx.config)
         try:
             ratings = await inverter.read_ratings()
             sample = await inverter.read_telemetry()
@@ -226,15 +226,19 @@ async def check_inverter(ctx: Context) -> CheckResult:
     except HalError as exc:
         return CheckResult(name, False, str(exc) or type(exc).__name__, _inverter_fix(ctx))
     reported = inverter.reported
-    plate = cfg.nameplate
+    plate = inverter.nameplate
     beside = (
         f"inverter reports {_watts(reported.discharge_limit_w() if reported else None)} discharge / "
         f"{_watts(reported.charge_limit_w() if reported else None)} charge; nameplate "
         + (f"{plate.max_discharge_w:.0f} W / {plate.max_charge_w:.0f} W" if plate else "not configured")
         + f"; setpoints limited to {_watts(ratings.discharge_limit_w())} / {_watts(ratings.charge_limit_w())}"
     )
-    if inverter.problems:
-        return CheckResult(name, False, f"{'; '.join(inverter.problems.values())} ({beside})", fix)
+    problems = dict(inverter.problems)
+    if isinstance(inverter.inner, SiteInverter):
+        problems.update(inverter.inner.problems)
+        beside = f"{len(inverter.inner.members)} inverters on the bus; {beside}"
+    if problems:
+        return CheckResult(name, False, f"{'; '.join(problems.values())} ({beside})", fix)
     if sample.hz is None or not 45 <= sample.hz <= 65 or sample.soc_pct is None:
         got = f"{sample.hz} Hz, state of charge {sample.soc_pct}"
         return CheckResult(name, False, f"implausible telemetry: {got}", "check the profile")
@@ -253,6 +257,39 @@ def _inverter_fix(ctx: Context) -> str:
         port = cfg.serial
         return f"check the RS-485 wiring, {port.port}, {port.baudrate} baud and unit id {cfg.unit_id}"
     return f"check that {cfg.host}:{cfg.port} is the inverter and unit id {cfg.unit_id} is right"
+
+
+async def check_meter(ctx: Context) -> CheckResult:
+    """The site meter (when one is configured) answers with the site's net power."""
+    name = "site meter"
+    if ctx.config is None:
+        return CheckResult(name, None, "skipped (no valid configuration)")
+    if ctx.config.meter is None:
+        return CheckResult(name, True, "none configured (meter)")
+    fix = f"check the meter's unit id ({ctx.config.meter.unit_id}) and that it is on the inverters' bus"
+    live = await _live(ctx)
+    if live is not None:
+        seen = live.get("site", {}).get("meter", {})
+        if isinstance(seen, dict) and seen.get("reachable"):
+            return CheckResult(
+                name, True, f"seen by the running gateway: {seen.get('site export W')} W export"
+            )
+        problem = seen.get("problem") if isinstance(seen, dict) else None
+        return CheckResult(
+            name, False, f"the running gateway cannot read it: {problem or 'no reading yet'}", fix
+        )
+    meter = open_meter(ctx.config)
+    if meter is None:
+        return CheckResult(name, None, "skipped (a simulated inverter has no bus for a meter)")
+    try:
+        reading = await meter.read()
+    except HalError as exc:
+        return CheckResult(name, False, str(exc) or type(exc).__name__, fix)
+    finally:
+        await meter.close()
+    if reading.export_w is None:
+        return CheckResult(name, False, "the meter reports no power (not implemented?)", "check the profile")
+    return CheckResult(name, True, f"site exports {reading.export_w:+.0f} W now")
 
 
 async def check_gpio(ctx: Context) -> CheckResult:
@@ -290,6 +327,7 @@ DEFAULT_CHECKS: list[Check] = [
     check_server,
     check_registered,
     check_inverter,
+    check_meter,
     check_gpio,
 ]
 

@@ -174,6 +174,7 @@ def render_page(status: Mapping[str, Any], charts: str, now: float, zone: tzinfo
         + f'<section id="history"><h2>The last 24 hours</h2>{charts}'
         f'<p class="muted">Times in {html.escape(zone_name)}{hint}.</p></section>'
         + _inverter(_section(status, "inverter"), zone, at)
+        + _site(_section(status, "site"))
         + _server(_section(status, "server"), _section(status, "problems"), zone, at)
         + _telemetry(_section(status, "telemetry"), zone, at)
         + _identity(_section(status, "identity"), at)
@@ -301,6 +302,29 @@ def _inverter(inv: Mapping[str, Any], zone: tzinfo, now: datetime) -> str:
             items = value.values() if isinstance(value, Mapping) else value
             rows.append((key, "<ul>" + "".join(f"<li>{_esc(v)}</li>" for v in items) + "</ul>"))
     return f'<section id="inverter-card"><h2>Battery inverter</h2>{_dl(rows)}</section>'
+
+
+def _site(site: Mapping[str, Any]) -> str:
+    """Each inverter of a site and the site meter (nothing with one inverter and no meter)."""
+    if not site:
+        return ""
+    rows = []
+    members = site.get("inverters")
+    for member in members if isinstance(members, list) else []:
+        if not isinstance(member, Mapping):
+            continue
+        answer = "answering" if member.get("reachable") else f"not answering: {_esc(member.get('problem'))}"
+        power = _num(member.get("power W"), "{:+,.0f} W")
+        soc = _num(member.get("state of charge %"), "{:.0f} %")
+        share = _num(member.get("share W"), "{:+,.0f} W")
+        rows.append((str(member.get("name", "inverter")), f"{power}, SoC {soc}, share {share}, {answer}"))
+    meter = site.get("meter")
+    if isinstance(meter, Mapping):
+        answer = "answering" if meter.get("reachable") else f"not answering: {_esc(meter.get('problem'))}"
+        rows.append(("site meter", f"{_num(meter.get('site export W'), '{:+,.0f} W')} export, {answer}"))
+    elif meter:
+        rows.append(("site meter", _esc(meter)))
+    return f'<section id="site-card"><h2>Site</h2>{_dl(rows)}</section>'
 
 
 def _server(server: Mapping[str, Any], problems: Mapping[str, Any], zone: tzinfo, now: datetime) -> str:

@@ -22,12 +22,14 @@ from app.control.schedule import Plan
 from app.health import Health
 from app.identity import ExpiryWatch, IdentityStore, identity_status
 from app.identity.trial import CertificateTrial
+from app.meter import ObservedMeter
 from app.ota.state import is_updating
 from app.store import Store
 from app.supervisor import Supervisor
 from app.telemetry.part import TelemetryPart
 from hal.gpio import LedState
 from hal.inverter import SafeInverter
+from hal.inverter.site import SiteInverter
 
 
 class Box(Protocol):
@@ -59,6 +61,8 @@ class Box(Protocol):
     def engine(self) -> ControlEngine | None: ...
     @property
     def inverter(self) -> SafeInverter | None: ...
+    @property
+    def meter(self) -> ObservedMeter | None: ...
     @property
     def telemetry(self) -> TelemetryPart | None: ...
     @property
@@ -142,6 +146,7 @@ def status(box: Box) -> dict[str, Any]:
             "data not trusted": list(data_problems.values()) or None,
             **_limits(box.inverter),
         },
+        **_site(box),
         "telemetry": _telemetry(box),
         "storage": box.store.status() if box.store is not None else {"problem": "not open"},
         "problems": {
@@ -156,8 +161,31 @@ def status(box: Box) -> dict[str, Any]:
 
 
 def _data_problems(box: Box) -> dict[str, str]:
-    """What the guard does not trust in the inverter's data (ratings, SoC, readings), in words."""
-    return dict(box.inverter.problems) if box.inverter is not None else {}
+    """What the guard does not trust in the inverter's data (ratings, SoC, readings), in words; on a
+    site also each inverter that does not answer (degraded: the others carry on)."""
+    problems = dict(box.inverter.problems) if box.inverter is not None else {}
+    site = _site_inverter(box)
+    if site is not None:
+        problems.update(site.problems)
+    return problems
+
+
+def _site_inverter(box: Box) -> SiteInverter | None:
+    inner = box.inverter.inner if box.inverter is not None else None
+    return inner if isinstance(inner, SiteInverter) else None
+
+
+def _site(box: Box) -> dict[str, Any]:
+    """Each inverter of a site and the site meter (nothing with one inverter and no meter)."""
+    site = _site_inverter(box)
+    if site is None and box.meter is None:
+        return {}
+    return {
+        "site": {
+            "inverters": site.status() if site is not None else None,
+            "meter": box.meter.status() if box.meter is not None else "not configured (meter)",
+        }
+    }
 
 
 def _limits(guard: SafeInverter | None) -> dict[str, Any]:

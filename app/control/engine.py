@@ -24,6 +24,7 @@ from app.control.ledger import Ledger
 from app.control.modes import PowerCommand, default_command
 from app.control.responder import Responder
 from app.control.schedule import MISSED, DueResponse, EventRecord, Plan, ProgramView, evaluate
+from app.control.site_limit import ConnectionPoint
 from app.control.vanished import VanishedEvents
 from app.health import Health, Kind
 from app.ota.state import FLAG_REFRESH_S, set_control_in_force
@@ -84,6 +85,7 @@ class ControlEngine:
         monotonic: Callable[[], float] = time.monotonic,
         in_force_flag: Path | None = None,
         clock_offset: Callable[[], float] | None = None,
+        connection_point: ConnectionPoint | None = None,
     ) -> None:
         self._config = config
         #: seconds the server's clock is from ours, told with every event dropped as already ended
@@ -94,7 +96,7 @@ class ControlEngine:
         self._rng = rng if rng is not None else random.Random()
         self._health = health if health is not None else Health()
         self._monotonic = monotonic
-        self._executor = Executor(inverter, config.control, self._health)
+        self._executor = Executor(inverter, config.control, self._health, connection_point=connection_point)
         self._programs: tuple[ProgramView, ...] | None = None
         self._vanished = VanishedEvents()
         self._last_contact: float | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -9,6 +10,12 @@ from typing import Final
 
 from app.config import ControlConfig
 from app.control.modes import DEFAULT_SOURCE, PowerCommand
+from app.control.site_limit import (
+    METER_CHECK_S,
+    ConnectionPoint,
+    battery_charge_cap,
+    battery_discharge_cap,
+)
 from app.health import Health, Kind
 from hal.errors import ConfigurationError, HalError, NoPowerLimit
 from hal.inverter.base import BatteryInverter, Ratings, Telemetry
@@ -88,6 +95,10 @@ def capped(watts: float, bounds: tuple[float, float]) -> float:
     return max(-charge, min(discharge, watts))
 
 
+def _smaller(value: float, other: float | None) -> float:
+    return value if other is None else min(value, other)
+
+
 def soc_clamp(watts: float, soc_pct: float | None, config: ControlConfig) -> float:
     """No discharge at or below min SoC, no charge at or above max SoC (unknown SoC does not clamp)."""
     if soc_pct is None:
@@ -116,8 +127,18 @@ class _Ramp:
 class Executor:
     """Owns the inverter's setpoint: call `command()` when the plan changes, `step()` when due."""
 
-    def __init__(self, inverter: BatteryInverter, config: ControlConfig, health: Health) -> None:
+    def __init__(
+        self,
+        inverter: BatteryInverter,
+        config: ControlConfig,
+        health: Health,
+        *,
+        connection_point: ConnectionPoint | None = None,
+    ) -> None:
         self._inverter = inverter
+        #: the site meter, when there is one: export limits hold at the grid connection point
+        self._site = connection_point
+        self._site_held = False
         self._config = config
         self._health = health
         self._command: PowerCommand | None = None
@@ -142,6 +163,7 @@ class Executor:
         self._limits: tuple[float | None, float | None] | None = None
         #: the configuration error in the way (None: none); only a new command tries again
         self._misconfigured: str | None = None
+        self._pinned_own = 0.0
 
     @property
     def written(self) -> float | None:
@@ -228,6 +250,7 @@ class Executor:
             await self._sample_if_older(IDLE_SAMPLE_S, now)
             await self._refresh_ratings()
             return None
+        command = await self._at_connection_point(command, now)
         if not command.has_setpoint:
             return await self._step_capped(command, now)
         if self._limits is not None:
@@ -282,7 +305,31 @@ class Executor:
             due = min(due, now + RAMP_STEP_S)
         elif self._written != 0.0:
             due = min(due, now + SOC_CHECK_S)
+        if self._site_held:
+            due = min(due, now + METER_CHECK_S)  # the site's export follows the meter each cycle
         return due
+
+    async def _at_connection_point(self, command: PowerCommand, now: float) -> PowerCommand:
+        """With a site meter, opModExpLimW and opModImpLimW hold at the connection point: the battery's
+        caps follow the meter and the battery's power each step (the battery alone while it is silent)."""
+        self._site_held = False
+        export_limit, import_limit = command.export_limit_w, command.import_limit_w
+        if self._site is None or (export_limit is None and import_limit is None):
+            return command
+        self._site_held = True
+        await self._sample_if_older(0.0, now)
+        battery = self._sample.w if self._sample is not None and self._sample_at == now else None
+        export = await self._site.site_export(battery, now)
+        if export is None or battery is None:
+            return command  # the caps as the command gives them: at the battery
+        discharge, charge = command.discharge_cap_w, command.charge_cap_w
+        if export_limit is not None:
+            discharge = _smaller(
+                battery_discharge_cap(export_limit, export, battery), command.generation_limit_w
+            )
+        if import_limit is not None:
+            charge = _smaller(battery_charge_cap(import_limit, export, battery), command.load_limit_w)
+        return dataclasses.replace(command, discharge_cap_w=discharge, charge_cap_w=charge)
 
     def _target(self, command: PowerCommand, ratings: Ratings) -> float | None:
         """The command in watts, within its opModMaxLimW and held to the ratings; None when no limit
@@ -316,7 +363,8 @@ class Executor:
         if self._pinned is None and await self._device_limits(command, bounds, now):
             # the battery keeps its own mode under caps the inverter holds (and reverts by itself)
             await self._refresh_ratings()
-            return min(self._last_write + reassert, now + RATINGS_CHECK_S)
+            due = min(self._last_write + reassert, now + RATINGS_CHECK_S)
+            return min(due, now + METER_CHECK_S) if self._site_held else due
         if self._pinned is None:
             if not self._released:
                 await self._release()  # a setpoint (or limits) of an earlier command no longer holds
@@ -324,12 +372,15 @@ class Executor:
             own = self._sample.w if self._sample is not None else None
             if own is not None and capped(own, bounds) != own:
                 self._pinned = capped(own, bounds)
+                self._pinned_own = own
                 _LOGGER.warning(
                     "battery's own mode at %.0f W breaks %s's limit: held at %.0f W",
                     own,
                     command.source,
                     self._pinned,
                 )
+        if self._pinned is not None and self._site_held:
+            self._pinned = capped(self._pinned_own, bounds)  # the cap follows the site meter
         if self._pinned is not None:
             held = ratings.clamp(self._pinned)
             if held is None:
@@ -338,9 +389,10 @@ class Executor:
             if self._write_due(limited, now):
                 await self._write(command, limited, now)
         await self._refresh_ratings()
+        check = METER_CHECK_S if self._site_held else SOC_CHECK_S
         if self._pinned is None:
-            return now + SOC_CHECK_S
-        return min(self._last_write + reassert, now + SOC_CHECK_S)
+            return now + check
+        return min(self._last_write + reassert, now + check)
 
     async def _device_limits(self, command: PowerCommand, bounds: tuple[float, float], now: float) -> bool:
         """Have the inverter hold a cap-only command's caps as limits (rewritten every reassert

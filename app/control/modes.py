@@ -73,6 +73,14 @@ class PowerCommand:
     """CSIP-AUS opModExpLimW / opModGenLimW (the smaller): discharge at most this many watts."""
     charge_cap_w: float | None = None
     """CSIP-AUS opModImpLimW / opModLoadLimW (the smaller): charge at most this many watts."""
+    export_limit_w: float | None = None
+    """opModExpLimW alone (in `discharge_cap_w` too): a site meter holds it at the connection point."""
+    generation_limit_w: float | None = None
+    """opModGenLimW alone (in `discharge_cap_w` too): always held at the battery."""
+    import_limit_w: float | None = None
+    """opModImpLimW alone (in `charge_cap_w` too): a site meter holds it at the connection point."""
+    load_limit_w: float | None = None
+    """opModLoadLimW alone (in `charge_cap_w` too): always held at the battery."""
 
     def __post_init__(self) -> None:
         if self.fixed_w is not None and self.target_w is not None:
@@ -153,6 +161,7 @@ def combine(by_mode: Mapping[str, tuple[str, DERControlBase]], grad: float | Non
     cease = bool(ceasing)
     sources = ceasing + sources  # ceasing wins over any setpoint: its event is the source
     caps: list[float | None] = []
+    each: dict[str, float] = {}
     for modes in (DISCHARGE_LIMITS, CHARGE_LIMITS):
         found: list[float] = []
         for mode, name in modes.items():
@@ -160,6 +169,7 @@ def combine(by_mode: Mapping[str, tuple[str, DERControlBase]], grad: float | Non
                 value = getattr(by_mode[mode][1], name)
                 if value is not None:
                     found.append(max(0.0, value.watts))  # a negative limit cannot be met by a battery cap
+                    each[mode] = found[-1]
                     sources.append(by_mode[mode][0])
         caps.append(min(found) if found else None)
     if not sources:
@@ -174,6 +184,10 @@ def combine(by_mode: Mapping[str, tuple[str, DERControlBase]], grad: float | Non
         cease=cease,
         discharge_cap_w=caps[0],
         charge_cap_w=caps[1],
+        export_limit_w=each.get("ExpLimW"),
+        generation_limit_w=each.get("GenLimW"),
+        import_limit_w=each.get("ImpLimW"),
+        load_limit_w=each.get("LoadLimW"),
     )
 
 

@@ -4,7 +4,11 @@ A local 2030.5 server (mutual TLS) with a short demo schedule, a simulated SunSp
 Modbus TCP, and the gateway between them, all on 127.0.0.1. Everything it writes (test PKI,
 configuration, gateway state) lives in `./run/`. Ctrl-C stops everything cleanly.
 
-    python -m app.lab.demo [--folder run] [--lead 20] [-v]
+    python -m app.lab.demo [--folder run] [--lead 20] [--site] [-v]
+
+With `--site` (`make run SITE=1`): two simulated inverters (5 kW and 3 kW) and a SunSpec site meter
+on one Modbus TCP endpoint (unit ids 1, 2 and 10), a household load that runs through a day in six
+minutes, and one more event: a discharge held to a 1 kW export limit at the connection point.
 """
 
 from __future__ import annotations
@@ -21,13 +25,17 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import yaml
+
 from app.config import load_config
 from app.gateway import Gateway
 from app.lab import pki as lab_pki
-from app.lab.gateway_config import write_lab_config
+from app.lab.gateway_config import lab_config, write_lab_config
 from app.lab.server import LabServer
 from app.sep.der import DefaultDERControl, DERControlBase
+from app.sep.types import ActivePower
 from hal.inverter.battery import BatterySpec
+from hal.inverter.meter_sim import household_load_w
 from hal.inverter.sunspec_server import SunSpecServer
 from hal.modbus import quiet_library_logging
 
@@ -35,6 +43,11 @@ _LOGGER = logging.getLogger("demo")
 
 #: the lab tree's "Wattsmart contracted" program (primacy 1)
 CONTRACTED_PROGRAM = 1
+#: the site demo's meter unit id, and its day (a household's day in six minutes)
+SITE_METER = 10
+SITE_DAY_S = 360.0
+#: the site demo's export limit at the connection point, W
+SITE_EXPORT_LIMIT_W = 1000.0
 #: what the response codes the demo shows mean (2030.5-2018 Table 27)
 RESPONSES = {1: "received", 2: "started", 3: "completed", 6: "cancelled", 7: "superseded"}
 
@@ -67,6 +80,35 @@ def schedule(server: LabServer, lead_s: float) -> tuple[list[str], dict[str, str
         "otherwise the default control: 10 % discharge, ramped (DefaultDERControl, setGradW)",
     ]
     return lines, {charge.mRID: "charge", discharge.mRID: "discharge"}
+
+
+def site_schedule(server: LabServer, lead_s: float) -> tuple[list[str], dict[str, str]]:
+    """The site demo's schedule: the demo schedule, then a discharge held to an export limit."""
+    lines, names = schedule(server, lead_s)
+    tree = server.tree
+    third = tree.now().replace(microsecond=0) + timedelta(seconds=lead_s + 150)
+    base = DERControlBase(
+        opModTargetW=ActivePower.from_watts(8000), opModExpLimW=ActivePower.from_watts(SITE_EXPORT_LIMIT_W)
+    )
+    limited = tree.add_control(CONTRACTED_PROGRAM, start=third, duration=90, base=base)
+    lines.append(
+        f"{third:%H:%M:%S} 'export limit': 8000 W, site export at most {SITE_EXPORT_LIMIT_W:.0f} W "
+        "(opModExpLimW, held at the meter)"
+    )
+    return lines, {**names, limited.mRID: "export limit"}
+
+
+def write_site_config(
+    path: Path, server: LabServer, modbus_port: int, state_dir: Path, status_port: int
+) -> Path:
+    """The lab configuration with two inverters (`inverter:` a list) and the site meter."""
+    data = lab_config(server, modbus_port, state_dir, status_port=status_port, log_level="WARNING")
+    first = {**data["inverter"], "unit_id": 1, "revert_timeout_s": 120}
+    data["inverter"] = [first, {"unit_id": 2}]
+    data["meter"] = {"unit_id": SITE_METER}
+    text = "# A two-inverter site with a meter on one simulated Modbus endpoint (make run SITE=1).\n"
+    path.write_text(text + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
 
 
 class Narrator:
@@ -106,6 +148,7 @@ class Narrator:
             else:
                 verb = "discharge" if setpoint > 0 else "charge" if setpoint < 0 else "hold"
                 self._say(f"setpoint written to the inverter: {setpoint:+.0f} W ({verb})")
+            self._site_line()
         done = int(str(self._seen.get("responses", 0)))
         for response in tree.responses[done:]:
             meaning = RESPONSES.get(response.status or 0, "")
@@ -125,6 +168,22 @@ class Narrator:
             for part, reason in sorted(problems.items()):
                 self._say(f"problem: {part}: {reason}")
 
+    def _site_line(self) -> None:
+        """On a site: each inverter's share and the meter's export."""
+        site = self.gateway.status().get("site")
+        if not isinstance(site, dict):
+            return
+        parts = [
+            f"{m['name']} {m['share W'] or 0:+.0f} W"
+            for m in site.get("inverters") or ()
+            if isinstance(m, dict)
+        ]
+        meter = site.get("meter")
+        if isinstance(meter, dict) and meter.get("site export W") is not None:
+            parts.append(f"site export {meter['site export W']:+.0f} W")
+        if parts:
+            self._say("  site: " + ", ".join(parts))
+
     async def run(self) -> None:
         """Look twice a second until cancelled."""
         while True:
@@ -132,33 +191,46 @@ class Narrator:
             await asyncio.sleep(0.5)
 
 
-async def demo(folder: Path, lead_s: float, status_port: int) -> int:
+async def demo(folder: Path, lead_s: float, status_port: int, site: bool = False) -> int:
     """Run the lab until SIGINT/SIGTERM."""
     pki = await asyncio.to_thread(_pki, folder)
     # A fresh lab server numbers its controls from 1 again: an old run's ledger would take them for
     # events it has already answered, so each run starts from a clean state folder.
     await asyncio.to_thread(shutil.rmtree, folder / "state", True)
     started = time.monotonic()
-    async with (
-        LabServer(pki) as server,
-        SunSpecServer(BatterySpec(max_w=5000, max_charge_w=5000, max_discharge_w=5000)) as battery,
-    ):
-        config_path = write_lab_config(
-            folder / "gateway.yaml",
-            server,
-            battery.port,
-            folder / "state",
-            status_port=status_port,
-            inverter={"revert_timeout_s": 120},
-            log_level="WARNING",
+    big = BatterySpec(max_w=5000, max_charge_w=5000, max_discharge_w=5000)
+    small = BatterySpec(max_w=3000, max_charge_w=3000, max_discharge_w=3000, capacity_wh=6000, seed=1)
+    simulator = (
+        SunSpecServer.site(
+            [big, small], meter_id=SITE_METER, load=lambda t: household_load_w(t, day_s=SITE_DAY_S)
         )
+        if site
+        else SunSpecServer(big)
+    )
+    async with LabServer(pki) as server, simulator as battery:
+        if site:
+            config_path = write_site_config(
+                folder / "gateway.yaml", server, battery.port, folder / "state", status_port
+            )
+        else:
+            config_path = write_lab_config(
+                folder / "gateway.yaml",
+                server,
+                battery.port,
+                folder / "state",
+                status_port=status_port,
+                inverter={"revert_timeout_s": 120},
+                log_level="WARNING",
+            )
         config = load_config(config_path)
         print(f"2030.5 server   {server.dcap_url}  (mutual TLS, test CA in {folder / 'pki'})")
         print(f"battery (sim)   modbus tcp 127.0.0.1:{battery.port}, SunSpec 1/701/702/704/713")
+        if site:
+            print(f"site            units 1 (5 kW) and 2 (3 kW), SunSpec meter 203 at unit {SITE_METER}")
         print(f"status page     http://127.0.0.1:{status_port}/   (JSON: /api/status)")
         print(f"configuration   {config_path}")
         print("schedule:")
-        lines, names = schedule(server, lead_s)
+        lines, names = (site_schedule if site else schedule)(server, lead_s)
         for line in lines:
             print(f"  {line}")
         print("Ctrl-C stops everything.\n", flush=True)
@@ -184,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folder", type=Path, default=Path("run"), help="where PKI, config and state go")
     parser.add_argument("--lead", type=float, default=20.0, help="seconds until the first event starts")
     parser.add_argument("--status-port", type=int, default=8080)
+    parser.add_argument("--site", action="store_true", help="two inverters and a site meter on one bus")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the gateway's own INFO log")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -193,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     quiet_library_logging()
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(demo(args.folder.resolve(), args.lead, args.status_port))
+        return asyncio.run(demo(args.folder.resolve(), args.lead, args.status_port, args.site))
     return 0
 
 

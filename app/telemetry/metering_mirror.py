@@ -22,6 +22,8 @@ from app.telemetry.points import DataPoint, derive_mrid
 
 # A battery inverter's own meter mirrored for the utility: a DER submeter, not the site's meter.
 ROLE_FLAGS: Final = RoleFlags.IS_MIRROR | RoleFlags.IS_DER | RoleFlags.IS_SUBMETER
+#: the site meter mirrored: the premises' aggregation point at the grid connection
+SITE_ROLE_FLAGS: Final = RoleFlags.IS_MIRROR | RoleFlags.IS_PREMISES_AGGREGATION_POINT
 SERVICE_CATEGORY_ELECTRICITY: Final = 0
 STATUS_ON: Final = 1
 COMMODITY_ELECTRICITY_SECONDARY: Final = 1
@@ -60,7 +62,7 @@ def mirror_usage_point(point: DataPoint, lfdi: str, data_qualifier: int) -> Mirr
     return MirrorUsagePoint(
         mRID=mup_mrid(lfdi, point),
         description=point.description,
-        roleFlags=ROLE_FLAGS,
+        roleFlags=SITE_ROLE_FLAGS if point.site else ROLE_FLAGS,
         serviceCategoryKind=SERVICE_CATEGORY_ELECTRICITY,
         status=STATUS_ON,
         deviceLFDI=lfdi,

@@ -9,6 +9,7 @@ from app.client.notices import Notices
 from app.client.port import ServerPort
 from app.config import Config
 from app.health import Health
+from app.meter import ObservedMeter
 from app.store import Store
 from app.telemetry.links import SavedLinks, TelemetryLinks
 from app.telemetry.service import PART, TelemetryService
@@ -33,6 +34,7 @@ class TelemetryPart:
         *,
         rng: random.Random,
         notices: Notices,
+        meter: ObservedMeter | None = None,
     ) -> None:
         self._config = config
         self._inverter = inverter
@@ -41,6 +43,8 @@ class TelemetryPart:
         self._lfdi = lfdi
         self._rng = rng
         self._notices = notices
+        #: the site meter, mirrored as one more point
+        self._meter = meter
         self._saved = SavedLinks(store, config.state_dir)
         #: the running service (None until links are known)
         self.service: TelemetryService | None = None
@@ -68,6 +72,7 @@ class TelemetryPart:
             self._lfdi,
             rng=self._rng,
             notices=self._notices,
+            meter=self._meter,
         )
         # a snapshot published before the service existed was not handed to it by `dispatch`
         current = self._current()

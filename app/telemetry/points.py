@@ -23,6 +23,8 @@ class DataPoint:
     uom: Uom
     #: ReadingType.powerOfTenMultiplier: wire value × 10^power_of_ten = plain unit
     power_of_ten: int
+    #: measured by the site meter at the grid connection point, not by the battery inverter
+    site: bool = False
 
     @property
     def field(self) -> str:
@@ -52,6 +54,8 @@ QUESTIONABLE: Final = 1 << 4
 POWER: Final = DataPoint("W", "Real Power (W)", Uom.W, 0)
 FREQUENCY: Final = DataPoint("Hz", "Frequency (Hz)", Uom.HZ, -2)
 POINTS: Final = (POWER, FREQUENCY)
+#: the site's net power at the connection point (+ export), mirrored when a site meter is configured
+SITE_POWER: Final = DataPoint("SiteW", "Site Real Power at the connection point (W)", Uom.W, 0, site=True)
 
 
 def derive_mrid(lfdi: str, *parts: str) -> str:

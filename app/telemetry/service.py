@@ -15,6 +15,7 @@ from app.client.notices import Notices
 from app.client.port import ServerPort
 from app.config import Config
 from app.health import Health, Kind
+from app.meter import ObservedMeter
 from app.store import Store, StoreUnavailable, open_store
 from app.telemetry.availability import AvailabilityReporter, SocLimits
 from app.telemetry.der import der_status
@@ -22,7 +23,7 @@ from app.telemetry.grid import crossed, tick_at_or_after, tick_time
 from app.telemetry.links import TelemetryLinks
 from app.telemetry.metering_mirror import readings_post
 from app.telemetry.mirrors import Mirrors
-from app.telemetry.points import POINTS, QUESTIONABLE, DataPoint
+from app.telemetry.points import POINTS, QUESTIONABLE, SITE_POWER, DataPoint
 from app.telemetry.reports import NameplateReporter
 from app.telemetry.timebase import Timebase
 from hal.errors import ConfigurationError, HalError
@@ -34,6 +35,7 @@ PART: Final = "telemetry"
 INVERTER_PART: Final = "telemetry.inverter"
 SERVER_PART: Final = "telemetry.server"
 STORAGE_PART: Final = "telemetry.storage"
+METER_PART: Final = "telemetry.meter"
 
 #: an inverter read (Modbus retries included) that takes longer is a failed read: a gap
 READ_TIMEOUT_S: Final = 10.0
@@ -123,8 +125,12 @@ class TelemetryService:
         backlog_pace_s: float = BACKLOG_PACE_S,
         rng: random.Random | None = None,
         notices: Notices | None = None,
+        meter: ObservedMeter | None = None,
     ) -> None:
         self._config = config
+        #: the site meter: its net power is mirrored as one more point
+        self._meter = meter
+        self._all = POINTS + ((SITE_POWER,) if meter is not None else ())
         self._tc = config.telemetry
         self._inverter = inverter
         self._server = server
@@ -142,7 +148,7 @@ class TelemetryService:
         self._backoff = Backoff(cap_s=config.server.max_backoff_s, rng=rng or random.Random(), base_s=30.0)
         self._store: Store | None = None
         self._mirrors: Mirrors | None = None
-        self._points = {p.key: _PointState() for p in POINTS}
+        self._points = {p.key: _PointState() for p in self._all}
         self._last_tick: int | None = None
         self._status_anchor: int | None = None
         self._last_ratings: int | None = None
@@ -170,7 +176,7 @@ class TelemetryService:
                 notices=self._notices,
             )
             self._resume_phases(store)
-            backlog = {p.key: store.outbox.backlog(p.key) for p in POINTS}
+            backlog = {p.key: store.outbox.backlog(p.key) for p in self._all}
             if any(backlog.values()):
                 _LOGGER.info("Outbox holds readings from before the restart: %s", backlog)
             while True:
@@ -189,7 +195,7 @@ class TelemetryService:
         """The DERStatus and post phases of the earlier run (none if the store cannot say: start afresh)."""
         try:
             saved = store.state.get(STATUS_KEY)
-            posts = {p.key: store.state.get(POST_KEY.format(p.key)) for p in POINTS}
+            posts = {p.key: store.state.get(POST_KEY.format(p.key)) for p in self._all}
         except StoreUnavailable as exc:
             _LOGGER.debug("cadence phases not read: %s", exc)
             return
@@ -255,9 +261,9 @@ class TelemetryService:
             "last sample": _iso(self._last_sample),
             "mirror list": self._links.mirror_usage_points or "none yet: readings wait in the outbox",
         }
-        for point in POINTS:
+        for point in self._all:
             out[f"last post {point.key}"] = _iso(self._points[point.key].accepted_at)
-        for point in POINTS:
+        for point in self._all:
             out[f"waiting {point.key}"] = backlog.get(point.key, 0)
         out["dropped"] = self.dropped
         if self._store is not None:
@@ -277,8 +283,9 @@ class TelemetryService:
         sample = await self._read()
         if sample is not None:
             self._last_sample = tick_time(tick)
+        site_w = await self._read_meter()
         self._record_skipped(tick)
-        outbox.stage(tick, *self._wire(sample))
+        outbox.stage(tick, *self._wire(sample, site_w))
         deadline = tick + self._tc.interval_s - CYCLE_MARGIN_S
         try:
             if self._clock.now().timestamp() >= self._retry_at:
@@ -333,11 +340,31 @@ class TelemetryService:
         self._health.ok(INVERTER_PART)
         return sample
 
-    def _wire(self, sample: Telemetry | None) -> tuple[dict[str, int | None], dict[str, int]]:
+    async def _read_meter(self) -> float | None:
+        """The site's net power now (None: no meter, or it did not answer: a gap)."""
+        if self._meter is None:
+            return None
+        try:
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                reading = await self._meter.read()
+        except (HalError, TimeoutError) as exc:
+            self._health.problem(
+                METER_PART, f"site meter read failed, recorded as missing ({exc!r})", Kind.INVERTER
+            )
+            return None
+        self._health.ok(METER_PART)
+        return reading.export_w
+
+    def _wire(
+        self, sample: Telemetry | None, site_w: float | None = None
+    ) -> tuple[dict[str, int | None], dict[str, int]]:
         """The sample's wire values per point, and the quality flags of those that failed a check."""
         values: dict[str, int | None] = {}
         quality: dict[str, int] = {}
-        for point in POINTS:
+        for point in self._all:
+            if point.site:
+                values[point.key] = None if site_w is None else point.to_wire(site_w)
+                continue
             value = None if sample is None else point.value_of(sample)
             if value is None and sample is not None:
                 value = point.questionable_of(sample)
@@ -358,7 +385,7 @@ class TelemetryService:
                 "%d sample(s) skipped before %s; recorded as missing", len(skipped), tick_time(tick)
             )
             for missed in list(skipped)[-_MAX_GAP_FILL:]:
-                self._store.outbox.stage(missed, dict.fromkeys((p.key for p in POINTS), None))
+                self._store.outbox.stage(missed, dict.fromkeys((p.key for p in self._all), None))
 
     # --- reporting -------------------------------------------------------------------------------
 
@@ -379,8 +406,8 @@ class TelemetryService:
         mirrors = self._mirrors
         assert mirrors is not None
         # the poller reads the MirrorUsagePointList at its pollRate; we only look at its snapshot
-        await mirrors.ensure(self._server.tree, POINTS)
-        for point in POINTS:
+        await mirrors.ensure(self._server.tree, self._all)
+        for point in self._all:
             if mirrors.href(point) is not None:  # else its readings wait for a MirrorUsagePointList
                 await self._deliver(point, tick, deadline)
 

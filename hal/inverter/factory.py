@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from hal.clock import Clock, utc_now
@@ -81,6 +82,7 @@ async def connect_site(
     *,
     soc: SocLimits | None = None,
     clock: Clock = utc_now,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> SafeInverter:
     """Several inverters as one (`hal.inverter.site`): each behind its own guard, the site behind one more.
 
@@ -92,7 +94,7 @@ async def connect_site(
     for index, one in enumerate(settings):
         guard = await connect_inverter(one, clock=clock)
         members.append(Member(f"inverter[{index}] (unit {one.device_id})", guard))
-    site = SiteInverter(members, soc)
+    site = SiteInverter(members, soc, monotonic=monotonic)
     plate = site_nameplate([one.nameplate for one in settings])
     max_age = min(one.ratings_max_age_s for one in settings)
     return SafeInverter(site, plate, max_age_s=max_age)

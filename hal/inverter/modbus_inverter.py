@@ -10,7 +10,7 @@ from hal.inverter.settings import SUNSPEC, InverterSettings
 from hal.modbus import BusPool, BusSettings, Link
 
 if TYPE_CHECKING:
-    from hal.meter import SunSpecMeter
+    from hal.meter import MeterRegister, SunSpecMeter, TableMeter
 
 # One pool per process: every device on the same port or endpoint shares one connection.
 _POOL = BusPool()
@@ -33,16 +33,25 @@ async def connect_modbus_inverter(settings: InverterSettings, *, clock: Clock = 
 
 
 def connect_meter(
-    link: Link, bus: BusSettings, device_id: int, *, import_positive: bool = True, clock: Clock = utc_now
-) -> SunSpecMeter:
-    """The site meter at `device_id` on the shared bus of `link` (the inverters' own connection)."""
-    from hal.meter import SunSpecMeter
+    link: Link,
+    bus: BusSettings,
+    device_id: int,
+    *,
+    import_positive: bool = True,
+    register: MeterRegister | None = None,
+    clock: Clock = utc_now,
+) -> SunSpecMeter | TableMeter:
+    """The site meter at `device_id` on the shared bus of `link` (the inverters' own connection):
+    SunSpec, or with `register` the one register that holds its net power."""
+    from hal.meter import SunSpecMeter, TableMeter
 
     shared = _POOL.acquire(link, bus)
-    return SunSpecMeter(
-        shared,
-        device_id,
-        import_positive=import_positive,
-        clock=clock,
-        on_close=lambda: _POOL.release(shared),
-    )
+
+    async def release() -> None:
+        await _POOL.release(shared)
+
+    if register is not None:
+        return TableMeter(
+            shared, device_id, register, import_positive=import_positive, clock=clock, on_close=release
+        )
+    return SunSpecMeter(shared, device_id, import_positive=import_positive, clock=clock, on_close=release)

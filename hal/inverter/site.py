@@ -7,7 +7,9 @@ The site as a whole is wrapped by a guard again, so the app sees one inverter:
 
 * **Ratings** are the sums of the members' (last known, so a dead member does not move them).
 * **Telemetry**: W is the sum, Hz the median, SoC the energy-weighted mean of the members that
-  answered; a member that does not answer is reported degraded and left out.
+  answered. A member that does not answer is reported degraded and left out; while it is, the
+  site's W is a partial sum and goes out as questionable, never as clean truth. It is asked
+  again every `RETRY_DEAD_S` only, since each try holds the shared bus for its timeouts.
 * **A setpoint** is split in proportion to what each member can do now in that direction (its
   limit; 0 when its state of charge is at the limit or it does not answer), so no share exceeds
   a member's ceiling. The split is redone when a member drops out or comes back, or its state of
@@ -17,9 +19,11 @@ The site as a whole is wrapped by a guard again, so the app sees one inverter:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import statistics
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +40,9 @@ _LOGGER = logging.getLogger(__name__)
 _SAME_W: Final = 1.0
 
 _MemberCall = Callable[["Member"], Awaitable[None]]
+
+#: a member that does not answer is asked again this often (each try costs the bus its timeouts)
+RETRY_DEAD_S: Final = 30.0
 
 
 @dataclass(frozen=True)
@@ -86,23 +93,31 @@ class Member:
         #: the share last written (W); None while it is in its own mode
         self.share_w: float | None = None
         self.held_w: float | None = None
+        #: monotonic time of its last failed call
+        self.failed_at: float | None = None
 
     @property
     def available(self) -> bool:
         """Whether it answered its last call."""
         return self.failure is None
 
-    def failed(self, exc: BaseException) -> None:
-        """Record a failed call (logged once per outage)."""
+    def failed(self, exc: BaseException, now: float) -> None:
+        """Record a failed call at monotonic time `now` (logged once per outage)."""
         if self.failure is None:
             _LOGGER.warning("%s does not answer; the other inverters carry on: %s", self.name, exc)
         self.failure = str(exc) or type(exc).__name__
+        self.failed_at = now
 
     def answered(self) -> None:
         """Record a successful call."""
         if self.failure is not None:
             _LOGGER.info("%s answers again", self.name)
         self.failure = None
+        self.failed_at = None
+
+    def due(self, now: float) -> bool:
+        """Whether to call it at `now`: it answers, or its last failure is RETRY_DEAD_S old."""
+        return self.failed_at is None or now - self.failed_at >= RETRY_DEAD_S
 
     def room_w(self, discharge: bool, soc: SocLimits) -> float:
         """What it can do now in that direction, W: 0 when unreachable, at its SoC limit or unbounded."""
@@ -135,11 +150,18 @@ class Member:
 class SiteInverter(BatteryInverter):
     """Several guarded inverters driven as one (see the module)."""
 
-    def __init__(self, members: Sequence[Member], soc: SocLimits | None = None) -> None:
+    def __init__(
+        self,
+        members: Sequence[Member],
+        soc: SocLimits | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not members:
             raise ValueError("a site needs at least one inverter")
         self.members = list(members)
         self.soc = soc or SocLimits()
+        self._monotonic = monotonic
         self._asked: float | None = None
         self._lock = asyncio.Lock()
 
@@ -164,11 +186,15 @@ class SiteInverter(BatteryInverter):
         """The sums of the members' ratings (a member that does not answer counts with its last ones)."""
         known: list[Ratings] = []
         for m in self.members:
+            if not m.due(self._monotonic()):
+                if m.guard.ratings is not None:
+                    known.append(m.guard.ratings)
+                continue
             try:
                 known.append(await m.guard.read_ratings())
                 m.answered()
             except HalError as exc:
-                m.failed(exc)
+                m.failed(exc, self._monotonic())
                 if m.guard.ratings is not None:
                     known.append(m.guard.ratings)
         if not known:
@@ -187,10 +213,12 @@ class SiteInverter(BatteryInverter):
         """One reading of every member, combined; the split follows a member that dropped out or came back."""
         samples: list[tuple[Member, Telemetry]] = []
         for m in self.members:
+            if not m.due(self._monotonic()):
+                continue
             try:
                 sample = await m.guard.read_telemetry()
             except HalError as exc:
-                m.failed(exc)
+                m.failed(exc, self._monotonic())
                 continue
             m.answered()
             m.telemetry = sample
@@ -198,7 +226,7 @@ class SiteInverter(BatteryInverter):
         if not samples:
             raise InverterUnreachable("no inverter of the site answers")
         await self._follow()
-        return _combine(samples)
+        return _combine(samples, complete=len(samples) == len(self.members))
 
     async def _follow(self) -> None:
         """Redo the split when what the members can do changed (availability, SoC limits, ratings)."""
@@ -238,13 +266,14 @@ class SiteInverter(BatteryInverter):
                 try:
                     await m.guard.read_ratings()
                 except HalError as exc:
-                    m.failed(exc)
+                    m.failed(exc, self._monotonic())
         # A member that fails its write drops out and the rest is split again, at most once per member.
         for _ in range(len(self.members) + 1):
             shares = self._shares(watts)
             failed = False
             for m, share in zip(self.members, shares, strict=True):
                 if not m.available:
+                    m.share_w = m.held_w = None  # asked nothing now (it may hold its last until its timer)
                     continue
                 try:
                     m.held_w = await m.guard.set_active_power(share)
@@ -253,7 +282,7 @@ class SiteInverter(BatteryInverter):
                 except NoPowerLimit:
                     m.share_w = m.held_w = None  # its guard refused: nothing written, no share
                 except HalError as exc:
-                    m.failed(exc)
+                    m.failed(exc, self._monotonic())
                     m.share_w = m.held_w = None
                     failed = True
             if not failed:
@@ -262,6 +291,42 @@ class SiteInverter(BatteryInverter):
         if not live:
             raise InverterUnreachable("no inverter of the site takes a setpoint")
         return float(sum(m.held_w for m in live if m.held_w is not None))
+
+    async def apply_limits(self, discharge_w: float | None, charge_w: float | None) -> bool:
+        """Split each cap over the members as a setpoint is split (each within its own room) and have
+        each hold its part; True when every member that answers does. When one cannot hold limits,
+        the others' are withdrawn and False says so (the caller then works with setpoints)."""
+        async with self._lock:
+            count = len(self.members)
+            discharge: list[float | None] = [None] * count
+            charge: list[float | None] = [None] * count
+            if discharge_w is not None:
+                discharge = list(split_watts(discharge_w, [m.room_w(True, self.soc) for m in self.members]))
+            if charge_w is not None:
+                parts = split_watts(-charge_w, [m.room_w(False, self.soc) for m in self.members])
+                charge = [abs(p) for p in parts]
+            holding: list[Member] = []
+            for m, d, c in zip(self.members, discharge, charge, strict=True):
+                if not m.available:
+                    continue
+                try:
+                    held = await m.guard.apply_limits(d, c)
+                except HalError as exc:
+                    m.failed(exc, self._monotonic())
+                    continue
+                m.answered()
+                if not held:
+                    for other in holding:
+                        with contextlib.suppress(HalError):
+                            await other.guard.release()
+                    return False
+                holding.append(m)
+            if not holding:
+                raise InverterUnreachable("limits: no inverter of the site answers")
+            self._asked = None  # limits only: no setpoint to follow
+            for m in self.members:
+                m.share_w = m.held_w = None
+            return True
 
     async def keepalive(self) -> None:
         """Refresh every member's revert timer (a changed split is written instead)."""
@@ -282,10 +347,12 @@ class SiteInverter(BatteryInverter):
     async def _each(self, what: str, call: _MemberCall) -> None:
         answered = 0
         for m in self.members:
+            if not m.due(self._monotonic()):
+                continue  # it reverts to its own mode by its own timer
             try:
                 await call(m)
             except HalError as exc:
-                m.failed(exc)
+                m.failed(exc, self._monotonic())
                 continue
             m.answered()
             answered += 1
@@ -313,13 +380,16 @@ def _sum(values: Iterable[float | None]) -> float | None:
     return float(sum(known)) if known else None
 
 
-def _combine(samples: Sequence[tuple[Member, Telemetry]]) -> Telemetry:
-    """One site reading from the members that answered (see the module)."""
+def _combine(samples: Sequence[tuple[Member, Telemetry]], *, complete: bool = True) -> Telemetry:
+    """One site reading from the members that answered (see the module); without all of them
+    (`complete` false) the sum of their power is questionable."""
     readings = [s for _, s in samples]
     suspect: dict[str, float] = {}
     w: float | None = None
     if all(s.w is not None for s in readings):
         w = float(sum(s.w for s in readings if s.w is not None))
+        if not complete:
+            suspect["w"], w = w, None  # a partial sum: sent flagged, never as the site's power
     else:
         parts = [s.w if s.w is not None else s.suspect.get("w") for s in readings]
         if all(p is not None for p in parts):

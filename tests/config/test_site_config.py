@@ -78,3 +78,20 @@ def test_the_revert_timer_check_names_the_entry(tmp_path: Path) -> None:
     text = SITE.replace("unit_id: 2\n", "unit_id: 2\n    revert_timeout_s: 30\n")
     with pytest.raises(ConfigError, match=r"inverter\[1\]\.revert_timeout_s: got 30"):
         load_config(write(tmp_path, text))
+
+
+def test_a_register_table_meter(tmp_path: Path) -> None:
+    text = SITE.replace(
+        "  unit_id: 10\n", "  unit_id: 10\n  profile: table\n  register: {address: 5600, scale: 0.1}\n"
+    )
+    config = load_config(write(tmp_path, text))
+    assert config.meter is not None and config.meter.register is not None
+    assert (config.meter.register.address, config.meter.register.type, config.meter.register.scale) == (
+        5600,
+        "int32",
+        0.1,
+    )
+    with pytest.raises(ConfigError, match=r"meter\.register: got nothing, expected the register"):
+        load_config(write(tmp_path, SITE.replace("  unit_id: 10\n", "  unit_id: 10\n  profile: table\n")))
+    with pytest.raises(ConfigError, match=r"meter\.register\.scale: got 0"):
+        load_config(write(tmp_path, text.replace("scale: 0.1", "scale: 0")))

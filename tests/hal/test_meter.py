@@ -9,6 +9,7 @@ from hal.inverter.factory import connect_site
 from hal.inverter.meter_sim import household_load_w
 from hal.inverter.modbus_inverter import connect_meter
 from hal.inverter.sunspec_server import SunSpecServer
+from hal.meter import MeterRegister
 from hal.modbus import TcpSettings
 from tests.hal.conftest import FAST_BUS, Monotonic
 from tests.hal.test_site import BIG, SMALL, member_settings
@@ -51,3 +52,18 @@ async def test_a_meter_counting_export_positive(sim_clock: Monotonic) -> None:
             assert (await meter.read()).export_w == 500.0
         finally:
             await meter.close()
+
+
+async def test_a_register_table_meter_reads_its_one_register(sim_clock: Monotonic) -> None:
+    async with SunSpecServer.site([BIG], clock=sim_clock, meter_id=7, load=lambda _t: 640.0) as server:
+        sim = server.meters[7]
+        # the simulated meter's W point, read as a vendor map would give it: int16, 0.5 W per count
+        register = MeterRegister(sim.layout[203] + 18, "int16", scale=0.5)
+        meter = connect_meter(TcpSettings("127.0.0.1", server.port), FAST_BUS, 7, register=register)
+        try:
+            reading = await meter.read()
+            assert reading.export_w == -320.0 and reading.hz is None
+        finally:
+            await meter.close()
+    with pytest.raises(ValueError, match="type must be"):
+        MeterRegister(1, "uint64")

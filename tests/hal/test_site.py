@@ -10,7 +10,7 @@ import pytest
 
 from hal.inverter import BatterySpec, InverterSettings, Nameplate, SafeInverter
 from hal.inverter.factory import connect_site
-from hal.inverter.site import SiteInverter, SocLimits, split_watts
+from hal.inverter.site import RETRY_DEAD_S, SiteInverter, SocLimits, split_watts
 from hal.inverter.sunspec_server import SunSpecServer
 from hal.modbus import SerialSettings, TcpSettings
 from tests.hal.conftest import FAST_BUS, Monotonic
@@ -83,7 +83,7 @@ async def test_ratings_sum_and_telemetry_combines(two: SunSpecServer, sim_clock:
 async def test_half_discharge_is_split_in_proportion_and_one_dying_moves_its_share(
     two: SunSpecServer, sim_clock: Monotonic
 ) -> None:
-    inverter = await connect_site([member_settings(two, 1), member_settings(two, 2)])
+    inverter = await connect_site([member_settings(two, 1), member_settings(two, 2)], monotonic=sim_clock)
     async with inverter:
         ratings = await inverter.read_ratings()
         limit = ratings.discharge_limit_w()
@@ -97,19 +97,27 @@ async def test_half_discharge_is_split_in_proportion_and_one_dying_moves_its_sha
         two.unit(2).faults.silent = True
         sample = await inverter.read_telemetry()
         assert held_w(two, 1) == 4000.0 <= BIG.max_discharge_w
-        assert sample.w is not None
+        # the site's power without unit 2 is a partial sum: questionable, never clean
+        assert sample.w is None and "w" in sample.suspect
         site = site_of(inverter)
         assert "inverter[1] (unit 2)" in site.problems
         assert [m.available for m in site.members] == [True, False]
+        assert [m.share_w for m in site.members] == [4000.0, None]
         # a full-rate event now: unit 1 alone, never beyond its own ceiling
         assert await inverter.set_active_power(limit) == BIG.max_discharge_w
         assert held_w(two, 1) == BIG.max_discharge_w
-        # unit 2 answers again: the split includes it at the next reading
+        # unit 2 answers again: not asked before RETRY_DEAD_S (each try holds the bus), then it is
         two.unit(2).faults.silent = False
+        writes = len(two.unit(2).writes)
+        sim_clock.advance(RETRY_DEAD_S - 1)
+        await inverter.read_telemetry()
+        assert len(two.unit(2).writes) == writes and not site.members[1].available
         sim_clock.advance(1)
         await inverter.read_telemetry()
         assert (held_w(two, 1), held_w(two, 2)) == (5000.0, 3000.0)
         assert site.problems == {}
+        sim_clock.advance(1)
+        assert (await inverter.read_telemetry()).w == 8000.0
         await inverter.release()
         assert held_w(two, 1) == held_w(two, 2) == 0.0
 
@@ -227,3 +235,21 @@ def crc_ok(frame: bytes) -> bool:
         for _ in range(8):
             crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
     return len(frame) >= 4 and frame[-2:] == crc.to_bytes(2, "little")
+
+
+async def test_limits_are_split_like_setpoints_and_each_member_holds_its_part(
+    two: SunSpecServer, sim_clock: Monotonic
+) -> None:
+    for unit in (1, 2):
+        two.unit(unit).battery.own_w = 2500.0  # each battery's own mode covers a house load
+    inverter = await connect_site([member_settings(two, 1), member_settings(two, 2)])
+    async with inverter:
+        assert await inverter.apply_limits(2400.0, None) is True
+        sim_clock.advance(1)
+        for unit in (1, 2):
+            assert two.unit(unit).get(704, "WMaxLimPctEna") == 1
+            assert two.unit(unit).get(704, "WSetEna") == 0  # no setpoint: each keeps its own mode
+        # 2400 W in proportion to 5000 : 3000, each under its cap
+        assert (await inverter.read_telemetry()).w == pytest.approx(1500 + 900, abs=2)
+        await inverter.release()
+        assert two.unit(1).get(704, "WMaxLimPctEna") == two.unit(2).get(704, "WMaxLimPctEna") == 0
