@@ -3,27 +3,32 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Development-only distributions beside the box's package (never in its wheel): the lab (2030.5 lab
+# server, demo, simulators) and the fleet's release tool.
+LAB := tests/labpkg
+RELEASE_TOOL := deploy/release
 
 .PHONY: install test lint typecheck pytest run bench clean test-systemd verify-units test-browser test-flood test-audit test-site
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LAB)/pyproject.toml $(RELEASE_TOOL)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e $(LAB) -e $(RELEASE_TOOL)
 	touch $@
 
 test: lint typecheck pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check app hal tests bench
-	$(BIN)/ruff format --check app hal tests bench
+	$(BIN)/ruff check app hal tests bench $(RELEASE_TOOL)
+	$(BIN)/ruff format --check app hal tests bench $(RELEASE_TOOL)
 	@if command -v shellcheck >/dev/null; then shellcheck deploy/*.sh; \
 	else echo "lint: shellcheck is not installed (apt-get install shellcheck); deploy/*.sh not checked"; fi
 
 typecheck: $(STAMP)
 	$(BIN)/mypy app hal
+	$(BIN)/mypy -p wattsmart_lab -p wattsmart_release
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q -m "not slow and not browser"
@@ -55,7 +60,7 @@ verify-units: $(STAMP)
 
 # `make run SITE=1`: two inverters and a site meter on one Modbus endpoint, with an export limit.
 run: $(STAMP)
-	@$(BIN)/python -m app.lab.demo $(if $(SITE),--site)
+	@$(BIN)/python -m wattsmart_lab.demo $(if $(SITE),--site)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -23,9 +23,9 @@ from app.client.http import HttpClient
 from app.client.identity import identity_of_pem_file
 from app.client.poller import Poller
 from app.health import Health
-from app.lab.pki import generate
-from app.lab.server import LabServer
 from bench.common import Row, cpu_seconds
+from wattsmart_lab.pki import generate
+from wattsmart_lab.server import LabServer
 
 _HOUR = 3600.0
 _T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

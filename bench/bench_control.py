@@ -22,7 +22,7 @@ from app.sep.types import ActivePower, DateTimeInterval
 from bench.common import Row
 from hal.clock import utc_now
 from hal.inverter.battery import BatterySpec
-from hal.inverter.sim import SimInverter
+from wattsmart_lab.sim import SimInverter
 
 _NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
 _PROGRAMS = 100

@@ -20,11 +20,11 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from app.lab import pki as lab_pki
-from app.lab.gateway_config import write_lab_config
-from app.lab.server import LabServer
 from bench.common import Row
-from hal.inverter.sunspec_server import SunSpecServer
+from wattsmart_lab import pki as lab_pki
+from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 WINDOW_S = float(os.environ.get("BENCH_GATEWAY_SECONDS", "120"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")

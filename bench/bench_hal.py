@@ -18,8 +18,8 @@ import time
 from bench.common import Row
 from hal.inverter import BatterySpec, InverterSettings, open_inverter
 from hal.inverter.sunspec import SunSpecInverter
-from hal.inverter.sunspec_server import SunSpecServer
 from hal.modbus import BusSettings, SerialSettings, TcpSettings
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 CYCLES = 40
 SETPOINTS = 20

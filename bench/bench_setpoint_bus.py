@@ -24,8 +24,8 @@ from hal.clock import utc_now
 from hal.inverter import BatterySpec, InverterSettings
 from hal.inverter.settings import SetpointMode
 from hal.inverter.sunspec import SunSpecInverter
-from hal.inverter.sunspec_server import SunSpecServer
 from hal.modbus import BusSettings, ModbusBus, SerialSettings
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 BAUDS = (9600, 19200)
 BITS_PER_CHAR = 11

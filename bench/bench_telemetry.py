@@ -18,19 +18,19 @@ from app.client.session import Session
 from app.client.snapshot import ServerTree
 from app.config import Config, ServerConfig, TelemetryConfig
 from app.health import Health
-from app.lab.pki import generate
-from app.lab.server import LabServer
-from app.lab.tree import LabTree
 from app.meter import ObservedMeter
 from app.sep import parse, to_xml
 from app.sep.dcap import DeviceCapability
 from app.sep.metering_mirror import MirrorUsagePointList
 from app.telemetry import TelemetryLinks, TelemetryService
-from app.telemetry.timebase import SimulatedTimebase
 from bench.common import Row, cpu_seconds
 from hal.inverter import BatterySpec
-from hal.inverter.sim import SimInverter
 from hal.meter import MeterReading
+from wattsmart_lab.pki import generate
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sim import SimInverter
+from wattsmart_lab.timebase import SimulatedTimebase
+from wattsmart_lab.tree import LabTree
 
 T = TypeVar("T")
 

@@ -25,7 +25,7 @@
 # Options:
 #   --wheelhouse DIR        install offline: dependencies come from DIR only (pip --no-index)
 #   --config FILE           the config to install when there is none (default: the example)
-#   --trust FILE            the fleet's public trust store (`python -m app.ota.release trust`),
+#   --trust FILE            the fleet's public trust store (`python -m wattsmart_release trust`),
 #                           installed root-owned 0644; one already on the box is replaced only by a
 #                           higher serial (signed key rotations update it). Without any trust
 #                           store the box refuses every update bundle.
@@ -193,7 +193,7 @@ print(load_trust_store(Path(sys.argv[1])).serial)' "$1" 2>/dev/null
 }
 if [ -n "$trust" ]; then
     new_serial=$(trust_serial "$trust") ||
-        die "$trust: not a trust store (make one with: python -m app.ota.release trust)"
+        die "$trust: not a trust store (make one with: python -m wattsmart_release trust)"
     old_serial=-1
     if [ -e "$trust_store" ]; then
         old_serial=$(trust_serial "$trust_store") || old_serial=-1 # damaged: replace it

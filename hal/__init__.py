@@ -4,12 +4,12 @@
 
 * `hal.inverter`: `InverterSettings` -> `open_inverter()` (async context manager, refreshes the
   device-side revert timer) or `connect_inverter()`; the `BatteryInverter` interface with
-  `Ratings` / `Telemetry` in SI units (None = unknown); transports "sim", "tcp", "rtu"; profiles
-  "sunspec" or a register-table YAML file.
+  `Ratings` / `Telemetry` in SI units (None = unknown); transports "tcp", "rtu" (and "sim" where
+  the lab package is installed); profiles "sunspec" or a register-table YAML file.
 * `hal.modbus`: `SerialSettings`, `TcpSettings`, `BusSettings`; `ModbusBus`, one per physical link.
 * `hal.errors`: one hierarchy; `TransientHardwareError` (retry), `InverterProtocolError`,
   `ConfigurationError` / `ProfileError` (reconfigure).
 * `hal.gpio`: `GpioSettings` -> `Gpio` (status LED patterns, polled push button; RPi.GPIO or fake).
-* Simulators for tests and the demo: `hal.inverter.sim.SimInverter`, and
-  `hal.inverter.sunspec_server.SunSpecServer` (also `python -m hal.inverter.sunspec_server`).
+* Not here: the simulators for tests and the demo (`SimInverter` behind transport "sim", the SunSpec
+  Modbus server) live in the development-only lab package, `wattsmart_lab` (tests/labpkg/).
 """

@@ -19,8 +19,8 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from app.lab.server import Recorded
-from app.lab.tree import PollRates
+from wattsmart_lab.server import Recorded
+from wattsmart_lab.tree import PollRates
 
 POST_TOLERANCE_S = 3.0
 STATUS_PERIOD_S = 60.0

@@ -2,10 +2,10 @@
 
 2030.5 end-to-end fixtures (mutual TLS over real loopback sockets):
 
-- `pki` (session): a lab PKI from app.lab.pki; client certificates "client" (registered on the
+- `pki` (session): a lab PKI from wattsmart_lab.pki; client certificates "client" (registered on the
   lab server by default), "other" (valid, not registered), "expired", and "foreign" (signed by
   `pki.other_ca`, which the server does not trust).
-- `lab_server`: a started app.lab.server.LabServer; script it through `lab_server.tree`
+- `lab_server`: a started wattsmart_lab.server.LabServer; script it through `lab_server.tree`
   (controls, pollRates, time offset, renames) and the fault methods (`fail`, `slow`, `garbage`,
   `wrong_content_type`, `huge`, `down`/`up`); `lab_server.requests` records every request.
 - `server_config`: an app.config.ServerConfig for the "client" certificate pointed at `lab_server`
@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from app.config import Config, ServerConfig
-from app.lab.pki import Pki, generate
-from app.lab.server import LabServer
+from wattsmart_lab.pki import Pki, generate
+from wattsmart_lab.server import LabServer
 
 
 @pytest.fixture(scope="session")

@@ -13,20 +13,22 @@ import pytest
 
 #: never on the running gateway's path: test/demo code, the fleet's tools, key making
 RUN_PATH_FORBIDDEN = (
-    "app.lab",
-    "app.ota.release",
+    "wattsmart_lab",  # the lab: 2030.5 lab server, PKI, demo, simulators (tests/labpkg)
+    "wattsmart_release",  # the fleet's release tool (deploy/release)
     "app.ota.bundle",
     "app.ota.keys",
     "app.ota.updater",
     "app.identity.csr",
     "app.identity.verify",
     "app.commissioning.check",
-    "hal.inverter.sunspec_server",
-    "hal.inverter.sim",
     "cryptography",
     "qrcode",
-    "pymodbus.server",
+    "pymodbus.server",  # pymodbus' Modbus server (and its web simulator): only the lab serves Modbus
 )
+
+#: pymodbus' simulator parts: `import pymodbus` itself loads some of them (its PDUs import the server
+#: datastore, which imports the simulator's data types); the gateway must load no more than that
+PYMODBUS_SIMULATOR = ("pymodbus.simulator", "pymodbus.datastore", "pymodbus.server")
 
 #: what a pure module must not pull in: sockets, files, databases, the event loop, Modbus
 IO_MODULES = ("asyncio", "socket", "ssl", "sqlite3", "aiohttp", "pymodbus", "serial", "yaml", "hal")
@@ -47,11 +49,23 @@ def _under(loaded: list[str], prefixes: tuple[str, ...]) -> list[str]:
     return [m for m in loaded if any(m == p or m.startswith(p + ".") for p in prefixes)]
 
 
+#: the run path: `wattsmart-gateway run` is the CLI, then the supervisor, which imports the
+#: composition root; the inverters a box builds (Modbus: SunSpec discovery or a register table)
+RUN_PATH = ("app.cli", "app.supervisor", "app.gateway", "hal.inverter.sunspec", "hal.inverter.table")
+
+
 def test_the_run_path_loads_only_what_runs() -> None:
-    # `wattsmart-gateway run`: the CLI, then the supervisor, which imports the composition root
-    loaded = _loaded_by("app.cli", "app.supervisor", "app.gateway")
+    loaded = _loaded_by(*RUN_PATH)
     assert "app.gateway" in loaded and "aiohttp.web" in loaded  # the check sees the real graph
+    assert "hal.inverter.factory" in loaded and "pymodbus.client" in loaded
     assert _under(loaded, RUN_PATH_FORBIDDEN) == []
+
+
+def test_the_run_path_loads_no_more_of_pymodbus_simulator_than_pymodbus_itself() -> None:
+    own = _under(_loaded_by("pymodbus"), PYMODBUS_SIMULATOR)
+    assert _under(_loaded_by(*RUN_PATH), PYMODBUS_SIMULATOR) == own
+    # and the check can see the difference: the lab's SunSpec server loads the rest
+    assert set(_under(_loaded_by("wattsmart_lab.sunspec_server"), PYMODBUS_SIMULATOR)) > set(own)
 
 
 @pytest.mark.parametrize("module", ["app.control.schedule", "app.sep.certificate", "app.store.files"])

@@ -1,4 +1,5 @@
-"""Battery inverters behind one interface: SunSpec or register-table Modbus devices, or a simulator."""
+"""Battery inverters behind one interface: SunSpec or register-table Modbus devices (or, in a
+development install, the lab package's simulated battery)."""
 
 from hal.errors import (
     ConfigurationError,
@@ -13,14 +14,13 @@ from hal.errors import (
     TransientHardwareError,
 )
 from hal.inverter.base import BatteryInverter, ConnectionStatus, OperatingStatus, Ratings, Telemetry
-from hal.inverter.battery import BatteryModel, BatterySpec
+from hal.inverter.battery import BatterySpec
 from hal.inverter.factory import connect_inverter, open_inverter
 from hal.inverter.guard import SafeInverter
 from hal.inverter.settings import InverterSettings, Nameplate
 
 __all__ = [
     "BatteryInverter",
-    "BatteryModel",
     "BatterySpec",
     "ConfigurationError",
     "ConnectionStatus",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from hal.clock import Clock, utc_now
-from hal.errors import HalError
+from hal.errors import ConfigurationError, HalError
 from hal.inverter.base import BatteryInverter
 from hal.inverter.guard import SafeInverter
 from hal.inverter.settings import InverterSettings
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from hal.inverter.site import SocLimits
 
 _LOGGER = logging.getLogger(__name__)
+
+#: where the development-only lab package (tests/labpkg) registers its simulated battery
+SIM_ENTRY_POINTS = "wattsmart_gateway.simulated_inverter"
 
 
 async def connect_inverter(settings: InverterSettings, *, clock: Clock = utc_now) -> SafeInverter:
@@ -31,15 +35,35 @@ async def connect_inverter(settings: InverterSettings, *, clock: Clock = utc_now
     """
     device: BatteryInverter
     if settings.transport == "sim":
-        from hal.inverter.sim import SimInverter  # the simulated battery: not loaded on a real box
-
-        device = SimInverter(settings.sim, revert_timeout_s=settings.revert_timeout_s, clock=clock)
+        device = _simulated(settings, clock)
     else:
         # Imported here: the sim path does not load the Modbus profile modules.
         from hal.inverter.modbus_inverter import connect_modbus_inverter
 
         device = await connect_modbus_inverter(settings, clock=clock)
     return SafeInverter(device, settings.nameplate, max_age_s=settings.ratings_max_age_s)
+
+
+def _simulated(settings: InverterSettings, clock: Clock) -> BatteryInverter:
+    """The lab package's simulated battery (transport "sim"); a box installs no simulator."""
+    make = _simulator_factory()
+    if make is None:
+        raise ConfigurationError(
+            'transport "sim" needs the simulated battery of the lab package (wattsmart-gateway-lab, a '
+            "development install: make install); this installation has none: use transport rtu or tcp"
+        )
+    return make(settings.sim, revert_timeout_s=settings.revert_timeout_s, clock=clock)
+
+
+@functools.cache
+def _simulator_factory() -> Callable[..., BatteryInverter] | None:
+    from importlib.metadata import entry_points  # only on the sim path
+
+    found = sorted(entry_points(group=SIM_ENTRY_POINTS), key=lambda e: e.name)
+    if not found:
+        return None
+    make: Callable[..., BatteryInverter] = found[0].load()
+    return make
 
 
 @contextlib.asynccontextmanager

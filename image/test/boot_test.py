@@ -2,8 +2,10 @@
 
 1. Copies the image from `make image` (sparse) and makes the copy 256 MiB larger, as a bigger SD
    card would be: the first boot must grow the data partition into it.
-2. Adds the test unit and the lab script to the copy's root_a with debugfs (no mounts, no loop
-   devices); the image itself is untouched, and the product image carries no test code.
+2. Adds the test unit, the lab script and a copy of the lab package (tests/labpkg/wattsmart_lab:
+   the 2030.5 lab server and the SunSpec simulator, which the box's wheel does not carry) to the
+   copy's root_a with debugfs (no mounts, no loop devices); the image itself is untouched, and the
+   product image carries no test code.
 3. Boots the copy with the kernel and initrd taken from the image's tree (TCG, no KVM), with no
    way out of the guest: user-mode networking with restrict=on (DHCP on a private segment only).
 4. Reads the serial console until `WSG-IMAGE-TEST: RESULT ...` (or the timeout), lets the guest
@@ -33,9 +35,14 @@ HERE = Path(__file__).resolve().parent
 IMAGE_DIR = HERE.parent
 MARK = "WSG-IMAGE-TEST:"
 GROW = 256 * 1024 * 1024
+GUEST_DIR = "/usr/local/lib/wattsmart-image-test"
+#: the lab (2030.5 server, PKI, SunSpec simulator) is not in the box's wheel: the test brings its
+#: own copy, beside guest_lab.py (the script's folder is first on its sys.path)
+LAB = IMAGE_DIR.parent / "tests" / "labpkg" / "wattsmart_lab"
 GUEST_FILES = {
-    HERE / "guest_lab.py": "/usr/local/lib/wattsmart-image-test/guest_lab.py",
+    HERE / "guest_lab.py": f"{GUEST_DIR}/guest_lab.py",
     HERE / "wattsmart-image-test.service": "/etc/systemd/system/wattsmart-image-test.service",
+    **{src: f"{GUEST_DIR}/{LAB.name}/{src.name}" for src in sorted(LAB.glob("*.py"))},
 }
 WANTS_LINK = "/etc/systemd/system/multi-user.target.wants/wattsmart-image-test.service"
 PACKAGES = "qemu-system-arm e2fsprogs fdisk"
@@ -59,7 +66,7 @@ def inject(disk: Path, work: Path) -> None:
     """Write the test files into root_a (partition 2) of `disk` with debugfs."""
     root_a = partitions(disk)[1]
     target = f"{disk}?offset={root_a['start'] * 512}"
-    cmds = ["mkdir /usr/local/lib/wattsmart-image-test"]
+    cmds = [f"mkdir {GUEST_DIR}", f"mkdir {GUEST_DIR}/{LAB.name}"]
     for src, dest in GUEST_FILES.items():
         cmds += [f"write {src} {dest}", f"sif {dest} uid 0", f"sif {dest} gid 0", f"sif {dest} mode 0100644"]
     cmds.append(f"symlink {WANTS_LINK} {GUEST_FILES[HERE / 'wattsmart-image-test.service']}")

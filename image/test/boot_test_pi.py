@@ -81,7 +81,7 @@ class HostBattery:
             self._ready.set()
 
     async def _serve(self) -> None:
-        from hal.inverter.sunspec_server import SunSpecServer
+        from wattsmart_lab.sunspec_server import SunSpecServer
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()

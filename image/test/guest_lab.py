@@ -1,12 +1,12 @@
 """Runs INSIDE the image under test (qemu-system-aarch64 -M virt or -M raspi3b), as root.
 
-`make image-test` adds this file and `wattsmart-image-test.service` to a copy of the image. The
-service is Type=notify and ordered before wattsmart-gateway.service, so the real gateway unit
+`make image-test` adds this file, a copy of the lab package beside it (`wattsmart_lab/`: not in
+the box's wheel) and `wattsmart-image-test.service` to a copy of the image. The service is Type=notify and ordered before wattsmart-gateway.service, so the real gateway unit
 starts (once, at boot, as in the field) against a lab that lives entirely on the guest's loopback:
 
-1. a throw-away PKI (app.lab.pki), the box's certificate and key put where the config points;
-2. the SunSpec battery simulator (hal.inverter.sunspec_server) on 127.0.0.1:5020 (Modbus TCP);
-3. the 2030.5 lab server (app.lab.server) on 127.0.0.1:8443 (mutual TLS) with this box registered
+1. a throw-away PKI (wattsmart_lab.pki), the box's certificate and key put where the config points;
+2. the SunSpec battery simulator (wattsmart_lab.sunspec_server) on 127.0.0.1:5020 (Modbus TCP);
+3. the 2030.5 lab server (wattsmart_lab.server) on 127.0.0.1:8443 (mutual TLS) with this box registered
    as an EndDevice and one DERControl in force (charge at -50 % of WMax for 15 minutes);
 4. /etc/wattsmart-gateway/gateway.yaml pointing at both, GPIO on the fake backend;
 
@@ -172,9 +172,9 @@ def system_facts() -> dict[str, str]:
 
 async def main() -> int:
     say(f"lab starting (python {sys.version.split()[0]}, {os.uname().machine})")
-    from app.lab import pki as pki_mod
-    from app.lab.server import LabServer
-    from hal.inverter.sunspec_server import SunSpecServer
+    from wattsmart_lab import pki as pki_mod
+    from wattsmart_lab.server import LabServer
+    from wattsmart_lab.sunspec_server import SunSpecServer
 
     LAB.mkdir(parents=True, exist_ok=True)
     pki = pki_mod.generate(LAB / "pki", ("client",))

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hal.inverter.sunspec_server import SunSpecServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 
 @pytest.fixture

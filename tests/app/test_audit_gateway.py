@@ -18,12 +18,12 @@ import pytest
 
 from app.config import load_config
 from app.gateway import Gateway
-from app.lab.gateway_config import write_lab_config
-from app.lab.server import LabServer
-from app.lab.tree import PollRates
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.audit import audit, counts, lab_poll_rates
 from tests.client.test_audit import HastySchedule
+from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
+from wattsmart_lab.tree import PollRates
 
 pytestmark = pytest.mark.slow
 

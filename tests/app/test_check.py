@@ -9,11 +9,11 @@ from pathlib import Path
 from app.commissioning.check import DEFAULT_CHECKS, CheckResult, run_checks
 from app.config import load_config
 from app.gateway import Gateway
-from app.lab.gateway_config import write_lab_config
-from app.lab.pki import Pki
-from app.lab.server import LabServer
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.app.conftest import free_port
+from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.pki import Pki
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 
 def write_config(tmp_path: Path, pki: Pki, server: LabServer, battery: SunSpecServer, client: str) -> Path:

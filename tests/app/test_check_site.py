@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from app.commissioning.check import check_config, check_inverter, check_meter, run_checks
-from app.lab.server import LabServer
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.app.test_check import by_name
 from tests.app.test_site_e2e import BIG, METER, SMALL, Load, write_site_config
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 CHECKS = [check_config, check_inverter, check_meter]
 

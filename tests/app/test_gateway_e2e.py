@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from app.lab.gateway_config import write_lab_config
-from app.lab.pki import Pki
-from app.lab.server import LabServer
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.app.conftest import free_port
+from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.pki import Pki
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 
 class Notifications:

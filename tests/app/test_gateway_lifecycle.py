@@ -17,14 +17,14 @@ from app.client.errors import ConnectionFailed, NotAuthorized, ServerBusy, TlsHa
 from app.client.poller import SERVER_PART
 from app.config import load_config
 from app.gateway import EXIT_RESTART, Gateway
-from app.lab.gateway_config import write_lab_config
-from app.lab.pki import Pki
-from app.lab.server import LabServer
 from app.store import open_store
 from app.telemetry.links import LINKS_FILE, LINKS_KEY
 from hal.gpio import LedState
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.app.conftest import free_port
+from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.pki import Pki
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 
 async def until(predicate: Callable[[], bool], within: float) -> bool:

@@ -10,14 +10,14 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from app.lab.gateway_config import write_lab_config
-from app.lab.server import LabServer
 from app.store import open_store
 from app.store.database import FILENAME
 from app.store.quarantine import kept
 from app.telemetry.links import LINKS_FILE, LINKS_KEY
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.app.test_gateway_lifecycle import gateway, until
+from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 
 def _old_layout(state: Path) -> None:

@@ -14,12 +14,12 @@ import pytest
 
 from app.config import load_config
 from app.gateway import Gateway
-from app.lab.gateway_config import write_lab_config
-from app.lab.server import LabServer
 from app.sep.der import DERControlBase
 from app.sep.response import ResponseStatus
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.app.test_gateway_lifecycle import until
+from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 CONTRACTED = 1  # lab program index (primacy 1)
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from app.config import load_config
 from app.gateway import Gateway
-from app.lab.gateway_config import write_lab_config
-from app.lab.server import LabServer
 from app.sep.der import DERControlBase
 from app.sep.types import ActivePower
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.app.test_gateway_lifecycle import until
+from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 CONTRACTED = 1  # the lab's program of primacy 1
 

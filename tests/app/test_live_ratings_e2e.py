@@ -15,12 +15,12 @@ from pathlib import Path
 
 from app.config import load_config
 from app.gateway import Gateway
-from app.lab.gateway_config import write_lab_config
-from app.lab.server import LabServer
 from app.sep import parse
 from app.sep.der import DERAvailability, DERCapability, DERSettings
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.hal.test_guard import written_watts
+from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 RATINGS_S = 5
 

@@ -15,10 +15,10 @@ from app.commissioning.waiting import changed_config
 from app.config import load_config
 from app.gateway import EXIT_RESTART, Gateway
 from app.health import Health, Kind
-from app.lab.gateway_config import write_lab_config
-from app.lab.server import LabServer
 from hal.gpio import LedState
 from tests.app.test_gateway_lifecycle import until
+from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.server import LabServer
 
 CHECK_S = 0.02
 

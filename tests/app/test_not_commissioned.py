@@ -27,12 +27,12 @@ from app.commissioning.page import render_page
 from app.config import load_config
 from app.gateway import EXIT_RESTART, Gateway
 from app.identity import IdentityStore
-from app.lab.gateway_config import lab_config
-from app.lab.server import LabServer
 from hal.gpio import LedState
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.app.conftest import free_port
 from tests.identity.conftest import Ca, pem
+from wattsmart_lab.gateway_config import lab_config
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 
 async def until(predicate: Callable[[], bool], within: float) -> bool:

@@ -21,14 +21,14 @@ import yaml
 from app.config import load_config
 from app.control.site_limit import METER_CHECK_S, METER_RETRY_S
 from app.gateway import Gateway
-from app.lab.gateway_config import lab_config
-from app.lab.server import LabServer
 from app.sep.der import DERControlBase
 from app.sep.types import ActivePower
 from app.telemetry.metering_mirror import SITE_ROLE_FLAGS
 from hal.inverter import BatterySpec
-from hal.inverter.sunspec_server import SunSpecServer
 from hal.modbus import BusSettings
+from wattsmart_lab.gateway_config import lab_config
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 INTERVAL_S = 5
 BIG = BatterySpec(ramp_w_per_s=1e6, max_w=5000.0, max_charge_w=5000.0, max_discharge_w=5000.0)

@@ -27,12 +27,12 @@ import pytest
 from app.commissioning.history import CAPACITY, Sample
 from app.config import load_config
 from app.gateway import Gateway
-from app.lab.gateway_config import write_lab_config
-from app.lab.pki import Pki
-from app.lab.server import LabServer
 from hal.gpio import PATTERNS, LedState
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.app.chromium import chromium
+from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.pki import Pki
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 pytestmark = pytest.mark.browser
 

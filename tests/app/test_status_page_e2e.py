@@ -13,9 +13,9 @@ import aiohttp
 
 from app.config import load_config
 from app.gateway import Gateway
-from app.lab.gateway_config import write_lab_config
-from app.lab.server import LabServer
-from hal.inverter.sunspec_server import SunSpecServer
+from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 
 async def _until_active(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:

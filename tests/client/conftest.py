@@ -16,9 +16,9 @@ from app.client.identity import identity_of_pem_file
 from app.client.poller import Poller
 from app.config import ServerConfig
 from app.health import Health
-from app.lab.pki import Pki
-from app.lab.server import LabServer
 from tests.client.sim import FakeTime, Rig
+from wattsmart_lab.pki import Pki
+from wattsmart_lab.server import LabServer
 
 
 @pytest.fixture

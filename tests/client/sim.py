@@ -13,7 +13,7 @@ from app.client.discovery import Discovery
 from app.client.http import HttpClient
 from app.client.poller import Poller
 from app.health import Health
-from app.lab.server import LabServer
+from wattsmart_lab.server import LabServer
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

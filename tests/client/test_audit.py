@@ -7,9 +7,9 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from app.client.poll_schedule import PollSchedule
-from app.lab.server import LabServer
 from tests.audit import audit, lab_poll_rates
 from tests.client.sim import Rig
+from wattsmart_lab.server import LabServer
 
 MakeRig = Callable[..., AbstractAsyncContextManager[Rig]]
 HOUR = 3600.0

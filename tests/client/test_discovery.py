@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 
 from app.client.discovery import MAX_PAGES
-from app.lab.pki import Pki
-from app.lab.server import LabServer
 from app.sep.der import DefaultDERControl, DERControlBase
 from tests.client.sim import FakeTime, Rig
+from wattsmart_lab.pki import Pki
+from wattsmart_lab.server import LabServer
 
 MakeRig = Callable[..., AbstractAsyncContextManager[Rig]]
 

@@ -13,11 +13,11 @@ from app.client import errors
 from app.client.http import HttpClient, no_network
 from app.config import ServerConfig
 from app.health import Kind
-from app.lab.server import LabServer
 from app.sep.dcap import DeviceCapability
 from app.sep.der import DERStatus, StateOfChargeStatusType
 from app.sep.metering_mirror import MirrorUsagePoint
 from app.sep.tm import Time
+from wattsmart_lab.server import LabServer
 
 ENTITY_BOMB = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.client.identity import identity_of_pem_file, sfdi_from_lfdi
-from app.lab.pki import Pki
+from wattsmart_lab.pki import Pki
 
 
 def test_spec_vector() -> None:

@@ -14,8 +14,8 @@ import pytest
 
 from app.client.poll_schedule import PHASE_MAX_S
 from app.health import Kind
-from app.lab.server import LabServer
 from tests.client.sim import FakeTime, Rig
+from wattsmart_lab.server import LabServer
 
 MakeRig = Callable[..., AbstractAsyncContextManager[Rig]]
 HOUR = 3600.0

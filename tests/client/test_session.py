@@ -15,11 +15,11 @@ from app.client.http import HttpClient
 from app.client.server import Server, serve
 from app.client.session import Session
 from app.config import ServerConfig
-from app.lab.pki import Pki
-from app.lab.server import LabServer
 from app.sep.dcap import DeviceCapability
 from app.sep.der import DERStatus, StateOfChargeStatusType
 from app.sep.response import DERControlResponse, ResponseStatus
+from wattsmart_lab.pki import Pki
+from wattsmart_lab.server import LabServer
 
 
 async def test_session_end_to_end(lab_server: LabServer, server_config: ServerConfig) -> None:

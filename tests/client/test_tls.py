@@ -12,9 +12,9 @@ from app.client import errors
 from app.client.http import HttpClient
 from app.client.tls import CCM8, ccm8_cipher_string, client_context
 from app.config import ServerConfig, TlsOptions
-from app.lab.pki import Pki
-from app.lab.server import LabServer
 from app.sep.dcap import DeviceCapability
+from wattsmart_lab.pki import Pki
+from wattsmart_lab.server import LabServer
 
 
 async def _get_dcap(cfg: ServerConfig, ctx: ssl.SSLContext | None = None) -> DeviceCapability:

@@ -11,7 +11,7 @@ from app.control.schedule import ProgramControls
 from app.sep.response import DERControlResponse
 from hal.clock import Clock, utc_now
 from hal.inverter.battery import BatterySpec
-from hal.inverter.sim import SimInverter
+from wattsmart_lab.sim import SimInverter
 
 
 class RecordingInverter(SimInverter):

@@ -22,8 +22,6 @@ from app.client.session import Session
 from app.config import Config, ControlConfig
 from app.control.engine import ControlEngine
 from app.control.ledger import Ledger
-from app.lab.server import LabServer
-from app.lab.tree import PollRates
 from app.sep.der import DefaultDERControl, DERControlBase
 from app.sep.response import ResponseStatus
 from app.sep.types import ActivePower
@@ -31,11 +29,13 @@ from hal.clock import utc_now
 from hal.inverter.battery import BatterySpec
 from hal.inverter.guard import SafeInverter
 from hal.inverter.settings import Nameplate
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.control.fakes import RecordingInverter
 from tests.control.fakes import wait_until as _wait_until
 from tests.hal.conftest import SPEC as HAL_SPEC
 from tests.hal.test_sunspec_setpoint import sunspec
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
+from wattsmart_lab.tree import PollRates
 
 # The sim battery: 5 kW both ways, so +50 % of its max discharge rate is 2500 W.
 SPEC = BatterySpec(max_w=5000, max_charge_w=5000, max_discharge_w=5000, initial_soc_pct=50)

@@ -16,10 +16,10 @@ from app.control.modes import PowerCommand
 from app.health import Health
 from hal.inverter.guard import SafeInverter
 from hal.inverter.settings import Nameplate
-from hal.inverter.sunspec_device import LEGACY_MODELS
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.hal.conftest import SPEC, Monotonic
 from tests.hal.test_sunspec_setpoint import sunspec
+from wattsmart_lab.sunspec_device import LEGACY_MODELS
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 REASSERT_S = 20
 

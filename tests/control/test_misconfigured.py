@@ -14,9 +14,9 @@ from app.config import ControlConfig
 from app.control.executor import PART, RETRY_S, Executor
 from app.control.modes import PowerCommand
 from app.health import Health, Kind
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.hal.conftest import SPEC, Monotonic
 from tests.hal.test_sunspec_setpoint import counters, sunspec
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 NO_CONTROL = (1, 701, 702, 713)
 

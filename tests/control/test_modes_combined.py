@@ -16,9 +16,9 @@ from app.health import Health
 from hal.inverter.base import Telemetry
 from hal.inverter.factory import connect_inverter
 from hal.inverter.guard import SafeInverter
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.control.fakes import RecordingInverter
 from tests.hal.conftest import SPEC, Monotonic, tcp_settings
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 # SPEC: setMaxW 5000 W, discharge 5000 W, charge 4000 W.
 

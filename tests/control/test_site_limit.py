@@ -23,10 +23,10 @@ from app.sep.types import ActivePower
 from hal.inverter import SafeInverter
 from hal.inverter.factory import connect_site
 from hal.inverter.modbus_inverter import connect_meter
-from hal.inverter.sunspec_server import SunSpecServer
 from hal.modbus import TcpSettings
 from tests.hal.conftest import FAST_BUS, Monotonic
 from tests.hal.test_site import BIG, SMALL, held_w, member_settings
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 LIMIT = 1000.0
 METER = 10

@@ -4,7 +4,8 @@ deploy/install.sh, the SunSpec battery simulator as a second unit, booted under 
 `booted_box()` builds and boots it once per session (tests/deploy/conftest.py); test_systemd_boot.py
 and test_systemd_ota.py run against it in that order. What the fixture leaves in the run folder:
 `files/` (bound read-only at /mnt/test: the test config, the battery probe, the fleet trust store,
-and whatever a test drops there later, e.g. update bundles), `fleet/` (the fleet signing key, on the
+a copy of the lab package for the simulator unit, and whatever a test drops there later, e.g.
+update bundles), `fleet/` (the fleet signing key, on the
 host only), `wheels/` (the wheelhouse, at /mnt/wheels).
 """
 
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import wattsmart_lab
 from tests.deploy import nspawn
 
 DEPLOY = nspawn.REPO / "deploy"
@@ -32,6 +34,9 @@ SIM_PORT = 5020
 #: short enough to keep the test quick, long enough for a loaded CI machine to start Python
 WATCHDOG_S = 5
 PYTHON = "/opt/wattsmart-gateway/current/bin/python"
+#: the lab package (the simulator's code): not in the box's wheel, copied to files/lab/ for the sim unit
+LAB_SOURCE = Path(wattsmart_lab.__file__).parent
+LAB_INSIDE = "/mnt/test/lab"
 
 GATEWAY_YAML = f"""\
 # Test configuration inside the nspawn container. Nothing listens at dcap_url: READY must not wait
@@ -69,7 +74,9 @@ SIM_SERVICE = f"""\
 Description=Simulated SunSpec battery inverter (test)
 
 [Service]
-ExecStart={PYTHON} -m hal.inverter.sunspec_server --host 127.0.0.1 --port {SIM_PORT}
+# the lab package is not in the box's release: a copy beside the test files, for this unit only
+Environment=PYTHONPATH={LAB_INSIDE} PYTHONDONTWRITEBYTECODE=1
+ExecStart={PYTHON} -m wattsmart_lab.sunspec_server --host 127.0.0.1 --port {SIM_PORT}
 DynamicUser=yes
 Restart=on-failure
 """
@@ -183,9 +190,9 @@ TRUST_STORE = "/etc/wattsmart-gateway/ota-trust.json"
 
 
 def release_tool(*args: str | Path) -> str:
-    """`python -m app.ota.release ...` on the host, as fleet operations run it; returns its output."""
+    """`python -m wattsmart_release ...` on the host, as fleet operations run it; returns its output."""
     result = subprocess.run(
-        [sys.executable, "-m", "app.ota.release", *map(str, args)],
+        [sys.executable, "-m", "wattsmart_release", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=nspawn.REPO,
@@ -219,6 +226,7 @@ def booted_box() -> Iterator[Box]:
     files.mkdir()
     (files / "gateway.yaml").write_text(GATEWAY_YAML)
     shutil.copy(Path(__file__).with_name("battery_probe.py"), files / "battery_probe.py")
+    shutil.copytree(LAB_SOURCE, files / "lab" / LAB_SOURCE.name, ignore=shutil.ignore_patterns("__pycache__"))
     # the fleet's key pair; boxes get only the public trust store (install.sh --trust)
     release_tool("keygen", "--key-id", FLEET_KEY_ID, "--out", work / "fleet")
     pub = work / "fleet" / f"{FLEET_KEY_ID}.pub"

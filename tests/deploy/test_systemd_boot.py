@@ -12,7 +12,7 @@ gateway installed by deploy/install.sh from a wheel of this checkout:
 - a configuration error keeps the box up, not commissioned (no restart loop), and the corrected file
   is taken up by itself (exit 75, restarted by systemd).
 
-The battery is hal.inverter.sunspec_server on 127.0.0.1:5020, a second unit in the container.
+The battery is wattsmart_lab.sunspec_server on 127.0.0.1:5020, a second unit in the container.
 Set WSG_KEEP_TREE=1 to keep the container tree for inspection (`systemd-nspawn -D <tree> -b`).
 """
 

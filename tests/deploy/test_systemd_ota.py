@@ -1,6 +1,6 @@
 """Real over-the-air updates under systemd, in the nspawn box (runs after test_systemd_boot.py).
 
-Bundles are built on the host with the release tool (`python -m app.ota.release bundle`), signed
+Bundles are built on the host with the release tool (`python -m wattsmart_release bundle`), signed
 with the fleet key whose trust store deploy/install.sh provisioned (`--trust`): the installed
 gateway re-versioned (a fourth number appended), with its composition root (app/gateway.py, whose
 `run` the CLI calls) swapped for a broken one in two of them. Inside the box, `wattsmart-gateway

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hal.inverter import BatterySpec, InverterSettings
-from hal.inverter.sunspec_device import LEGACY_MODELS
-from hal.inverter.sunspec_server import SunSpecServer
 from hal.modbus import BusSettings, SerialSettings, TcpSettings
+from wattsmart_lab.sunspec_device import LEGACY_MODELS
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 # Short timings keep the fault tests fast; 0.3 s × 2 tries bounds a dead-device call at ~0.6 s.
 FAST_BUS = BusSettings(

@@ -8,13 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hal.inverter import (
-    BatteryModel,
     BatterySpec,
+    ConfigurationError,
     InverterSettings,
     InverterUnreachable,
     connect_inverter,
     open_inverter,
 )
+from wattsmart_lab.battery import BatteryModel
+from wattsmart_lab.sim import SimInverter
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -108,6 +110,26 @@ async def test_sim_offline_raises_unreachable() -> None:
     with pytest.raises(InverterUnreachable):
         await inverter.read_telemetry()
     await inverter.close()
+
+
+async def test_sim_transport_without_the_lab_package_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A box has no simulator: transport "sim" finds no registered simulated battery and says so."""
+    from hal.inverter import factory
+
+    inverter = await connect_inverter(InverterSettings(transport="sim"))
+    assert isinstance(inverter.inner, SimInverter)  # with the lab package installed
+    await inverter.close()
+    # the lab package registers under its entry-point group; a group nothing registers is what a box sees
+    monkeypatch.setattr(factory, "SIM_ENTRY_POINTS", "wattsmart_gateway.no_such_group")
+    factory._simulator_factory.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError, match='transport "sim" needs the simulated battery'):
+            await connect_inverter(InverterSettings(transport="sim"))
+    finally:
+        monkeypatch.undo()
+        factory._simulator_factory.cache_clear()
 
 
 def test_settings_validate_once() -> None:

@@ -11,11 +11,11 @@ import pytest
 from hal.errors import HalError, NoPowerLimit
 from hal.inverter import Nameplate, SafeInverter, codec, connect_inverter
 from hal.inverter.base import Ratings
-from hal.inverter.sunspec_device import SunSpecDevice
 from hal.inverter.sunspec_points import POINTS
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.hal.conftest import SPEC, Monotonic, tcp_settings
 from tests.hal.test_sunspec_faults import eventually_read
+from wattsmart_lab.sunspec_device import SunSpecDevice
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 # Below the simulator's own 5000 W discharge / 4000 W charge: the nameplate must win.
 PLATE = Nameplate(max_discharge_w=3000.0, max_charge_w=2000.0)

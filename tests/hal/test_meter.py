@@ -6,13 +6,13 @@ import pytest
 
 from hal.errors import InverterUnreachable
 from hal.inverter.factory import connect_site
-from hal.inverter.meter_sim import household_load_w
 from hal.inverter.modbus_inverter import connect_meter
-from hal.inverter.sunspec_server import SunSpecServer
 from hal.meter import MeterRegister
 from hal.modbus import TcpSettings
 from tests.hal.conftest import FAST_BUS, Monotonic
 from tests.hal.test_site import BIG, SMALL, member_settings
+from wattsmart_lab.meter_sim import household_load_w
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 
 def test_the_household_load_moves_over_a_day() -> None:

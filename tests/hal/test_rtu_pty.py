@@ -11,12 +11,12 @@ import pytest
 from hal import rs485
 from hal.errors import InverterUnreachable
 from hal.inverter import InverterSettings, open_inverter
-from hal.inverter.sunspec_server import SunSpecServer
 from hal.modbus import BusSettings, ModbusBus, SerialSettings
 from hal.rs485 import Rs485Settings
 from tests.hal.conftest import FAST_BUS, SPEC, Monotonic
 from tests.hal.pty_bridge import PtyBridge
 from tests.hal.test_sunspec_faults import eventually_read
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import pytest
 from hal.inverter import BatterySpec, InverterSettings, Nameplate, SafeInverter
 from hal.inverter.factory import connect_site
 from hal.inverter.site import RETRY_DEAD_S, SiteInverter, SocLimits, split_watts
-from hal.inverter.sunspec_server import SunSpecServer
 from hal.modbus import SerialSettings, TcpSettings
 from tests.hal.conftest import FAST_BUS, Monotonic
 from tests.hal.pty_bridge import PtyBridge
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 BIG = BatterySpec(ramp_w_per_s=1e6, max_w=5000.0, max_charge_w=5000.0, max_discharge_w=5000.0)
 SMALL = BatterySpec(

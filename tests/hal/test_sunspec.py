@@ -6,8 +6,8 @@ import pytest
 
 from hal.inverter import ConnectionStatus, OperatingStatus, open_inverter
 from hal.inverter.sunspec import SunSpecInverter
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.hal.conftest import Monotonic, settings_for
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 
 async def test_discovery_finds_der_models(any_server: SunSpecServer) -> None:

@@ -9,9 +9,9 @@ import pytest
 from hal.errors import ProfileError
 from hal.inverter import open_inverter
 from hal.inverter.sunspec import SunSpecInverter
-from hal.inverter.sunspec_device import LEGACY_MODELS
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.hal.conftest import SPEC, Monotonic, settings_for
+from wattsmart_lab.sunspec_device import LEGACY_MODELS
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 
 @pytest.mark.parametrize("base", [0, 50000])
@@ -138,8 +138,8 @@ def test_point_table_matches_pysunspec2_definitions() -> None:
 
 def test_simulator_writable_points_match_pysunspec2_access() -> None:
     device = pytest.importorskip("sunspec2.device")
-    from hal.inverter.sunspec_device import WRITABLE
     from hal.inverter.sunspec_points import POINTS
+    from wattsmart_lab.sunspec_device import WRITABLE
 
     for model_id, points in POINTS.items():
         model = device.Model(model_id=model_id)

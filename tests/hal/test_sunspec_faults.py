@@ -16,10 +16,10 @@ from hal.errors import (
     SetpointNotAccepted,
 )
 from hal.inverter import BatteryInverter, Telemetry, open_inverter
-from hal.inverter.sunspec_device import SunSpecDevice
-from hal.inverter.sunspec_server import SunSpecServer
 from hal.modbus import BusSettings
 from tests.hal.conftest import FAST_BUS, SPEC, Monotonic, settings_for
+from wattsmart_lab.sunspec_device import SunSpecDevice
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 
 async def eventually_read(inverter: BatteryInverter, within_s: float = 3.0) -> Telemetry:

@@ -9,9 +9,9 @@ import pytest
 from hal.inverter import codec
 from hal.inverter.guard import SafeInverter
 from hal.inverter.settings import Nameplate
-from hal.inverter.sunspec_server import SunSpecServer
 from tests.hal.conftest import SPEC, Monotonic
 from tests.hal.test_sunspec_setpoint import counters, exchange_bytes, sunspec
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 # the simulator's 704.WMaxLimPct_SF: tenths of a percent of WMax (5000 W)
 TENTHS = 10

@@ -1,4 +1,4 @@
-"""`python -m hal.inverter.sunspec_server`: the standalone simulator used by the demo."""
+"""`python -m wattsmart_lab.sunspec_server`: the standalone simulator used by the demo."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ async def test_standalone_server_serves_sunspec() -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "hal.inverter.sunspec_server",
+        "wattsmart_lab.sunspec_server",
         "--port",
         "0",
         "--soc",

@@ -15,10 +15,10 @@ from hal.clock import Clock, utc_now
 from hal.errors import InverterProtocolError, ModbusExceptionReply, SetpointNotAccepted
 from hal.inverter import InverterSettings, codec
 from hal.inverter.sunspec import SunSpecInverter
-from hal.inverter.sunspec_device import DER_MODELS, LEGACY_MODELS, SunSpecDevice
-from hal.inverter.sunspec_server import SunSpecServer
 from hal.modbus import BusSettings, ModbusBus, TcpSettings
 from tests.hal.conftest import FAST_BUS, SPEC, Monotonic, settings_for
+from wattsmart_lab.sunspec_device import DER_MODELS, LEGACY_MODELS, SunSpecDevice
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 # 704 offsets of the block the gateway writes (WSetEna..WSetRvrtTms) and of the revert timer's end.
 BLOCK_FIRST, BLOCK_LAST, REM_LAST = 22, 32, 34

@@ -20,10 +20,10 @@ from app.client.http import HttpClient
 from app.config import ServerConfig
 from app.identity import CsrProfile, ExpiryLevel, ExpiryWatch, IdentityFiles, IdentityStore, watch_store
 from app.identity.peer import server_cert_fetch
-from app.lab.pki import CertFiles, Pki
-from app.lab.server import LabServer
 from app.sep.dcap import DeviceCapability
 from tests.identity.conftest import DAY, NOW, pem
+from wattsmart_lab.pki import CertFiles, Pki
+from wattsmart_lab.server import LabServer
 
 
 class Session:

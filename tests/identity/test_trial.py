@@ -14,10 +14,10 @@ from app.client.session import Session
 from app.health import Health, Kind
 from app.identity import CsrProfile
 from app.identity.trial import CertificateTrial
-from app.lab.pki import Pki
-from app.lab.server import LabServer
 from tests.control.fakes import wait_until
 from tests.identity.test_hot_pickup import _sign, _store
+from wattsmart_lab.pki import Pki
+from wattsmart_lab.server import LabServer
 
 CHECK_S = 0.05
 

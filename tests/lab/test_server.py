@@ -11,8 +11,6 @@ import pytest
 from app.client import errors
 from app.client.http import HttpClient
 from app.config import ServerConfig
-from app.lab.pki import Pki
-from app.lab.server import LabServer
 from app.sep.dcap import DeviceCapability
 from app.sep.der import DERControl, DERControlList, DERSettings
 from app.sep.edev import EndDeviceList, Registration
@@ -20,6 +18,8 @@ from app.sep.event import CurrentStatus
 from app.sep.metering_mirror import MirrorMeterReading, MirrorUsagePoint, Reading, ReadingType
 from app.sep.response import DERControlResponse
 from app.sep.types import ActivePower, DateTimeInterval
+from wattsmart_lab.pki import Pki
+from wattsmart_lab.server import LabServer
 
 
 async def test_identifies_each_client_by_its_certificate(lab_server: LabServer) -> None:

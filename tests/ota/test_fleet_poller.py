@@ -19,7 +19,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from app.ota import release as release_tool
 from app.ota.errors import IntegrityError
 from app.ota.fleet import cohort
 from app.ota.fleet_poller import FleetPoller
@@ -29,6 +28,7 @@ from tests.faults.tmpfs import small_tmpfs
 from tests.ota.conftest import KEY_ID, Box
 from tests.ota.fakes import REPO
 from tests.ota.test_install import assert_working
+from wattsmart_release import cli as release_tool
 
 LFDI = "3E4F45AB31EDFE5B67E343E5E4562E31984E23E5"  # cohort 57
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)

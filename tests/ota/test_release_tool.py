@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from app.ota import release
 from app.ota.bundle import verify_bundle
 from app.ota.fleet import parse_manifest
 from app.ota.keys import load_trust_store
 from tests.ota.fakes import make_wheel
+from wattsmart_release import cli as release
 
 
 def test_keygen_trust_bundle_and_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -29,7 +29,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.config import Config
-from app.ota import release as release_tool
 from app.ota.bundle import build_bundle, verify_bundle
 from app.ota.errors import BundleRejected, IntegrityError, VersionRefused
 from app.ota.fleet import FleetManifest, ManifestExpired, choose, parse_manifest, sign_manifest
@@ -53,6 +52,7 @@ from tests.ota.fakes import make_wheel
 from tests.ota.test_fleet_poller import NOW as POLL_NOW
 from tests.ota.test_fleet_poller import FleetHost, poller, publish
 from tests.ota.test_install import assert_working
+from wattsmart_release import cli as release_tool
 
 NOBODY = 65534
 #: the unprivileged side runs the system's Python (the test venv may sit in root's 0700 home)

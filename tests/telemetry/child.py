@@ -16,9 +16,9 @@ from app.config import Config, ServerConfig
 from app.health import Health
 from app.telemetry import TelemetryLinks, TelemetryService
 from hal.inverter import BatterySpec
-from hal.inverter.sim import SimInverter
 from tests.telemetry.conftest import polling
 from tests.telemetry.simclock import SimClock
+from wattsmart_lab.sim import SimInverter
 
 
 async def main(args: dict[str, object]) -> None:

@@ -15,13 +15,13 @@ from app.client.clock import ServerClock
 from app.client.server import Server, serve
 from app.client.session import Session
 from app.config import Config, ServerConfig, TelemetryConfig
-from app.lab.pki import Pki
-from app.lab.server import LabServer
 from app.telemetry import TelemetryLinks
 from hal.inverter import BatterySpec
-from hal.inverter.sim import SimInverter
 from tests.sep.conftest import assert_valid, assert_valid_csipaus, csipaus_schemas, sep_schema
 from tests.telemetry.simclock import SimClock
+from wattsmart_lab.pki import Pki
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sim import SimInverter
 
 # the sep tests' schema fixtures, reused here
 __all__ = ["assert_valid", "assert_valid_csipaus", "csipaus_schemas", "sep_schema"]

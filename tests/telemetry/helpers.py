@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 
-from app.lab.server import LabServer
 from app.sep.metering_mirror import MirrorMeterReading, Reading
 from app.telemetry import TelemetryService
+from wattsmart_lab.server import LabServer
 
 
 def received_readings(lab: LabServer) -> Iterator[tuple[int, int, Reading]]:

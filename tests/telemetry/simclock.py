@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from app.telemetry.timebase import SimulatedTimebase as SimClock
+from wattsmart_lab.timebase import SimulatedTimebase as SimClock
 
 __all__ = ["SimClock"]

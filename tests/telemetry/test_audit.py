@@ -10,14 +10,14 @@ from datetime import datetime, timedelta
 from app.client.server import Server
 from app.config import Config
 from app.health import Health
-from app.lab.server import LabServer
-from app.lab.tree import PollRates
 from app.telemetry import TelemetryService
-from hal.inverter.sim import SimInverter
 from tests.audit import audit, lab_poll_rates
 from tests.telemetry.conftest import Device
 from tests.telemetry.helpers import running
 from tests.telemetry.simclock import SimClock
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sim import SimInverter
+from wattsmart_lab.tree import PollRates
 
 
 def set_post_rate(lab: LabServer, rate: int) -> None:

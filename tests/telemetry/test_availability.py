@@ -13,17 +13,17 @@ import pytest
 from app.client.session import Session
 from app.config import Config
 from app.health import Health
-from app.lab.server import LabServer
 from app.sep import parse, to_xml
 from app.sep.der import DERAvailability
 from app.telemetry import TelemetryService
 from app.telemetry.availability import SOC_DEADBAND_PCT, AvailabilityReporter, SocLimits, der_availability
 from app.telemetry.der import nameplate
 from hal.inverter import BatterySpec, Ratings
-from hal.inverter.sim import SimInverter
 from tests.telemetry.conftest import START, Device
 from tests.telemetry.helpers import running
 from tests.telemetry.simclock import SimClock
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sim import SimInverter
 
 RATINGS = Ratings(max_w=5000, max_charge_w=4000, max_discharge_w=5000, energy_capacity_wh=10000)
 LIMITS = SocLimits(10.0, 90.0)

@@ -14,13 +14,13 @@ from app.client.notices import Notices
 from app.client.server import Server
 from app.config import Config
 from app.health import Health
-from app.lab.server import LabServer
 from app.telemetry import TelemetryService
 from app.telemetry.service import is_due, next_anchor, resume_anchor
-from hal.inverter.sim import SimInverter
 from tests.telemetry.conftest import START, Device
 from tests.telemetry.helpers import running, times
 from tests.telemetry.simclock import SimClock
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sim import SimInverter
 
 T = int(START.timestamp()) + 10  # 10:00:00, a whole minute
 

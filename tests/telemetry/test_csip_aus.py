@@ -13,14 +13,14 @@ import pytest
 from app.client.session import Session
 from app.config import Config
 from app.health import Health
-from app.lab.server import LabServer
 from app.sep import parse
 from app.sep.der import DERCapability, DERSettings
 from app.telemetry import TelemetryService
-from hal.inverter.sim import SimInverter
 from tests.telemetry.conftest import START, Device
 from tests.telemetry.helpers import running
 from tests.telemetry.simclock import SimClock
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sim import SimInverter
 
 
 @pytest.mark.parametrize("profile", ["csip-aus", "wattsmart"])

@@ -10,16 +10,16 @@ from pathlib import Path
 from app.client.server import Server
 from app.config import Config
 from app.health import Health, Kind
-from app.lab.server import LabServer
 from app.store import open_store
 from app.store.database import FILENAME
 from app.telemetry import TelemetryService
 from app.telemetry.service import OPEN_RETRY_S, STORAGE_PART
-from hal.inverter.sim import SimInverter
 from tests.faults.tmpfs import fill, small_tmpfs
 from tests.telemetry.conftest import START, Device
 from tests.telemetry.helpers import received_ticks, running
 from tests.telemetry.simclock import SimClock
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sim import SimInverter
 
 
 async def test_disk_full_while_sampling_then_space_returns(

@@ -15,15 +15,15 @@ from pathlib import Path
 from app.client.server import Server
 from app.config import Config
 from app.health import Health
-from app.lab.pki import Pki
-from app.lab.server import LabServer
 from app.store import open_store
 from app.store.database import FILENAME
 from app.telemetry import TelemetryService
-from hal.inverter.sim import SimInverter
 from tests.telemetry.conftest import START, Device, polling
 from tests.telemetry.helpers import received_ticks, running
 from tests.telemetry.simclock import SimClock
+from wattsmart_lab.pki import Pki
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sim import SimInverter
 
 REPO = Path(__file__).resolve().parents[2]
 BATCH = 10  # readings per post while catching up, so the backlog takes many posts

@@ -9,7 +9,6 @@ from datetime import timedelta
 
 from app.client.server import Server
 from app.config import Config
-from app.lab.server import LabServer
 from app.sep import parse
 from app.sep.der import DERSettings
 from app.sep.metering_mirror import Reading, Uom
@@ -17,11 +16,12 @@ from app.telemetry.points import QUESTIONABLE
 from hal.inverter import Nameplate, SafeInverter
 from hal.inverter.base import Telemetry
 from hal.inverter.battery import BatterySpec
-from hal.inverter.sim import SimInverter
 from tests.telemetry.conftest import START, Device
 from tests.telemetry.helpers import received_readings, running
 from tests.telemetry.simclock import SimClock
 from tests.telemetry.test_service import service_for
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sim import SimInverter
 
 
 class SpikyInverter(SimInverter):

@@ -11,12 +11,12 @@ from app.client.errors import Rejected
 from app.client.http import HttpClient, describe_error
 from app.config import ServerConfig
 from app.health import Health, Kind
-from app.lab.server import LabServer
 from app.sep.dcap import DeviceCapability
 from app.sep.error import Error
 from app.telemetry.links import TelemetryLinks
 from app.telemetry.reports import PART, REFUSED_RETRY_S, NameplateReporter
 from hal.inverter import Ratings
+from wattsmart_lab.server import LabServer
 
 RATINGS = Ratings(max_w=5000, max_charge_w=4600, max_discharge_w=5000, energy_capacity_wh=13500)
 CAP = "/edev/3/der/0/dercap"

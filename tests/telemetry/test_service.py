@@ -12,16 +12,16 @@ import pytest
 from app.client.server import Server
 from app.config import Config
 from app.health import Health
-from app.lab.server import LabServer
 from app.sep import parse
 from app.sep.der import DERCapability, DERSettings, DERStatus
 from app.sep.metering_mirror import MirrorUsagePoint
 from app.store import open_store
 from app.telemetry import TelemetryService
-from hal.inverter.sim import SimInverter
 from tests.telemetry.conftest import START, Device
 from tests.telemetry.helpers import received_ticks, running, times
 from tests.telemetry.simclock import SimClock
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sim import SimInverter
 
 HOUR = timedelta(hours=1)
 

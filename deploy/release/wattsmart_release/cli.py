@@ -1,9 +1,9 @@
-"""The fleet's release tool: `python -m app.ota.release keygen|trust|bundle|manifest`.
+"""The fleet's release tool: `python -m wattsmart_release keygen|trust|bundle|manifest`.
 
-    python -m app.ota.release keygen --key-id fleet-2026 --out keys/
-    python -m app.ota.release trust --serial 1 --key keys/fleet-2026.pub --out ota-trust.json
-    python -m app.ota.release bundle --key keys/fleet-2026.key --out gw-1.5.0.bundle dist/*.whl
-    python -m app.ota.release manifest --key keys/fleet-2026.key --bundle gw-1.5.0.bundle \\
+    python -m wattsmart_release keygen --key-id fleet-2026 --out keys/
+    python -m wattsmart_release trust --serial 1 --key keys/fleet-2026.pub --out ota-trust.json
+    python -m wattsmart_release bundle --key keys/fleet-2026.key --out gw-1.5.0.bundle dist/*.whl
+    python -m wattsmart_release manifest --key keys/fleet-2026.key --bundle gw-1.5.0.bundle \\
         --url bundles/gw-1.5.0.bundle --stage 5@2026-12-01T00:00:00+00:00 \\
         --stage 100@2026-12-03T00:00:00+00:00 --base manifest.json --out manifest.json
 """
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app.ota.release", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m wattsmart_release", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     keygen = sub.add_parser("keygen", help="make a new fleet signing key pair")

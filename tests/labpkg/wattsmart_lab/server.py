@@ -1,7 +1,7 @@
 """The in-process 2030.5 lab server: aiohttp over real mutual TLS on 127.0.0.1.
 
 It identifies each client by the LFDI of its certificate, serves the scriptable tree of
-app.lab.tree, records every request, and lets a test (or the demo) inject failures and take the
+wattsmart_lab.tree, records every request, and lets a test (or the demo) inject failures and take the
 server down and up. Use as `async with LabServer(pki) as server:`; `server.tree` is the knob
 board, `server.requests` the log, `server.client_config(...)` a ServerConfig pointed at it.
 """
@@ -23,11 +23,11 @@ from aiohttp import web
 from app.client.identity import lfdi_from_der
 from app.client.tls import ccm8_cipher_string
 from app.config import ServerConfig, TlsOptions
-from app.lab.pki import CertFiles, Pki
-from app.lab.tree import LabTree
 from app.sep import to_xml
 from app.sep.error import Error
 from hal.clock import utc_now
+from wattsmart_lab.pki import CertFiles, Pki
+from wattsmart_lab.tree import LabTree
 
 _LOGGER = logging.getLogger(__name__)
 

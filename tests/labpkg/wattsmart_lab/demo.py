@@ -4,7 +4,7 @@ A local 2030.5 server (mutual TLS) with a short demo schedule, a simulated SunSp
 Modbus TCP, and the gateway between them, all on 127.0.0.1. Everything it writes (test PKI,
 configuration, gateway state) lives in `./run/`. Ctrl-C stops everything cleanly.
 
-    python -m app.lab.demo [--folder run] [--lead 20] [--site] [-v]
+    python -m wattsmart_lab.demo [--folder run] [--lead 20] [--site] [-v]
 
 With `--site` (`make run SITE=1`): two simulated inverters (5 kW and 3 kW) and a SunSpec site meter
 on one Modbus TCP endpoint (unit ids 1, 2 and 10), a household load that runs through a day in six
@@ -29,15 +29,15 @@ import yaml
 
 from app.config import load_config
 from app.gateway import Gateway
-from app.lab import pki as lab_pki
-from app.lab.gateway_config import lab_config, write_lab_config
-from app.lab.server import LabServer
 from app.sep.der import DefaultDERControl, DERControlBase
 from app.sep.types import ActivePower
 from hal.inverter.battery import BatterySpec
-from hal.inverter.meter_sim import household_load_w
-from hal.inverter.sunspec_server import SunSpecServer
 from hal.modbus import quiet_library_logging
+from wattsmart_lab import pki as lab_pki
+from wattsmart_lab.gateway_config import lab_config, write_lab_config
+from wattsmart_lab.meter_sim import household_load_w
+from wattsmart_lab.server import LabServer
+from wattsmart_lab.sunspec_server import SunSpecServer
 
 _LOGGER = logging.getLogger("demo")
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hal.inverter import codec
-from hal.inverter.sunspec_device import ILLEGAL_ADDRESS, Faults, SunSpecDevice
 from hal.inverter.sunspec_points import END_MODEL_ID, LENGTHS, POINTS, SUNS_MARKER
+from wattsmart_lab.sunspec_device import ILLEGAL_ADDRESS, Faults, SunSpecDevice
 
 METER_MODELS = (1, 203)
 _W_SF = 0

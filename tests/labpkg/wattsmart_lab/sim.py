@@ -7,7 +7,8 @@ import logging
 from hal.clock import Clock, utc_now
 from hal.errors import InverterUnreachable
 from hal.inverter.base import BatteryInverter, ConnectionStatus, OperatingStatus, Ratings, Telemetry
-from hal.inverter.battery import BatteryModel, BatterySpec
+from hal.inverter.battery import BatterySpec
+from wattsmart_lab.battery import BatteryModel
 
 _LOGGER = logging.getLogger(__name__)
 

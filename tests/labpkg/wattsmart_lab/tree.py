@@ -1,6 +1,6 @@
 """The lab server's scriptable 2030.5 resource tree: state, rendering to models, and the test API.
 
-Pure (no I/O): the HTTP layer in app.lab.server asks it for the model at a path and hands it
+Pure (no I/O): the HTTP layer in wattsmart_lab.server asks it for the model at a path and hands it
 PUT/POST bodies. Canonical paths:
 
     /dcap  /tm  /edev  /edev/{i}  /edev/{i}/reg  /edev/{i}/fsa  /edev/{i}/fsa/{k}

@@ -11,8 +11,9 @@ import logging
 from dataclasses import dataclass, field, replace
 
 from hal.inverter import codec
-from hal.inverter.battery import BatteryModel, BatterySpec
+from hal.inverter.battery import BatterySpec
 from hal.inverter.sunspec_points import END_MODEL_ID, LENGTHS, POINTS, SUNS_MARKER
+from wattsmart_lab.battery import BatteryModel
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from app.lab.server import LabServer
+from wattsmart_lab.server import LabServer
 
 
 def lab_config(

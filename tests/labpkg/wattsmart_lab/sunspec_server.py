@@ -10,7 +10,7 @@ opens that serial device instead (a real RS-485 adapter, or one end of a pty pai
         server.device.faults.silent = True      # or exception_code / delay_s / garbage / ignore_writes
         await server.cut(); await server.restore()
 
-Standalone: `python -m hal.inverter.sunspec_server --port 5020 [--rtu] [--legacy]`.
+Standalone: `python -m wattsmart_lab.sunspec_server --port 5020 [--rtu] [--legacy]`.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimAction, SimData, SimDevice
 
 from hal.inverter.battery import BatterySpec
-from hal.inverter.meter_sim import MeterDevice, Profile, household_load_w, no_pv
-from hal.inverter.sunspec_device import DER_MODELS, LEGACY_MODELS, Faults, SunSpecDevice
+from wattsmart_lab.meter_sim import MeterDevice, Profile, household_load_w, no_pv
+from wattsmart_lab.sunspec_device import DER_MODELS, LEGACY_MODELS, Faults, SunSpecDevice
 
 _LOGGER = logging.getLogger(__name__)
 

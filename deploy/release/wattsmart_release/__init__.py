@@ -1,0 +1,1 @@
+"""The fleet's release tool, for the operator's workstation (never installed on a box): see `cli`."""
