@@ -1,4 +1,4 @@
-"""What ships is what runs: the box's wheel holds no lab, simulator or release (signing) tool.
+"""What ships is what runs: the box's wheel holds no lab, simulator, release tool or signing code.
 
 The wheel is built as a box gets it (`pip wheel --no-deps`, like the image build and test-systemd),
 from a copy of the checkout's sources: the build writes nothing into the checkout. The lab
@@ -29,7 +29,9 @@ FORBIDDEN_PATHS = re.compile(
 #: what the lab, the simulators and the release tool define or import, wherever it might be put
 FORBIDDEN_CODE = re.compile(
     r"^class (LabServer|LabTree|SunSpecServer|SunSpecDevice|SimInverter|BatteryModel|SimulatedTimebase)\b"
-    r"|^\s*(from|import) (wattsmart_lab|wattsmart_release|pymodbus\.server|pymodbus\.simulator)\b",
+    r"|^\s*(from|import) (wattsmart_lab|wattsmart_release|pymodbus\.server|pymodbus\.simulator)\b"
+    # the fleet's signing (Ed25519 private keys): the box verifies only (its own identity key is EC)
+    r"|\bEd25519PrivateKey\b|^def (build_bundle|sign_manifest)\b",
     re.MULTILINE,
 )
 
@@ -79,3 +81,5 @@ def test_the_forbidden_patterns_can_fail() -> None:
     for module in ("server", "sunspec_server", "sim", "battery", "timebase"):
         assert FORBIDDEN_CODE.search((lab / f"{module}.py").read_text()), module
     assert FORBIDDEN_CODE.search("from wattsmart_release.cli import main\n")
+    signing = (REPO / "deploy" / "release" / "wattsmart_release" / "signing.py").read_text()
+    assert len(FORBIDDEN_CODE.findall(signing)) >= 3  # the key type, build_bundle, sign_manifest

@@ -18,16 +18,14 @@ import tarfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from app.ota.errors import BundleRejected, InstallFailed, IntegrityError
-from app.ota.keys import TrustStore, TrustStoreError, parse_trust_store, sign
+from app.ota.keys import TrustStore
 from app.ota.version import Version
 
 FORMAT = 1
@@ -42,7 +40,8 @@ MAX_EXTENDED_HEADER = 1 << 16
 MAX_MEMBERS = 1024
 #: the gateway wheel's METADATA is read (from a hash-checked wheel) only up to this size
 MAX_METADATA = 1 << 20
-_MEMBER = re.compile(r"^(wheels/[A-Za-z0-9][A-Za-z0-9._+-]*\.whl|trust\.json)$")
+#: the names a bundle may hold besides its manifest and signature
+MEMBER = re.compile(r"^(wheels/[A-Za-z0-9][A-Za-z0-9._+-]*\.whl|trust\.json)$")
 _PRODUCT_WHEEL = re.compile(r"^wheels/wattsmart_gateway-[^-/]+-[^/]*\.whl$")
 _PAX_KEYS = frozenset({"path", "size", "mtime", "atime", "ctime", "uid", "gid", "uname", "gname", "comment"})
 _BLOCK = 512
@@ -80,7 +79,7 @@ class BundleManifest:
     @property
     def gateway_wheel(self) -> str:
         """The member holding the gateway's own wheel (exactly one, checked when parsed)."""
-        return _gateway_wheel(self.files)
+        return find_gateway_wheel(self.files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +124,7 @@ def wheel_version(wheel: Path) -> str:
     return headers["Version"]
 
 
-def _code_says(wheel: Path) -> str | None:
+def code_version(wheel: Path) -> str | None:
     """The `__version__` in the wheel's app/__init__.py (what `wattsmart-gateway --version` says), or None."""
     try:
         with zipfile.ZipFile(wheel) as z, z.open("app/__init__.py") as f:
@@ -138,14 +137,15 @@ def _code_says(wheel: Path) -> str | None:
     return match.group(1) if match else ""
 
 
-def _gateway_wheel(names: Mapping[str, object] | Sequence[str]) -> str:
+def find_gateway_wheel(names: Mapping[str, object] | Sequence[str]) -> str:
+    """The one member (of `names`) that is the gateway's own wheel; BundleRejected unless exactly one."""
     found = [n for n in names if _PRODUCT_WHEEL.match(n)]
     if len(found) != 1:
         raise BundleRejected(f"a bundle holds exactly one {PRODUCT} wheel (found {len(found)})")
     return found[0]
 
 
-def _check_requirement(requirement: str, version: Version) -> None:
+def check_requirement(requirement: str, version: Version) -> None:
     """What pip installs must be the gateway at exactly the bundle's version (extras allowed)."""
     try:
         req = Requirement(requirement)
@@ -158,85 +158,6 @@ def _check_requirement(requirement: str, version: Version) -> None:
         or str(req.specifier) != f"=={version}"
     ):
         raise BundleRejected(f"requirement {requirement!r} is not {PRODUCT}=={version}")
-
-
-def build_bundle(
-    out: Path,
-    wheels: Sequence[Path],
-    *,
-    version: str,
-    min_version: str | None,
-    key: Ed25519PrivateKey,
-    key_id: str,
-    requirement: str | None = None,
-    trust_statement: Path | None = None,
-    security_floor: str | None = None,
-    created: datetime | None = None,
-) -> BundleManifest:
-    """Write a signed bundle to `out` (reproducible: fixed order, times and owners).
-
-    Refuses (ValueError) what the boxes would refuse: a malformed version, one that is not the
-    gateway wheel's own, a floor above the version, a trust statement the boxes would not adopt.
-    """
-    try:
-        parsed = Version(version)
-        if min_version is not None:
-            Version(min_version)
-        if security_floor is not None and Version(security_floor) > parsed:
-            raise ValueError(f"security floor {security_floor} is above the release's own version {version}")
-        sources = {f"wheels/{w.name}": w for w in sorted(wheels, key=lambda p: p.name)}
-        gateway = sources[_gateway_wheel(sources)]
-        if (found := wheel_version(gateway)) != version:
-            raise ValueError(
-                f"{gateway.name} is version {found}, not {version}: the version must be the code's"
-            )
-        if (said := _code_says(gateway)) not in (None, version):
-            # the box checks `wattsmart-gateway --version` before switching: refuse here, not on every box
-            raise ValueError(f"{gateway.name}: app/__init__.py says __version__ = {said!r}, not {version!r}")
-        _check_requirement(requirement or f"{PRODUCT}=={version}", parsed)
-        if trust_statement is not None:
-            parse_trust_store(trust_statement.read_bytes(), str(trust_statement))
-            sources[TRUST] = trust_statement
-    except (BundleRejected, TrustStoreError) as exc:
-        raise ValueError(str(exc)) from None
-    for name in sources:
-        if not _MEMBER.match(name):
-            raise ValueError(f"cannot bundle {name!r}: only wheels (*.whl) and a trust statement")
-    files = {name: {"size": p.stat().st_size, "sha256": sha256_file(p)} for name, p in sources.items()}
-    manifest: dict[str, Any] = {
-        "format": FORMAT,
-        "product": PRODUCT,
-        "version": version,
-        "min_version": min_version,
-        "security_floor": security_floor,
-        "key_id": key_id,
-        "requirement": requirement or f"{PRODUCT}=={version}",
-        "created": (created or datetime.now(UTC)).isoformat(timespec="seconds"),
-        "files": files,
-    }
-    body = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    if len(body) > MAX_MANIFEST:
-        raise ValueError(f"the manifest would be {len(body)} bytes, over the boxes' limit of {MAX_MANIFEST}")
-    signature = sign(key, body).encode()
-    tmp = out.with_name(out.name + ".tmp")
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-        _add_bytes(tar, MANIFEST, body)
-        _add_bytes(tar, SIGNATURE, signature)
-        for name, path in sources.items():
-            with path.open("rb") as f:
-                tar.addfile(_info(name, path.stat().st_size), f)
-    tmp.replace(out)
-    return _parse_manifest(body)
-
-
-def _info(name: str, size: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size, info.mode, info.mtime = size, 0o644, 0
-    return info
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    tar.addfile(_info(name, len(data)), io.BytesIO(data))
 
 
 def verify_bundle(path: Path, trust: TrustStore) -> BundleManifest:
@@ -258,7 +179,7 @@ def verify_bundle(path: Path, trust: TrustStore) -> BundleManifest:
     except (ValueError, KeyError, TypeError):
         raise IntegrityError(f"{path.name}: manifest has no key_id") from None
     trust.verify(key_id, signature, body)
-    return _parse_manifest(body)
+    return parse_bundle_manifest(body)
 
 
 def scan_members(f: IO[bytes]) -> dict[str, _Member]:
@@ -366,7 +287,8 @@ def _read_small(f: IO[bytes], members: Mapping[str, _Member], name: str, limit: 
     return f.read(member.size)
 
 
-def _parse_manifest(body: bytes) -> BundleManifest:
+def parse_bundle_manifest(body: bytes) -> BundleManifest:
+    """The bundle manifest from its signed bytes; BundleRejected for anything a box would not install."""
     try:
         raw = json.loads(body)
         if raw["format"] != FORMAT or raw["product"] != PRODUCT:
@@ -386,13 +308,13 @@ def _parse_manifest(body: bytes) -> BundleManifest:
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BundleRejected(f"signed manifest is malformed ({exc!r})") from None
-    bad = [n for n in files if not _MEMBER.match(n)]
+    bad = [n for n in files if not MEMBER.match(n)]
     if bad:
         raise BundleRejected(f"signed manifest lists a forbidden file name {bad[0]!r}")
     if floor is not None and floor > manifest.version:
         raise BundleRejected(f"signed manifest's security floor {floor} is above its version")
-    _gateway_wheel(files)
-    _check_requirement(manifest.requirement, manifest.version)
+    find_gateway_wheel(files)
+    check_requirement(manifest.requirement, manifest.version)
     return manifest
 
 

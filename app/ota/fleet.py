@@ -23,10 +23,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urljoin
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from app.ota.errors import BundleRejected, OtaError
-from app.ota.keys import TrustStore, sign
+from app.ota.keys import TrustStore
 from app.ota.version import Version
 
 FORMAT = 1
@@ -172,10 +170,3 @@ def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"{value.isoformat()} has no timezone")
     return value
-
-
-def sign_manifest(payload: dict[str, Any], key: Ed25519PrivateKey, key_id: str) -> bytes:
-    """The signed envelope for `payload` (used by the release tool)."""
-    text = json.dumps(payload, indent=1, sort_keys=True)
-    envelope = {"key_id": key_id, "signature": sign(key, text.encode()), "payload": text}
-    return (json.dumps(envelope, indent=1) + "\n").encode()

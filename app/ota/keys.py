@@ -22,7 +22,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from app.ota.errors import OtaError, SignatureError, UnknownKeyError
 from app.ota.jsonfile import write_json
@@ -38,35 +38,10 @@ class TrustStoreError(OtaError):
     """The trust store file is missing or malformed: reinstall it (no update can be verified without it)."""
 
 
-def generate_key() -> Ed25519PrivateKey:
-    """A new fleet signing key."""
-    return Ed25519PrivateKey.generate()
-
-
-def private_key_pem(key: Ed25519PrivateKey) -> bytes:
-    """The private key as unencrypted PKCS#8 PEM (keep it offline or in an HSM-backed store)."""
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    """Read a PKCS#8 PEM Ed25519 private key."""
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path}: not an Ed25519 private key")
-    return key
-
-
 def public_key_b64(key: Ed25519PublicKey) -> str:
     """The raw 32-byte public key, base64: the form kept in the trust store."""
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return base64.b64encode(raw).decode()
-
-
-def sign(key: Ed25519PrivateKey, data: bytes) -> str:
-    """Sign `data`; the signature as base64."""
-    return base64.b64encode(key.sign(data)).decode()
 
 
 @dataclass(frozen=True, slots=True)

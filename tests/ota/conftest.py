@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from app.ota.bundle import build_bundle
-from app.ota.keys import TrustStore, generate_key
+from app.ota.keys import TrustStore
 from app.ota.release_dirs import Releases, write_marker
 from app.ota.settings import OtaSettings
 from app.ota.updater import Updater
 from tests.ota.fakes import READY, Clock, FakeRunner, FakeSystemd, dummy_module, make_wheel
+from wattsmart_release.signing import build_bundle, generate_key
 
 KEY_ID = "fleet-2026"
 

@@ -18,10 +18,10 @@ from app.ota.fleet import (
     cohort,
     next_poll_delay,
     parse_manifest,
-    sign_manifest,
 )
-from app.ota.keys import TrustStore, generate_key
+from app.ota.keys import TrustStore
 from app.ota.version import Version
+from wattsmart_release.signing import generate_key, sign_manifest
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 

@@ -22,13 +22,13 @@ from aiohttp import web
 from app.ota.errors import IntegrityError
 from app.ota.fleet import cohort
 from app.ota.fleet_poller import FleetPoller
-from app.ota.keys import private_key_pem
 from app.ota.transfer import NoSpace, download
 from tests.faults.tmpfs import small_tmpfs
 from tests.ota.conftest import KEY_ID, Box
 from tests.ota.fakes import REPO
 from tests.ota.test_install import assert_working
 from wattsmart_release import cli as release_tool
+from wattsmart_release.signing import private_key_pem
 
 LFDI = "3E4F45AB31EDFE5B67E343E5E4562E31984E23E5"  # cohort 57
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)

@@ -21,13 +21,14 @@ from app.ota.errors import (
     UnknownKeyError,
     VersionRefused,
 )
-from app.ota.keys import TrustStore, generate_key, load_trust_store
+from app.ota.keys import TrustStore, load_trust_store
 from app.ota.machine import Phase
 from app.ota.runner import CommandResult
 from app.ota.state import is_updating, update_lock
 from app.ota.updater import Updater
 from tests.ota.conftest import Box
 from tests.ota.fakes import BROKEN, CRASH, NEVER_READY, FakeRunner
+from wattsmart_release.signing import generate_key
 
 
 def assert_working(box: Box, version: str) -> None:

@@ -8,10 +8,11 @@ import pytest
 
 from app.ota import machine as m
 from app.ota.bundle import verify_bundle
-from app.ota.keys import TrustStore, generate_key, load_trust_store
+from app.ota.keys import TrustStore, load_trust_store
 from app.ota.machine import Phase
 from tests.ota.conftest import Box
 from tests.ota.test_install import assert_working
+from wattsmart_release.signing import generate_key
 
 STEPS = ["begin", "unpack", "staged", "link_previous", "link_current", "switched", "restart"]
 

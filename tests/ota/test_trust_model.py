@@ -29,19 +29,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.config import Config
-from app.ota.bundle import build_bundle, verify_bundle
+from app.ota.bundle import verify_bundle
 from app.ota.errors import BundleRejected, IntegrityError, VersionRefused
-from app.ota.fleet import FleetManifest, ManifestExpired, choose, parse_manifest, sign_manifest
-from app.ota.keys import (
-    MAX_SERIAL_STEP,
-    TrustStore,
-    TrustStoreError,
-    generate_key,
-    load_trust_store,
-    parse_trust_store,
-    private_key_pem,
-    sign,
-)
+from app.ota.fleet import FleetManifest, ManifestExpired, choose, parse_manifest
+from app.ota.keys import MAX_SERIAL_STEP, TrustStore, TrustStoreError, load_trust_store, parse_trust_store
 from app.ota.machine import Phase
 from app.ota.settings import OtaSettings
 from app.ota.state import FLAG_TTL_S, control_in_force, read_gateway_file, set_control_in_force
@@ -53,6 +44,7 @@ from tests.ota.test_fleet_poller import NOW as POLL_NOW
 from tests.ota.test_fleet_poller import FleetHost, poller, publish
 from tests.ota.test_install import assert_working
 from wattsmart_release import cli as release_tool
+from wattsmart_release.signing import build_bundle, generate_key, private_key_pem, sign, sign_manifest
 
 NOBODY = 65534
 #: the unprivileged side runs the system's Python (the test venv may sit in root's 0700 home)

@@ -22,16 +22,16 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from app.ota.bundle import PRODUCT, build_bundle, sha256_file, verify_bundle, wheel_version
+from app.ota.bundle import PRODUCT, sha256_file, verify_bundle, wheel_version
 from app.ota.errors import BundleRejected, OtaError
-from app.ota.fleet import FORMAT, sign_manifest
-from app.ota.keys import (
-    TrustStore,
+from app.ota.fleet import FORMAT
+from app.ota.keys import TrustStore, parse_trust_store, public_key_b64
+from wattsmart_release.signing import (
+    build_bundle,
     generate_key,
     load_private_key,
-    parse_trust_store,
     private_key_pem,
-    public_key_b64,
+    sign_manifest,
 )
 
 _WHEEL = re.compile(r"^wattsmart_gateway-([^-]+)-")
