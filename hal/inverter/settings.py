@@ -46,9 +46,10 @@ class Nameplate:
 class InverterSettings:
     """How to reach one battery inverter and how to talk to it.
 
-    `transport`: "rtu" (needs `serial`), "tcp" (needs `tcp`) or "sim" (the in-process battery, no
-    Modbus). `profile`: "sunspec" to discover a SunSpec map, the path of a register-table YAML
-    file, or the bare name of one shipped in `hal/inverter/profiles/` (e.g. "example-hybrid").
+    `transport`: "rtu" (needs `serial`), "tcp" (needs `tcp`) or "sim" (the lab package's in-process
+    battery, no Modbus: development installs only, a box refuses it). `profile`: "sunspec" to
+    discover a SunSpec map, the path of a register-table YAML file, or the bare name of one shipped
+    in `hal/inverter/profiles/` (e.g. "example-hybrid").
     `device_id`: the Modbus unit id. `bus`: timeouts, retries and pacing of the bus (devices on one
     port or endpoint share one connection and must agree on it). `setpoint_mode`: SunSpec 704 watts
     or percent-of-WMax mode. `revert_timeout_s`: the device-side timer after which the battery
