@@ -81,6 +81,8 @@ async def test_a_box_without_a_certificate_is_not_commissioned_and_says_what_to_
     run = asyncio.create_task(gw.run())
     try:
         assert await until(lambda: gw.inverter is not None and gw.inverter.telemetry is not None, 10)
+        # the status page opens after the first reading and the store: commissioning needs it up
+        assert await until(lambda: gw.status_page is not None, 10)
         # the key is born on the box at once, so the CSR can go to the CA straight away
         pending = IdentityStore.from_config(gw.config).pending()
         assert pending is not None and pending.csr.is_file()
