@@ -40,6 +40,8 @@ METER = 10
 BUS = BusSettings(timeout_s=1.0, retries=1)
 #: its tries, the quiet between them and the quiet after the last (hal.modbus: a late reply's window)
 DEAD_CALL_S = BUS.call_budget_s() + BUS.timeout_s
+#: what a loaded 2-core CI machine adds to a cycle (scheduling, TLS) beyond the bound being tested
+SLACK_S = 5.0
 
 
 class Load:
@@ -153,11 +155,11 @@ async def test_export_limit_holds_at_the_connection_point_then_falls_back(
 
     try:
         # the battery covers the house and exports up to the limit: 1500 + 1000
-        await until(lambda: battery_w() == load.watts + limit, 20)
+        await until(lambda: battery_w() == load.watts + limit, 20 + SLACK_S)
         exports = []
         for watts in (3000.0, 700.0, 2200.0):  # the household's load moves
             load.watts = watts
-            await until(lambda: battery_w() == load.watts + limit, METER_CHECK_S + 3)
+            await until(lambda: battery_w() == load.watts + limit, METER_CHECK_S + SLACK_S)
             exports.append(meter.site_export_w(site.clock()))
         assert exports == [limit] * 3  # the site exports exactly the limit, whatever the house draws
         # never over the limit for longer than one meter cycle: at the load drop it briefly was
@@ -165,14 +167,16 @@ async def test_export_limit_holds_at_the_connection_point_then_falls_back(
 
         meter.faults.silent = True  # the meter goes silent mid-event
         # within one meter cycle and the timeouts of two reads (the sampler's and the control's)
-        await until(lambda: battery_w() == limit, METER_CHECK_S + 2 * DEAD_CALL_S + 1)
+        await until(lambda: battery_w() == limit, METER_CHECK_S + 2 * DEAD_CALL_S + SLACK_S)
         # battery-only: the battery alone never gives more than the limit, whatever the load does
         load.watts = 300.0
         await asyncio.sleep(METER_CHECK_S + 1)
         assert battery_w() == limit
 
         meter.faults.silent = False  # it answers again: back at the connection point
-        await until(lambda: battery_w() == load.watts + limit, METER_RETRY_S + METER_CHECK_S + DEAD_CALL_S)
+        await until(
+            lambda: battery_w() == load.watts + limit, METER_RETRY_S + METER_CHECK_S + DEAD_CALL_S + SLACK_S
+        )
     finally:
         gw.supervisor.stopping.set()
         await asyncio.wait_for(run, 30)  # as the audit: a loaded machine stops slowly
