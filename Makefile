@@ -69,7 +69,7 @@ clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
 # The SD-card image (image/README.md). Root, Debian host; ~10 min cold, ~30 s-1 min when cached.
-.PHONY: image image-test image-test-pi image-lint
+.PHONY: image image-test image-test-pi image-lint os-bundle image-test-ab
 
 image: $(STAMP)
 	image/build.sh
@@ -83,10 +83,22 @@ image-test: image
 image-test-pi: image
 	$(BIN)/python image/test/boot_test_pi.py
 
+# A signed RAUC bundle of the root file system of the last `make image` (image/os-bundle.sh;
+# OS_SIGNING_CERT/OS_SIGNING_KEY for the fleet's key, else the development pair in image/out/os-keys).
+os-bundle: image
+	image/os-bundle.sh
+
+# OS A/B updates under qemu virt: A -> B committed, then a never-READY B rolled back to A by itself
+# (image/README.md, "OS updates"; ~15-20 min on 2 shared cores).
+image-test-ab: os-bundle
+	$(PYTHON) image/test/ab_test.py
+
 image-lint: $(STAMP)
 	shellcheck -x image/*.sh image/config.env image/pi-gen/build.sh image/pi-gen/config \
 		image/pi-gen/stage-wattsmart/prerun.sh image/pi-gen/stage-wattsmart/EXPORT_IMAGE \
 		image/pi-gen/stage-wattsmart/*/*.sh image/base/initramfs-tools/hooks/* \
 		image/base/initramfs-tools/scripts/local-premount/*
+	shellcheck -s sh image/rootfs/usr/local/lib/wattsmart-os/* image/rootfs/etc/initramfs-tools/hooks/* \
+		image/rootfs/etc/initramfs-tools/scripts/local-top/*
 	$(BIN)/ruff check image/test
 	$(BIN)/ruff format --check image/test

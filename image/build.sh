@@ -21,6 +21,8 @@
 #   IMAGE_OUT=DIR, IMAGE_CACHE=DIR  output and cache folders (default image/out, image/cache)
 #   IMAGE_REBUILD=1           ignore the cached trees
 #   IMAGE_STRICT=1            fail when Debian's package versions differ from image/packages.lock
+#   OS_KEYRING=FILE           the CA certificate(s) OS bundles must chain to (/etc/rauc/keyring.pem);
+#                             default: a development CA made once in IMAGE_OUT/os-keys (image/os-keys.sh)
 # shellcheck source-path=SCRIPTDIR disable=SC2016,SC2153  # hooks expand in the chroot; config.env sets the CAPS
 set -euo pipefail
 
@@ -181,6 +183,14 @@ constraints=()
 (cd "$wheels" && sha256sum -- *.whl) >"$work/wheels.sha256"
 
 ssh_keys=${SSH_AUTHORIZED_KEYS:-}
+# OS bundles (RAUC): the image trusts the CA certificate only; keys stay outside the image
+os_keyring=${OS_KEYRING:-}
+if [ -z "$os_keyring" ]; then
+    "$here/os-keys.sh" "$out/os-keys"
+    os_keyring=$out/os-keys/ca.cert.pem
+    log "OS bundles: development keyring $os_keyring (OS_KEYRING=FILE for the fleet's CA)"
+fi
+[ -s "$os_keyring" ] || die "OS_KEYRING=$os_keyring: no such file or empty"
 [ -z "$ssh_keys" ] || [ -s "$ssh_keys" ] || die "SSH_AUTHORIZED_KEYS=$ssh_keys: no such file or empty"
 
 rootfs_key=$( {
@@ -189,6 +199,7 @@ rootfs_key=$( {
     (cd "$repo" && find deploy image/rootfs image/customize.sh image/dt -type f -print0 | sort -z | xargs -0 sha256sum)
     (cd "$repo" && find deploy image/rootfs -type f -perm -u+x | sort)
     [ -z "$ssh_keys" ] || cat "$ssh_keys"
+    cat "$os_keyring"
 } | sha)
 rootfs=$cache/rootfs-$rootfs_key
 
@@ -211,12 +222,14 @@ else
         dtc -@ -q -I dts -O dtb -o "$stage/dt/$(basename "$dts" .dts).dtbo" "$dts"
     done
     [ -z "$ssh_keys" ] || install -m 0600 "$ssh_keys" "$stage/authorized_keys"
+    install -m 0644 "$os_keyring" "$stage/keyring.pem"
     cat >"$stage/build-info" <<EOF
 IMAGE_VERSION=$version
 IMAGE_GIT_REV=$git_rev
 IMAGE_SUITE=$SUITE
 IMAGE_BASE_KEY=$base_key
 IMAGE_HOSTNAME=$IMAGE_HOSTNAME
+IMAGE_DISK_SIGNATURE=$DISK_SIGNATURE
 EOF
     # A private mount namespace for /proc and /dev, gone when the chroot exits (no loop devices).
     SOURCE_DATE_EPOCH=$app_epoch nice -n 10 unshare --mount --fork -- sh -ec '
@@ -262,8 +275,10 @@ rm -rf "$work/gi-tmp"
 # Publish: the image, the kernel and initrd the qemu test boots, and what went into them.
 kver=$(basename "$(find "$rootfs/boot" -maxdepth 1 -name 'vmlinuz-*' | sort | tail -n1)" | sed 's/^vmlinuz-//')
 [ -n "$kver" ] || die "no kernel in the tree"
-rm -f "$out"/wattsmart-gateway-*.img "$out/vmlinuz" "$out/initrd.img"
+rm -f "$out"/wattsmart-gateway-*.img "$out"/wattsmart-gateway-*.raucb "$out/vmlinuz" "$out/initrd.img"
 mv "$work/gi-out/$name.img" "$out/$name.img"
+# root_a's file system as built: what `make os-bundle` (image/os-bundle.sh) bundles for RAUC
+mv "$work/gi-out/root_a.ext4" "$out/rootfs.ext4"
 cp "$rootfs/boot/vmlinuz-$kver" "$out/vmlinuz"
 cp "$rootfs/boot/initrd.img-$kver" "$out/initrd.img"
 {
@@ -274,6 +289,7 @@ cp "$rootfs/boot/initrd.img-$kver" "$out/initrd.img"
     echo "base_key=$base_key rootfs_key=$rootfs_key"
     echo "source_date_epoch=$app_epoch base_source_date_epoch=$BASE_SOURCE_DATE_EPOCH"
     echo "ssh=$([ -n "$ssh_keys" ] && echo "on (key only)" || echo off)"
+    echo "os_keyring_sha256=$(sha256sum <"$os_keyring" | cut -d' ' -f1)"
     printf 'source: %s\n' "${sources[@]}"
     echo "## python wheels (sha256)"
     cat "$work/wheels.sha256"
@@ -281,6 +297,6 @@ cp "$rootfs/boot/initrd.img-$kver" "$out/initrd.img"
     cat "$base_pkgs"
 } >"$out/$name.manifest"
 echo "$name.img" >"$out/latest"
-(cd "$out" && sha256sum "$name.img" vmlinuz initrd.img >SHA256SUMS)
+(cd "$out" && sha256sum "$name.img" vmlinuz initrd.img rootfs.ext4 >SHA256SUMS)
 log "image: $out/$name.img ($(du -h --apparent-size "$out/$name.img" | cut -f1) apparent, $(du -h "$out/$name.img" | cut -f1) on disk)"
 log "done in $(($(date +%s) - started)) s"

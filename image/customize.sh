@@ -19,7 +19,8 @@ test -x /opt/wattsmart-gateway/current/bin/wattsmart-gateway
 
 # 2. The image's own files (fstab, network, journald, sysctl, sshd policy, first-boot units).
 cp -a "$b/rootfs/." /
-chown -R root:root /etc/fstab /etc/systemd /etc/sysctl.d /etc/ssh/sshd_config.d /usr/local
+chown -R root:root /etc/fstab /etc/systemd /etc/sysctl.d /etc/ssh/sshd_config.d /usr/local /etc/rauc \
+    /etc/initramfs-tools
 mkdir -p /var/lib/wattsmart-gateway /boot/firmware
 
 # 3. Identity of the box: set on first boot, never baked in.
@@ -83,7 +84,18 @@ install -d /boot/firmware/overlays
 install -m 0644 "$b"/dt/*.dtbo /boot/firmware/overlays/
 grep -q '^dtoverlay=wattsmart-uart0-header$' /boot/firmware/config.txt
 
-# 8. What is in this image, for support and for the OTA's compatibility checks.
+# 8. OS updates (RAUC, A/B root slots; image/README.md "OS updates"): the slots by partition, the
+#    fleet's CA certificate as the keyring (never a key), slot A primary with B empty (bad), the
+#    slot selector in the initramfs, and the boot-time trial/commit unit.
+partuuid=$(printf '%08x' "$IMAGE_DISK_SIGNATURE")
+sed -i "s/@PARTUUID@/$partuuid/g" /etc/rauc/system.conf
+install -m 0644 "$b/keyring.pem" /etc/rauc/keyring.pem
+printf 'ORDER=A B\nA_LEFT=3\nB_LEFT=0\n' >/boot/firmware/wattsmart-ab.env
+systemctl enable wattsmart-os-update.service
+update-initramfs -u -k all
+test -s /boot/firmware/wattsmart-ab.env
+
+# 9. What is in this image, for support and for the OTA's compatibility checks.
 cat >/etc/wattsmart-image <<EOF
 IMAGE_VERSION=$IMAGE_VERSION
 IMAGE_GIT_REV=$IMAGE_GIT_REV
@@ -91,6 +103,6 @@ IMAGE_SUITE=$IMAGE_SUITE
 IMAGE_BASE_KEY=$IMAGE_BASE_KEY
 EOF
 
-# 9. Leave nothing of the build behind.
+# 10. Leave nothing of the build behind.
 rm -rf /var/cache/apt/archives/*.deb /var/lib/apt/lists/* /root/.cache /var/tmp/*
 say "done: wattsmart-gateway $IMAGE_VERSION ($IMAGE_GIT_REV)"

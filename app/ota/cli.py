@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 #: entries that never read a configuration unless given one: a config a newer release wrote must not
 #: stop the known-good release from rolling back or recovering (they need only the default paths)
-CONFIG_FREE = frozenset({"rollback", "recover"})
+CONFIG_FREE = frozenset({"rollback", "recover", "os-carry"})
+#: read-only or start-up entries that go on with the built-in settings when the configuration does not load
+DEFAULTS_ON_ERROR = frozenset({"status", "os-status", "os-boot"})
 MAX_CERT_BYTES = 1 << 16
 
 
@@ -67,6 +69,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     poll.add_argument("--once", action="store_true", help="poll once and exit")
     poll.add_argument("--manifest-url", help="the fleet's signed manifest (overrides the configuration)")
     poll.add_argument("--report-url", help="where to POST update outcomes")
+    from app.ota import oscli
+
+    oscli.add_commands(sub, common)
 
 
 def config_path(args: argparse.Namespace, default: Path = DEFAULT_CONFIG) -> Path | None:
@@ -125,12 +130,12 @@ def run(
     try:
         settings = settings_from_args(args)
     except (ValueError, ConfigError) as exc:
-        if not (implicit and args.update_command == "status"):
+        if not (implicit and args.update_command in DEFAULTS_ON_ERROR):
             hint = " (the default configuration; --config FILE reads another)" if implicit else ""
             print(f"wattsmart-gateway update: {exc}{hint}", file=sys.stderr)
             return 2
-        # status only reads: show it with the built-in paths rather than nothing
-        print(f"wattsmart-gateway update: {exc}; showing the built-in paths' state", file=sys.stderr)
+        # status only reads, os-boot must finish a trial at every boot: the built-in settings, not nothing
+        print(f"wattsmart-gateway update: {exc}; using the built-in settings", file=sys.stderr)
         args.config = None
         settings = settings_from_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -142,6 +147,10 @@ def run(
     )
     updater = factory(settings)
     try:
+        if args.update_command.startswith("os-"):
+            from app.ota import oscli
+
+            return oscli.run(args, settings)
         return _dispatch(args, updater)
     except NothingToDo as exc:
         print(f"wattsmart-gateway update: {exc}")
