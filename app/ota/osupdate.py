@@ -160,8 +160,15 @@ class OsUpdater:
         return read_booted(self.paths.booted_file)
 
     def running(self) -> str:
-        """This boot's OS identity, `<slot>:<image version>`."""
-        return f"{self.booted()}:{read_image_version(self.paths.image_file)}"
+        """This boot's OS identity: the update's (target or known good) whose slot booted, else
+        `<slot>:<image version>`. A slot holds one OS at a time, so the slot says which one runs;
+        the version is the bundle's, which need not be the image's own (/etc/wattsmart-image)."""
+        booted = self.booted()
+        state = self.state
+        for identity in (state.target, state.known_good):
+            if slot_of(identity) == booted and identity is not None:
+                return identity
+        return f"{booted}:{read_image_version(self.paths.image_file)}"
 
     # --- rauc -----------------------------------------------------------------------------------
 

@@ -41,7 +41,8 @@ class SimBox(Box):
     def power_on(self) -> tuple[str, str]:
         booted, root = super().power_on()
         self.booted = booted
-        self.image_file.write_text(f"IMAGE_VERSION={self.slots[booted]}\n")
+        # the image inside a bundle names its own version, which need not be the bundle's
+        self.image_file.write_text(f"IMAGE_VERSION={(self.slots[booted] or '').split('+')[0]}\n")
         return booted, root
 
     def backend(self, *args: str) -> None:
@@ -192,6 +193,18 @@ def test_grid_control_event_holds_the_update_back(box: SimBox, tmp_path: Path) -
     # nothing was written before the event ended: three looks at the flag, a minute apart
     assert clock.now - start == 2 * SETTINGS.control_retry_s
     assert box.slots["B"] == "2.0.0" and box.reboots == 1
+
+
+def test_a_bundle_version_other_than_the_images_is_followed_by_slot(box: SimBox, tmp_path: Path) -> None:
+    box.power_on()
+    box.updater().install(bundle(tmp_path, "1.0.0+rebuilt"))
+    assert box.power_on()[0] == "B"
+    state = box.updater().boot()
+    assert state.last is not None and (state.last.result, state.last.version) == (
+        "committed",
+        "B:1.0.0+rebuilt",
+    )
+    assert box.updater().running() == "B:1.0.0+rebuilt"
 
 
 def test_slot_of() -> None:
