@@ -103,12 +103,15 @@ def mount_stick() -> dict[str, Any]:
 
 def boot_facts() -> dict[str, Any]:
     ab = Path("/boot/firmware/wattsmart-ab.env")
+    cmdline = Path("/boot/firmware/cmdline.txt")
     return {
         "slot": booted_slot(),
         "root": sh("findmnt", "-n", "-o", "SOURCE", "/"),
+        "boot_mounted": os.path.ismount("/boot/firmware"),
         "ab_env": ab.read_text().replace("\n", " ").strip() if ab.exists() else None,
         "cmdline_txt_root": next(
-            (w for w in Path("/boot/firmware/cmdline.txt").read_text().split() if w.startswith("root=")), None
+            (w for w in (cmdline.read_text().split() if cmdline.exists() else []) if w.startswith("root=")),
+            None,
         ),
         "release": os.readlink("/opt/wattsmart-gateway/current"),
         "kernel_to_userspace_s": round(uptime(), 1),
@@ -263,6 +266,12 @@ async def main() -> int:
     await web.TCPSite(runner, "127.0.0.1", REPORT_PORT).start()
     sim = SunSpecServer(host="127.0.0.1", port=lab.MODBUS_PORT)
     await sim.start()
+    if not os.path.ismount("/boot/firmware"):
+        say(f"BOOT PARTITION NOT MOUNTED: by-label {sorted(os.listdir('/dev/disk/by-label'))}")
+        for line in sh("systemctl", "status", "boot-firmware.mount", "--no-pager", "-n", "5").splitlines()[
+            :12
+        ]:
+            say(f"UNIT {line}")
     scenario = mount_stick()
     boots = load("boots.json") or []
     boots.append({"n": len(boots) + 1, **boot_facts()})
