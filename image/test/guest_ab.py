@@ -19,7 +19,7 @@ the update reports, READY=1; then, by what the boot finds:
 Each step is a `WSG-IMAGE-TEST:` line on the serial console.
 """
 
-# ruff: noqa: S603, S607, ASYNC221  (fixed system tools; a one-shot script, blocking is fine)
+# ruff: noqa: S603, S607, ASYNC221, ASYNC240  (fixed system tools; a one-shot script, blocking is fine)
 
 from __future__ import annotations
 
