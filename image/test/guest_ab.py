@@ -8,9 +8,10 @@ Progress across boots and slots is kept on the data partition (`ab-test/`), whic
 Every boot: the battery simulator on 127.0.0.1:5020, a small HTTP endpoint on 127.0.0.1:8099 for
 the update reports, READY=1; then, by what the boot finds:
 
-- first boot (slot A, no update yet): a test identity and gateway.yaml (no utility server: the
-  outbox of readings only grows, so it can be checked row by row), waits for the gateway's READY
-  and some readings, stops the gateway and records its outbox, installs the bundle from the stick
+- first boot (slot A, no update yet): a test identity, gateway.yaml and the 2030.5 lab until the
+  gateway has posted a reading; then the utility server goes away for good (the readings wait in
+  the outbox, which only grows, so it can be checked row by row); stops the gateway and records
+  its outbox, installs the bundle from the stick
   with the real CLI (`python -m app.ota os-install`), and reboots;
 - a later boot: compares the outbox with that record before the gateway starts, waits for
   `wattsmart-os-update.service` to finish (commit, or mark-bad and reboot), then checks the slot,
@@ -129,11 +130,14 @@ async def wait_ready(deadline_s: float) -> float | None:
 
 async def first_boot(scenario: dict[str, Any], boots: list[dict[str, Any]]) -> str | None:
     from app.lab import pki as pki_mod
+    from app.lab.server import LabServer
 
     pki = pki_mod.generate(Path("/run/wattsmart-lab/pki"), ("client",))
     lab.install_identity(pki)
-    lab.CONFIG.write_text(lab.config_text("https://127.0.0.1:8443/dcap") + OTA_SECTION)
-    say("first boot: identity and gateway.yaml written (no utility server: the outbox only grows)")
+    server = LabServer(pki, host="127.0.0.1", port=lab.SEP_PORT)
+    await server.start()
+    lab.CONFIG.write_text(lab.config_text(server.dcap_url) + OTA_SECTION)
+    say(f"first boot: identity, gateway.yaml and the 2030.5 lab at {server.dcap_url}")
     import sdnotify
 
     sdnotify.SystemdNotifier().notify("READY=1")
@@ -142,8 +146,13 @@ async def first_boot(scenario: dict[str, Any], boots: list[dict[str, Any]]) -> s
         return "the gateway did not reach READY on slot A"
     boots[-1]["ready_s"] = round(ready, 1)
     say(f"READY on slot A at {ready:.1f}s after kernel start")
-    # the gateway keeps its outbox writes in an open transaction until it delivers (never, here):
-    # the durable outbox is read once it has stopped, as every later boot reads it before it starts
+    t0 = time.monotonic()
+    while not server.tree.readings and time.monotonic() - t0 < 180:
+        await asyncio.sleep(2)
+    say(f"the gateway posted {len(server.tree.readings)} reading(s); the utility server goes away for good")
+    await server.stop()
+    # from now on the readings wait in the outbox (the gateway keeps the links it saw): on every
+    # later boot too, so the rows recorded here can be compared before the gateway starts
     await asyncio.sleep(45)
     sh("systemctl", "stop", lab.UNIT)
     rows, newest, digest = outbox_rows()
