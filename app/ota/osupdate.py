@@ -236,6 +236,11 @@ class OsUpdater:
     def boot(self, watch: bool = True) -> UpdateState:
         """At every start-up: finish what the last boot left, watch a trial to its end, re-arm the slot."""
         with update_lock(self.paths.lock_dir):
+            state = self.state
+            if state.phase is Phase.STAGING and slot_of(state.target) == self.booted():
+                # a power cut after `rauc install` finished but before the state said so: RAUC makes
+                # a slot primary only once it is written, so booting it proves both; on to its trial
+                state = self.apply(machine.Staged())
             state = self.apply(machine.Boot(self.running()))
             if state.phase is Phase.TRIAL and watch:
                 state = self._watch()

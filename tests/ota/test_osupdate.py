@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
+from app.ota import machine
 from app.ota.errors import BundleRejected, UpdateBusy
-from app.ota.machine import Phase
+from app.ota.machine import Phase, UpdateState
 from app.ota.osupdate import OsPaths, OsUpdater, slot_of
 from app.ota.runner import CommandResult
 from app.ota.settings import OtaSettings
@@ -164,6 +165,63 @@ def test_a_slot_that_never_boots_falls_back_and_is_rolled_back(box: SimBox, tmp_
     state = box.updater().boot()
     assert state.last is not None and state.last.result == "rolled_back"
     assert state.phase is Phase.IDLE and box.reboots == 1
+
+
+def test_power_cut_after_the_slot_was_written_still_gets_a_trial(box: SimBox, tmp_path: Path) -> None:
+    box.power_on()
+    updater = box.updater()
+    updater.apply = _cut_after_staging(updater)  # type: ignore[method-assign]
+    with pytest.raises(PowerCut):
+        updater.install(bundle(tmp_path, "2.0.0"))
+    assert box.updater().state.phase is Phase.STAGING and box.slots["B"] == "2.0.0"
+    box.ready_in["B"] = False  # a slot that would be committed without a trial must not be
+    assert box.power_on()[0] == "B"
+    state = box.updater().boot()
+    assert (
+        state.phase is Phase.ROLLING_BACK and ["rauc", "status", "mark-good", "booted"] not in box.calls_seen
+    )
+
+
+def test_power_cut_while_the_slot_is_written_fails_the_update(box: SimBox, tmp_path: Path) -> None:
+    box.power_on()
+    updater = box.updater()
+    updater.apply = _cut_after_staging(updater)  # type: ignore[method-assign]
+    box.backend("set-state", "B", "bad")  # RAUC had begun: the slot is bad until written
+    box.slots["B"] = "2.0.0"
+    updater.runner = _CutInstall(box)
+    with pytest.raises(PowerCut):
+        updater.install(bundle(tmp_path, "2.0.0"))
+    assert box.power_on()[0] == "A"
+    state = box.updater().boot()
+    assert state.phase is Phase.IDLE and state.last is not None and state.last.result == "failed"
+
+
+class PowerCut(Exception):
+    """The power went away here."""
+
+
+class _CutInstall:
+    """`rauc install` that never returns (the power goes mid-write)."""
+
+    def __init__(self, box: SimBox) -> None:
+        self.box = box
+
+    def run(self, argv: Sequence[str], timeout_s: float = 600.0) -> CommandResult:
+        if list(argv[:2]) == ["rauc", "install"]:
+            raise PowerCut
+        return self.box.run(argv, timeout_s)
+
+
+def _cut_after_staging(updater: OsUpdater) -> Callable[[machine.Event], UpdateState]:
+    """An `apply` that loses power when asked to record anything after STAGING."""
+    real = updater.apply
+
+    def apply(event: machine.Event) -> UpdateState:
+        if isinstance(event, machine.Staged):
+            raise PowerCut
+        return real(event)
+
+    return apply
 
 
 def test_refused_bundle_changes_nothing(box: SimBox, tmp_path: Path) -> None:
