@@ -42,6 +42,8 @@ GUEST_FILES = {
     HERE / "guest_lab.py": f"{GUEST_DIR}/guest_lab.py",
     HERE / "guest_ab.py": f"{GUEST_DIR}/guest_ab.py",
     HERE / UNIT: f"/etc/systemd/system/{UNIT}",
+    # the lab (2030.5 server, PKI, SunSpec simulator) is not in the box's wheel: as make image-test
+    **{src: f"{GUEST_DIR}/{boot_test.LAB.name}/{src.name}" for src in sorted(boot_test.LAB.glob("*.py"))},
 }
 WANTS_LINK = f"/etc/systemd/system/multi-user.target.wants/{UNIT}"
 NEVER_READY = "/etc/systemd/system/wattsmart-gateway.service.d/99-ab-test-never-ready.conf"
@@ -81,7 +83,7 @@ def inject(disk: Path, index: int, work: Path) -> bool:
     target = f"{disk}?offset={part['start'] * 512}"
     if not has(target, "/etc/wattsmart-image") or has(target, WANTS_LINK):
         return False
-    cmds = [f"mkdir {GUEST_DIR}"]
+    cmds = [f"mkdir {GUEST_DIR}", f"mkdir {GUEST_DIR}/{boot_test.LAB.name}"]
     for src, dest in GUEST_FILES.items():
         cmds += [f"write {src} {dest}", f"sif {dest} uid 0", f"sif {dest} gid 0", f"sif {dest} mode 0100644"]
     cmds.append(f"symlink {WANTS_LINK} /etc/systemd/system/{UNIT}")

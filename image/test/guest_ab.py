@@ -1,9 +1,10 @@
 """Runs INSIDE the image under `make image-test-ab` (qemu virt), as root, at every boot of a slot.
 
-`image/test/ab_test.py` adds this file, `guest_lab.py` and `wattsmart-ab-test.service` to each
-root slot of a copy of the image, and attaches a second disk (ext4, label WSGSTICK) holding the OS
-bundle and `scenario.json`. The unit is Type=notify, before the gateway and the OS update unit.
-Progress across boots and slots is kept on the data partition (`ab-test/`), which every slot mounts.
+`image/test/ab_test.py` adds this file, `guest_lab.py`, the lab package (`wattsmart_lab/`, not in
+the box's wheel) and `wattsmart-ab-test.service` to each root slot of a copy of the image, and
+attaches a second disk (ext4, label WSGSTICK) holding the OS bundle and `scenario.json`. The unit is
+Type=notify, before the gateway and the OS update unit. Progress across boots and slots is kept on
+the data partition (`ab-test/`), which every slot mounts.
 
 Every boot: the battery simulator on 127.0.0.1:5020, a small HTTP endpoint on 127.0.0.1:8099 for
 the update reports, READY=1; then, by what the boot finds:
@@ -129,8 +130,8 @@ async def wait_ready(deadline_s: float) -> float | None:
 
 
 async def first_boot(scenario: dict[str, Any], boots: list[dict[str, Any]]) -> str | None:
-    from app.lab import pki as pki_mod
-    from app.lab.server import LabServer
+    from wattsmart_lab import pki as pki_mod
+    from wattsmart_lab.server import LabServer
 
     pki = pki_mod.generate(Path("/run/wattsmart-lab/pki"), ("client",))
     lab.install_identity(pki)
@@ -261,7 +262,7 @@ async def main() -> int:
     say(f"A/B test boot: {json.dumps(boot_facts())}")
     from aiohttp import web
 
-    from hal.inverter.sunspec_server import SunSpecServer
+    from wattsmart_lab.sunspec_server import SunSpecServer
 
     reports: list[Any] = []
 
