@@ -150,7 +150,7 @@ def run(
         if args.update_command.startswith("os-"):
             from app.ota import oscli
 
-            return oscli.run(args, settings)
+            return oscli.run(args, settings, lambda: _lfdi_from_config(args.config))
         return _dispatch(args, updater)
     except NothingToDo as exc:
         print(f"wattsmart-gateway update: {exc}")

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from app.ota.machine import UpdateState, to_json
@@ -45,8 +46,8 @@ def add_commands(
     carry.add_argument("--new-root", type=Path, required=True, help="where the new slot is mounted")
 
 
-def run(args: argparse.Namespace, settings: OtaSettings) -> int:
-    """Run one os-* command; 0 done, 1 failed or rolled back, 2 refused (as the app update commands)."""
+def run(args: argparse.Namespace, settings: OtaSettings, lfdi: Callable[[], str | None]) -> int:
+    """Run one os-* command (`lfdi`: this box's, for reports); 0 done, 1 failed or rolled back, 2 refused."""
     command = args.update_command
     if command == "os-carry":
         from app.ota.oscarry import carry
@@ -66,9 +67,7 @@ def run(args: argparse.Namespace, settings: OtaSettings) -> int:
     if command == "os-boot":
         state = updater.boot()
         if settings.report_url is not None and not state.updating:
-            from app.ota.cli import _lfdi_from_config
-
-            updater.report(args.lfdi or _lfdi_from_config(args.config))
+            updater.report(args.lfdi or lfdi())
         _report(state)
         return 0  # a rolled-back update is news, not a failed boot unit
     if command == "os-status":
