@@ -1,7 +1,8 @@
 """Runs INSIDE the image under test (qemu-system-aarch64 -M virt or -M raspi3b), as root.
 
 `make image-test` adds this file, a copy of the lab package beside it (`wattsmart_lab/`: not in
-the box's wheel) and `wattsmart-image-test.service` to a copy of the image. The service is Type=notify and ordered before wattsmart-gateway.service, so the real gateway unit
+the box's wheel) and `wattsmart-image-test.service` to a copy of the image. The service is
+Type=notify and ordered before wattsmart-gateway.service, so the real gateway unit
 starts (once, at boot, as in the field) against a lab that lives entirely on the guest's loopback:
 
 1. a throw-away PKI (wattsmart_lab.pki), the box's certificate and key put where the config points;
