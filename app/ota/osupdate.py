@@ -34,7 +34,7 @@ from app.ota.machine import Phase, UpdateState
 from app.ota.runner import CommandRunner, SubprocessRunner
 from app.ota.settings import OtaSettings
 from app.ota.state import StateFile, update_lock
-from app.ota.updater import Updater, _observation
+from app.ota.updater import Updater, _observation, step_and_save
 
 _LOGGER = logging.getLogger(__name__)
 SLOTS = ("A", "B")
@@ -142,18 +142,9 @@ class OsUpdater:
 
     def apply(self, event: machine.Event) -> UpdateState:
         """Feed one event to the (app updates') state machine and save the result."""
-        old = self.state
-        new = machine.step(old, event, self._clock(), self.settings)
-        if new.last is not None and new.last is not old.last:
-            new = dataclasses.replace(new, last=dataclasses.replace(new.last, at=self._wall_clock()))
-        if new != old:
-            self.state_file.save(new)
-        if new.phase is not old.phase:
-            _LOGGER.info("OS update %s: %s -> %s", new.target or old.target, old.phase, new.phase)
-            if new.phase is Phase.IDLE and new.last is not None:
-                log = _LOGGER.info if new.last.result == "committed" else _LOGGER.error
-                log("OS update to %s %s: %s", new.last.version, new.last.result, new.last.reason)
-        return new
+        return step_and_save(
+            self.state_file, event, self._clock(), self._wall_clock, self.settings, what="OS update"
+        )
 
     def booted(self) -> str:
         """The slot this boot runs from."""

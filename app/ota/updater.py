@@ -45,6 +45,31 @@ SPACE_FACTOR = 4
 FLOOR_FILE = "security-floor.json"
 
 
+def step_and_save(
+    state_file: StateFile,
+    event: machine.Event,
+    now: float,
+    wall_clock: Callable[[], float],
+    settings: OtaSettings,
+    *,
+    what: str,
+) -> UpdateState:
+    """One step of the update machine (app or OS: `what` names it in the log), saved if it changed."""
+    old = state_file.load()
+    new = machine.step(old, event, now, settings)
+    if new.last is not None and new.last is not old.last:
+        # the machine times with the monotonic clock; reports want the time of day
+        new = dataclasses.replace(new, last=dataclasses.replace(new.last, at=wall_clock()))
+    if new != old:
+        state_file.save(new)
+    if new.phase is not old.phase:
+        _LOGGER.info("%s %s: %s -> %s", what, new.target or old.target, old.phase, new.phase)
+        if new.phase is Phase.IDLE and new.last is not None:
+            log = _LOGGER.info if new.last.result == "committed" else _LOGGER.error
+            log("%s to %s %s: %s", what, new.last.version, new.last.result, new.last.reason)
+    return new
+
+
 class Updater:
     """Installs, watches, commits and rolls back releases under `settings.root`."""
 
@@ -82,19 +107,9 @@ class Updater:
 
     def apply(self, event: machine.Event) -> UpdateState:
         """Feed one event to the state machine at the current time and save the result."""
-        old = self.state
-        new = machine.step(old, event, self._clock(), self.settings)
-        if new.last is not None and new.last is not old.last:
-            # the machine times with the monotonic clock; reports want the time of day
-            new = dataclasses.replace(new, last=dataclasses.replace(new.last, at=self._wall_clock()))
-        if new != old:
-            self.state_file.save(new)
-        if new.phase is not old.phase:
-            _LOGGER.info("update %s: %s -> %s", new.target or old.target, old.phase, new.phase)
-            if new.phase is Phase.IDLE and new.last is not None:
-                log = _LOGGER.info if new.last.result == "committed" else _LOGGER.error
-                log("update to %s %s: %s", new.last.version, new.last.result, new.last.reason)
-        return new
+        return step_and_save(
+            self.state_file, event, self._clock(), self._wall_clock, self.settings, what="update"
+        )
 
     def running_version(self) -> str | None:
         """The version `current` points at (falls back to the state file)."""
