@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from app.config import DEFAULT_CONFIG, ConfigError, load_config
 from app.ota.errors import BundleRejected, NothingToDo, OtaError, UpdateBusy
-from app.ota.machine import Phase, UpdateState, to_json
+from app.ota.machine import Phase, UpdateState, summary, to_json
 from app.ota.settings import LEGACY_STATE_DIR, STATE_DIR, OtaSettings
 from app.ota.state import control_in_force, read_gateway_file
 
@@ -201,15 +201,9 @@ def _dispatch(args: argparse.Namespace, updater: Updater) -> int:
 
 
 def _report(state: UpdateState) -> int:
-    last = state.last
-    if state.updating:
-        print(f"update to {state.target}: {state.phase}")
-        return 0
-    if last is None:
-        print("no update has run on this box")
-        return 0
-    print(f"update to {last.version}: {last.result} ({last.reason})")
-    return 0 if last.result == "committed" else 1
+    line, status = summary(state, "update")
+    print(line)
+    return status
 
 
 def _poll(args: argparse.Namespace, updater: Updater) -> int:

@@ -313,3 +313,13 @@ def _serial(value: object) -> int:
     if type(value) is not int or not 0 <= value <= 2**31 - 1:
         raise ValueError(f"manifest_serial {value!r} is not a whole number from 0 to 2^31-1")
     return value
+
+
+def summary(state: UpdateState, what: str) -> tuple[str, int]:
+    """The one line a command prints about `state` (`what`: "update" or "OS update") and its exit status."""
+    last = state.last
+    if state.updating:
+        return f"{what} to {state.target}: {state.phase}", 0
+    if last is None:
+        return f"no {what} has run on this box", 0
+    return f"{what} to {last.version}: {last.result} ({last.reason})", 0 if last.result == "committed" else 1

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from app.ota.machine import UpdateState, to_json
+from app.ota.machine import UpdateState, summary, to_json
 from app.ota.osupdate import OsPaths, OsUpdater
 from app.ota.settings import OtaSettings
 from app.ota.state import control_in_force
@@ -80,12 +79,6 @@ def run(args: argparse.Namespace, settings: OtaSettings, lfdi: Callable[[], str 
 
 
 def _report(state: UpdateState) -> int:
-    last = state.last
-    if state.updating:
-        print(f"OS update to {state.target}: {state.phase}")
-        return 0
-    if last is None:
-        print("no OS update has run on this box")
-        return 0
-    print(f"OS update to {last.version}: {last.result} ({last.reason})", file=sys.stdout)
-    return 0 if last.result == "committed" else 1
+    line, status = summary(state, "OS update")
+    print(line)
+    return status
