@@ -11,8 +11,8 @@ from pathlib import Path
 
 from app import __version__
 from app.config import DEFAULT_CONFIG, ConfigError, load_config
-from app.identity import cli as identity_cli
-from app.ota import cli as ota_cli
+from app.identity import arguments as identity_arguments
+from app.ota import arguments as ota_arguments
 
 
 def log_format(environ: Mapping[str, str]) -> str:
@@ -38,8 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     ident.add_argument("--config", type=Path, help="take the certificate from this configuration")
     ident.add_argument("--qr", action="store_true", help="also print SFDI/LFDI as a QR code for a phone")
 
-    identity_cli.add_parser(sub, DEFAULT_CONFIG)
-    ota_cli.add_parser(sub)
+    identity_arguments.add_parser(sub, DEFAULT_CONFIG)
+    ota_arguments.add_parser(sub)
 
     check = sub.add_parser("check", help="the installer's self-test: one line per check, a fix for each ✗")
     check.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration file (YAML)")
@@ -64,8 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "identity":
+            from app.identity import cli as identity_cli  # the commands, only when one runs
+
             return identity_cli.run(args)
         if args.command == "update":
+            from app.ota import cli as ota_cli
+
             return ota_cli.run(args)
     except ConfigError as exc:
         print(f"wattsmart-gateway: configuration error: {exc}", file=sys.stderr)

@@ -24,6 +24,10 @@ RUN_PATH_FORBIDDEN = (
     "cryptography",
     "qrcode",
     "pymodbus.server",  # pymodbus' Modbus server (and its web simulator): only the lab serves Modbus
+    "app.ota.cli",  # the update commands' modules: loaded when an `update` command runs
+    "app.identity.cli",
+    "aiohttp.web",  # the status page's application: loaded by the page's first connection
+    "app.commissioning.web",
 )
 
 #: pymodbus' simulator parts: `import pymodbus` itself loads some of them (its PDUs import the server
@@ -34,10 +38,12 @@ PYMODBUS_SIMULATOR = ("pymodbus.simulator", "pymodbus.datastore", "pymodbus.serv
 IO_MODULES = ("asyncio", "socket", "ssl", "sqlite3", "aiohttp", "pymodbus", "serial", "yaml", "hal")
 
 
-def _loaded_by(*modules: str) -> list[str]:
+def _loaded_by(*modules: str, then: str = "") -> list[str]:
+    """Modules loaded by a fresh interpreter after importing `modules` and running the code `then`."""
     code = (
         "import importlib, json, sys\n"
         f"for m in {list(modules)!r}: importlib.import_module(m)\n"
+        f"{then}\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -52,18 +58,26 @@ def _under(loaded: list[str], prefixes: tuple[str, ...]) -> list[str]:
 #: the run path: `wattsmart-gateway run` is the CLI, then the supervisor, which imports the
 #: composition root; the inverters a box builds (Modbus: SunSpec discovery or a register table)
 RUN_PATH = ("app.cli", "app.supervisor", "app.gateway", "hal.inverter.sunspec", "hal.inverter.table")
+#: what `wattsmart-gateway run` does before the gateway starts: parse its arguments with the whole CLI
+#: (every subcommand's parser is built, so a command module that imports its work at the top would be
+#: loaded here), then make the HTTP stack and the memory keeper ready
+RUN_PATH_CODE = (
+    "import app.cli, app.memory\n"
+    "app.cli._parser().parse_args(['run', '--config', '/nonexistent.yaml'])\n"
+    "app.cli.load_http_without_system_trust()\n"
+)
 
 
 def test_the_run_path_loads_only_what_runs() -> None:
-    loaded = _loaded_by(*RUN_PATH)
-    assert "app.gateway" in loaded and "aiohttp.web" in loaded  # the check sees the real graph
+    loaded = _loaded_by(*RUN_PATH, then=RUN_PATH_CODE)
+    assert "app.gateway" in loaded and "app.commissioning.status_page" in loaded  # it sees the real graph
     assert "hal.inverter.factory" in loaded and "pymodbus.client" in loaded
     assert _under(loaded, RUN_PATH_FORBIDDEN) == []
 
 
 def test_the_run_path_loads_no_more_of_pymodbus_simulator_than_pymodbus_itself() -> None:
     own = _under(_loaded_by("pymodbus"), PYMODBUS_SIMULATOR)
-    assert _under(_loaded_by(*RUN_PATH), PYMODBUS_SIMULATOR) == own
+    assert _under(_loaded_by(*RUN_PATH, then=RUN_PATH_CODE), PYMODBUS_SIMULATOR) == own
     # and the check can see the difference: the lab's SunSpec server loads the rest
     assert set(_under(_loaded_by("wattsmart_lab.sunspec_server"), PYMODBUS_SIMULATOR)) > set(own)
 
@@ -79,6 +93,12 @@ def test_the_forbidden_list_can_fail() -> None:
     """The same check on a command that does make keys: it must see `cryptography`."""
     loaded = _loaded_by("app.identity.csr")
     assert "cryptography" in _under(loaded, RUN_PATH_FORBIDDEN)
+
+
+def test_an_update_command_does_load_the_updater() -> None:
+    """The other side of the lazy CLI: running an os-* command's code path does bring the updater."""
+    loaded = _loaded_by("app.ota.oscli", then="from app.ota.osupdate import OsUpdater")
+    assert {"app.ota.updater", "cryptography"} <= set(_under(loaded, RUN_PATH_FORBIDDEN))
 
 
 def test_the_gateway_loads_aiohttp_without_the_system_trust_store() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.config import DEFAULT_CONFIG, ConfigError, load_config
+from app.ota import arguments
 from app.ota.errors import BundleRejected, NothingToDo, OtaError, UpdateBusy
 from app.ota.machine import Phase, UpdateState, summary, to_json
 from app.ota.settings import LEGACY_STATE_DIR, STATE_DIR, OtaSettings
@@ -29,49 +30,6 @@ CONFIG_FREE = frozenset({"rollback", "recover", "os-carry"})
 #: read-only or start-up entries that go on with the built-in settings when the configuration does not load
 DEFAULTS_ON_ERROR = frozenset({"status", "os-status", "os-boot"})
 MAX_CERT_BYTES = 1 << 16
-
-
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the `update` command group to the gateway's CLI."""
-    update = sub.add_parser("update", help="install, inspect, commit or roll back a software update")
-    add_commands(update.add_subparsers(dest="update_command", required=True, metavar="UPDATE_COMMAND"))
-
-
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the update subcommands to `sub`."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--config",
-        type=Path,
-        help=f"gateway configuration, for its `ota:` section (default {DEFAULT_CONFIG} if it exists;"
-        " rollback and recover read none unless given one)",
-    )
-    common.add_argument("--root", type=Path, help="release root (default /opt/wattsmart-gateway)")
-    common.add_argument("--state-dir", type=Path, help="update state folder")
-    common.add_argument("--trust-store", type=Path, help="trusted fleet keys (JSON)")
-    common.add_argument("--service", help="the gateway's systemd unit")
-    common.add_argument("--systemctl", help="systemctl program (a fake one in the lab)")
-
-    install = sub.add_parser("install", parents=[common], help="verify and install a bundle")
-    install.add_argument("bundle", type=Path)
-    install.add_argument("--force", action="store_true", help="allow a downgrade")
-    install.add_argument("--no-wait", action="store_true", help="switch and return; the updater commits")
-    sub.add_parser("status", parents=[common], help="show the update state as JSON")
-    sub.add_parser("commit", parents=[common], help="commit the release on trial now")
-    rollback = sub.add_parser("rollback", parents=[common], help="roll the release on trial back")
-    rollback.add_argument("--reason", default="rollback requested by an operator")
-    rollback.add_argument(
-        "--crash-loop", action="store_true", help="called by systemd OnFailure= (the rollback unit)"
-    )
-    sub.add_parser("recover", parents=[common], help="at start-up: finish or undo an interrupted update")
-    poll = sub.add_parser("poll", parents=[common], help="poll the fleet manifest (the updater service)")
-    poll.add_argument("--lfdi", help="this box's LFDI (default: from the configured client certificate)")
-    poll.add_argument("--once", action="store_true", help="poll once and exit")
-    poll.add_argument("--manifest-url", help="the fleet's signed manifest (overrides the configuration)")
-    poll.add_argument("--report-url", help="where to POST update outcomes")
-    from app.ota import oscli
-
-    oscli.add_commands(sub, common)
 
 
 def config_path(args: argparse.Namespace, default: Path = DEFAULT_CONFIG) -> Path | None:
@@ -255,5 +213,5 @@ def main(
 ) -> int:
     """`python -m app.ota`: the same commands without the gateway's CLI (used by the systemd units)."""
     parser = argparse.ArgumentParser(prog="python -m app.ota", description="Gateway updates.")
-    add_commands(parser.add_subparsers(dest="update_command", required=True, metavar="COMMAND"))
+    arguments.add_commands(parser.add_subparsers(dest="update_command", required=True, metavar="COMMAND"))
     return run(parser.parse_args(argv), updater_factory, default_config)
