@@ -152,7 +152,12 @@ def _time(der: bytes, pos: int) -> tuple[dt.datetime, int]:
             text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
         elif tag != _GENERALIZED_TIME or len(text) != 15 or not text.endswith("Z"):
             raise CertificateFormatError(f"unsupported time {text!r} (tag 0x{tag:02x})")
-        return dt.datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=dt.UTC), after
+        if not text[:14].isdigit():
+            raise ValueError("not digits")
+        # by hand, not strptime: `_strptime` (with calendar and locale) would stay loaded for one call
+        year, month, day = int(text[0:4]), int(text[4:6]), int(text[6:8])
+        hour, minute, second = int(text[8:10]), int(text[10:12]), int(text[12:14])
+        return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC), after
     except ValueError as exc:
         raise CertificateFormatError(f"bad time {text!r}: {exc}") from None
 

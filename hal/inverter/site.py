@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -395,7 +394,7 @@ def _combine(samples: Sequence[tuple[Member, Telemetry]], *, complete: bool = Tr
         if all(p is not None for p in parts):
             suspect["w"] = float(sum(p for p in parts if p is not None))
     freqs = [s.hz for s in readings if s.hz is not None]
-    hz = statistics.median(freqs) if freqs else None
+    hz = _median(freqs) if freqs else None
     stamps: list[datetime] = [s.timestamp for s in readings]
     return Telemetry(
         timestamp=max(stamps),
@@ -433,3 +432,12 @@ def _operating(readings: Sequence[Telemetry]) -> OperatingStatus | None:
     if not states:
         return None
     return OperatingStatus.RUNNING if OperatingStatus.RUNNING in states else states[0]
+
+
+def _median(values: list[float]) -> float:
+    """The median of a non-empty list (`statistics` would load fractions and decimal: 0.6 MB resident)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2

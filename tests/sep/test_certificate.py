@@ -151,3 +151,12 @@ def test_a_time_outside_rfc_5280_is_refused() -> None:
     der[at + 12] = ord("+")  # "...Z" -> "...+": a local-time offset, not allowed in certificates
     with pytest.raises(CertificateFormatError, match="unsupported time"):
         parse_certificate(bytes(der))
+
+
+@pytest.mark.parametrize(("text", "why"), [(b"991301000000Z", "month 13"), (b"99 501000000Z", "a space")])
+def test_a_time_that_is_no_date_is_refused(text: bytes, why: str) -> None:
+    der = bytearray(_der())
+    at = der.index(b"\x17\x0d") + 2
+    der[at : at + 13] = text
+    with pytest.raises(CertificateFormatError, match="bad time"):
+        parse_certificate(bytes(der))
