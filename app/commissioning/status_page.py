@@ -4,6 +4,10 @@
 rendered from; `GET /api/history?hours=24` is the last day of the in-memory history ring. The page is
 built from one `snapshot()` callable and the ring so it can never show something the JSON does not.
 
+This module is the listener; the HTTP application (`app.commissioning.web`, aiohttp.web, ~2 MB
+resident) is loaded when the first connection arrives. That connection's bytes wait (bounded) for
+the few milliseconds the load takes and are then handed to the application's request handler.
+
 In commissioning mode it is reachable from the whole site network, so it holds its limits there:
 at most `MAX_CONNECTIONS` at a time (more are reset at once, costing no file descriptor), a
 connection that has not sent a request within `REQUEST_TIMEOUT_S` or lives past
@@ -14,19 +18,17 @@ or localhost is refused (DNS rebinding), and no software version is advertised.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, tzinfo
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
-from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+if TYPE_CHECKING:
+    from aiohttp import web as aiohttp_web
 
-from app.commissioning.history import HISTORY_S, History
-from app.commissioning.page import ChartCache, render_page
+    from app.commissioning.history import History
+    from app.commissioning.web import Snapshot
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -40,77 +42,8 @@ IDLE_TIMEOUT_S: Final = 5.0
 MAX_CONNECTION_S: Final = 60.0
 #: connections the kernel queues before we accept them
 BACKLOG: Final = 16
-#: the only requests are GETs: no body worth having, small headers
-MAX_BODY_BYTES: Final = 1024
-_HEADER_LIMITS: Final = {"max_line_size": 2048, "max_field_size": 2048, "max_headers": 32}
-SERVER_HEADER: Final = "wattsmart-gateway"
 #: refused connections and requests are logged at most this often (with a count)
 _LOG_EVERY_S: Final = 60.0
-
-
-class _OneLinePerMinute(logging.Filter):
-    """aiohttp logs a traceback per malformed request: keep one line a minute, without the traceback."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._passed_at = -_LOG_EVERY_S
-        self._dropped = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        now = time.monotonic()
-        if now - self._passed_at < _LOG_EVERY_S:
-            self._dropped += 1
-            return False
-        if record.exc_info and record.exc_info[1] is not None:
-            record.msg = f"{record.getMessage()}: {record.exc_info[1]!r}".replace("%", "%%")
-            record.args = ()
-        record.exc_info = record.exc_text = None
-        if self._dropped:
-            record.msg += f" ({self._dropped} more since the last report)"
-        self._passed_at, self._dropped = now, 0
-        return True
-
-
-#: the logger aiohttp's request handler reports bad requests and handler errors to
-_HTTP_LOGGER: Final = logging.getLogger(f"{__name__}.http")
-_HTTP_LOGGER.addFilter(_OneLinePerMinute())
-
-
-class _Handler(RequestHandler):
-    """aiohttp's handler, but error answers (400 for garbage) do not advertise versions either."""
-
-    def handle_error(
-        self,
-        request: Any,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        response = super().handle_error(request, status, exc, message)
-        response.headers["Server"] = SERVER_HEADER
-        return response
-
-
-Snapshot = Callable[[], Mapping[str, Any]]
-
-
-def host_allowed(host: str | None) -> bool:
-    """True for a Host header naming an IP address or localhost (any port); a DNS name is refused."""
-    if not host:
-        return False
-    if host.startswith("["):  # [v6] or [v6]:port
-        name = host[1:].split("]", 1)[0]
-    elif host.count(":") == 1:  # name:port or v4:port
-        name = host.split(":", 1)[0]
-    else:  # a name, a v4 address, or a bare v6 address
-        name = host
-    if name.lower() == "localhost":
-        return True
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 class _Throttled:
@@ -133,54 +66,9 @@ class _Throttled:
             self._logged_at, self._unlogged = now, 0
 
 
-def make_app(
-    snapshot: Snapshot,
-    history: History | None = None,
-    zone: tzinfo = UTC,
-    clock: Callable[[], float] = time.time,
-    refused: Callable[[str], None] | None = None,
-) -> web.Application:
-    """The aiohttp application serving the page, the JSON and the history (times shown in `zone`)."""
-    history = history if history is not None else History()
-    charts = ChartCache(history, zone)
-
-    @web.middleware
-    async def check_host(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
-        if not host_allowed(request.host):
-            if refused is not None:
-                refused(f"Host {request.host!r} from {request.remote}")
-            return web.Response(status=421, text="misdirected request\n")
-        response: web.StreamResponse = await handler(request)
-        return response
-
-    async def no_banner(_: web.Request, response: web.StreamResponse) -> None:
-        response.headers["Server"] = SERVER_HEADER
-
-    async def page(_: web.Request) -> web.Response:
-        now = clock()
-        text = render_page(snapshot(), charts.html(now), now, zone)
-        return web.Response(text=text, content_type="text/html")
-
-    async def history_api(request: web.Request) -> web.Response:
-        try:
-            hours = float(request.query.get("hours", "24"))
-        except ValueError:
-            hours = float("nan")
-        if not 0 < hours <= HISTORY_S / 3600:
-            raise web.HTTPBadRequest(text=f"hours must be a number above 0 and at most {HISTORY_S // 3600}\n")
-        return web.Response(text=history.to_json_text(clock(), hours), content_type="application/json")
-
-    async def api(_: web.Request) -> web.Response:
-        return web.Response(
-            text=json.dumps(snapshot(), default=str, indent=1), content_type="application/json"
-        )
-
-    app = web.Application(middlewares=[check_host], client_max_size=MAX_BODY_BYTES)
-    app.on_response_prepare.append(no_banner)
-    app.router.add_get("/", page)
-    app.router.add_get("/api/status", api)
-    app.router.add_get("/api/history", history_api)
-    return app
+#: bytes a connection may send before the application has taken it (a GET is far smaller; aiohttp
+#: refuses big headers itself once it has them)
+WAITING_BYTES: Final = 65536
 
 
 class StatusPage:
@@ -196,16 +84,13 @@ class StatusPage:
         history: History | None = None,
         zone: tzinfo = UTC,
     ) -> None:
+        self._snapshot, self._history, self._zone = snapshot, history, zone
         self._bad_host = _Throttled("requests with a foreign Host refused")
         self._over_limit = _Throttled(f"connections over the limit of {max_connections} reset")
-        self._handler_args: dict[str, Any] = {
-            "access_log": None,
-            "keepalive_timeout": IDLE_TIMEOUT_S,
-            "logger": _HTTP_LOGGER,
-            **_HEADER_LIMITS,
-        }
-        app = make_app(snapshot, history, zone, refused=self._bad_host)
-        self._runner = web.AppRunner(app, **self._handler_args)
+        #: the application, once the first connection has loaded it
+        self._web: tuple[aiohttp_web.AppRunner, aiohttp_web.Server] | None = None
+        self._loading: asyncio.Task[None] | None = None
+        self._waiting: set[_Waiting] = set()
         self.host, self.port = host, port
         self.max_connections = max_connections
         self._listener: asyncio.Server | None = None
@@ -218,31 +103,60 @@ class StatusPage:
 
     @property
     def connections(self) -> int:
-        """Connections open now."""
-        server = self._runner.server
-        return len(server.connections) if server is not None else 0
+        """Connections open now (those waiting for the application included)."""
+        served = len(self._web[1].connections) if self._web is not None else 0
+        return served + len(self._waiting)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the HTTP application has been loaded (a connection has come since start)."""
+        return self._web is not None
 
     async def __aenter__(self) -> StatusPage:
-        await self._runner.setup()
-        try:
-            await self.serve_on(self.host)
-        except BaseException:
-            await self._runner.cleanup()
-            raise
+        await self.serve_on(self.host)
         return self
 
     def _protocol(self) -> asyncio.BaseProtocol:
         """A handler for a new connection, or a reset when the limit is reached."""
-        server = self._runner.server
-        assert server is not None
-        if len(server.connections) >= self.max_connections:
-            self._over_limit(f"{len(server.connections)} open")
+        if self.connections >= self.max_connections:
+            self._over_limit(f"{self.connections} open")
             return _Reset()
+        if self._web is None:
+            waiting = _Waiting(self._waiting.discard)
+            self._waiting.add(waiting)
+            if self._loading is None:
+                self._loading = asyncio.get_running_loop().create_task(self._load(), name="status page load")
+            return waiting
+        return self._handler(self._web[1])
+
+    def _handler(self, server: aiohttp_web.Server) -> asyncio.Protocol:
+        from app.commissioning import web  # loaded already: a dictionary lookup
+
         loop = asyncio.get_running_loop()
-        handler = _Handler(server, loop=loop, **self._handler_args)
-        loop.call_later(REQUEST_TIMEOUT_S, _close_if_silent, handler)
+        handler = web.Handler(server, loop=loop, **web.handler_args(IDLE_TIMEOUT_S))
+        loop.call_later(REQUEST_TIMEOUT_S, web.close_if_silent, handler)
         loop.call_later(MAX_CONNECTION_S, handler.force_close)
         return handler
+
+    async def _load(self) -> None:
+        """Load the application, then hand it the connections that came meanwhile."""
+        try:
+            from app.commissioning import web  # aiohttp.web: ~2 MB, only once someone opens the page
+
+            runner = web.make_runner(
+                self._snapshot, self._history, self._zone, self._bad_host, IDLE_TIMEOUT_S
+            )
+            await runner.setup()
+            assert runner.server is not None  # set by setup()
+        except Exception as exc:  # the page is for people; the battery goes on without it
+            _LOGGER.error("status page: cannot load its application: %r", exc)
+            for waiting in list(self._waiting):
+                waiting.abort()
+            self._loading = None  # the next connection tries again
+            return
+        self._web = (runner, runner.server)
+        for waiting in list(self._waiting):
+            waiting.hand_over(self._handler(runner.server))
 
     async def serve_on(self, host: str) -> None:
         """Listen on `host` (same port) instead of the current address; connections to the old one end."""
@@ -263,13 +177,75 @@ class StatusPage:
             return
         self._listener.close()
         self._listener = None
-        server = self._runner.server
-        for handler in server.connections if server is not None else ():
+        for waiting in list(self._waiting):
+            waiting.abort()
+        for handler in self._web[1].connections if self._web is not None else ():
             handler.force_close()
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stop_listening()
-        await self._runner.cleanup()
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+            await asyncio.gather(self._loading, return_exceptions=True)
+        if self._web is not None:
+            await self._web[0].cleanup()
+
+
+class _Waiting(asyncio.Protocol):
+    """A connection that came before the application was loaded: its bytes wait until a handler takes it."""
+
+    def __init__(self, gone: Callable[[_Waiting], None]) -> None:
+        self._gone = gone
+        self._transport: asyncio.Transport | None = None
+        self._handler: asyncio.Protocol | None = None
+        self._received = bytearray()
+        self._eof = self._lost = self._aborted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        if self._aborted:
+            transport.abort()
+        elif self._handler is not None:  # the application was ready before the loop told us of the socket
+            self._pass_on()
+
+    def data_received(self, data: bytes) -> None:
+        self._received += data
+        if len(self._received) > WAITING_BYTES:
+            self.abort()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        return True  # keep the socket open for the answer; the handler decides once it has the request
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport, self._lost = None, True
+        self._gone(self)
+
+    def abort(self) -> None:
+        """Reset the connection (the application could not be loaded, or the page stops)."""
+        self._aborted = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    def hand_over(self, handler: asyncio.Protocol) -> None:
+        """Give the connection and what it has sent so far to `handler` (once it is connected)."""
+        self._handler = handler
+        if self._transport is not None:
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        transport, handler = self._transport, self._handler
+        assert transport is not None and handler is not None
+        self._gone(self)
+        if self._lost or transport.is_closing():
+            return
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        if self._received:
+            handler.data_received(bytes(self._received))
+        if self._eof:
+            handler.eof_received()
 
 
 class _Reset(asyncio.Protocol):
@@ -277,9 +253,3 @@ class _Reset(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport.abort()  # type: ignore[attr-defined]
-
-
-def _close_if_silent(handler: RequestHandler) -> None:
-    """Close a connection that has not completed a request yet (idle or slow-header floods)."""
-    if getattr(handler, "_request_count", 1) == 0:  # aiohttp counts a request once its headers are in
-        handler.force_close()

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.commissioning import status_page
-from app.commissioning.status_page import StatusPage, host_allowed
+from app.commissioning import status_page, web
+from app.commissioning.status_page import StatusPage
+from app.commissioning.web import host_allowed
 
 
 @contextlib.asynccontextmanager
@@ -99,7 +100,7 @@ async def test_a_storm_of_bad_requests_writes_one_log_line(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a fresh once-a-minute filter: the other tests here may have used this minute's line
-    monkeypatch.setattr(status_page._HTTP_LOGGER, "filters", [status_page._OneLinePerMinute()])
+    monkeypatch.setattr(web.HTTP_LOGGER, "filters", [web.OneLinePerMinute()])
     caplog.set_level("DEBUG", logger="app.commissioning.status_page")
     async with page(max_connections=64) as p:
         for n in range(30):
