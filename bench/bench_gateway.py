@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
@@ -47,6 +48,18 @@ def _proc_wchar(pid: int) -> int:
         if line.startswith("wchar:"):
             return int(line.split()[1])
     return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _get(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return len(reply.read())
 
 
 def _dir_bytes(path: Path) -> int:
@@ -82,8 +95,14 @@ async def _measure() -> list[Row]:
         pki = await asyncio.to_thread(lab_pki.generate, tmp / "pki")
         async with LabServer(pki) as server, SunSpecServer() as battery:
             server.tree.post_rate = 300  # the utility's MirrorUsagePoint postRate
+            status_port = _free_port()
             config = write_lab_config(
-                tmp / "gateway.yaml", server, battery.port, tmp / "state", log_level="WARNING"
+                tmp / "gateway.yaml",
+                server,
+                battery.port,
+                tmp / "state",
+                log_level="WARNING",
+                status_port=status_port,
             )
             notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             notify.bind(str(tmp / "notify.sock"))
@@ -109,6 +128,10 @@ async def _measure() -> list[Row]:
                 grown = _dir_bytes(tmp / "state") - dir0
                 rss_mb = _proc_kib(proc.pid, "VmRSS") / 1024
                 hwm_mb = _proc_kib(proc.pid, "VmHWM") / 1024
+                # the status page's application loads at its first visit: what a visit leaves behind
+                page_bytes = await asyncio.to_thread(_get, f"http://127.0.0.1:{status_port}/")
+                await asyncio.sleep(2)
+                visited_mb = _proc_kib(proc.pid, "VmRSS") / 1024
                 proc.send_signal(signal.SIGTERM)
                 stop0 = time.monotonic()
                 await asyncio.wait_for(proc.wait(), 15)
@@ -136,6 +159,12 @@ async def _measure() -> list[Row]:
             rss_mb,
             "MB",
             f"peak {hwm_mb:.1f} MB; target <= 45 (stretch 40); py20305 86 MB",
+        ),
+        Row(
+            "gateway: RSS after a status page visit",
+            visited_mb,
+            "MB",
+            f"its application loads at the first visit ({page_bytes / 1000:.0f} kB page); stays loaded",
         ),
         Row(
             "gateway: CPU per hour",
