@@ -5,9 +5,10 @@ server port `app.client.server.Server` beside its trial, `app.identity.trial`; a
 in force exits with EXIT_RESTART and systemd starts us on it), `dispatch` and `telemetry`
 (`app.telemetry.part`), `control` (`app.control.engine`, releases the battery on shutdown), `panel`
 (LED and button), `expiry` (certificate expiry) and `configuration` (restarts on a fixed setting).
-The status page and the LED read `app.commissioning.report`; they are conveniences: if they cannot
-start, the battery is controlled regardless. A box not commissioned never drives the battery and
-restarts once it is (`app.commissioning.waiting`).
+The inverter and site meter come from `app.site`. The status page (`app.commissioning.serve`) and
+the LED read `app.commissioning.report`; they are conveniences: if they cannot start, the battery
+is controlled regardless. A box not commissioned (`app.commissioning.checklist`) never drives the
+battery and restarts once it is (`app.commissioning.waiting`).
 """
 
 from __future__ import annotations
@@ -27,23 +28,24 @@ from app.client.poller import SERVER_PART
 from app.client.server import Server
 from app.client.session import Session
 from app.commissioning import report
-from app.commissioning.history import History, Sampler
-from app.commissioning.missing import Missing, unusable_inverter, what_is_missing
+from app.commissioning.checklist import Checklist
+from app.commissioning.history import History
+from app.commissioning.missing import Missing
 from app.commissioning.mode import CommissioningMode
 from app.commissioning.panel import Panel
 from app.commissioning.selftest import self_test
+from app.commissioning.serve import serve_page
 from app.commissioning.status_page import StatusPage
 from app.commissioning.waiting import changed_config, not_commissioned
-from app.commissioning.zone import page_zone
-from app.config import DEFAULT_CONFIG, Config
+from app.config import Config
 from app.control.engine import ControlEngine
-from app.control.site_limit import ConnectionPoint
 from app.health import Health
 from app.identity import IdentityStore, watch_store
 from app.identity.peer import server_cert_fetch
 from app.identity.trial import CHECK_S, CertificateTrial
 from app.meter import ObservedMeter
-from app.site import connect_configured, open_meter
+from app.ota.state import usable_control_flag
+from app.site import Site, open_site
 from app.store import Store, StoreUnavailable, open_store
 from app.store.reset import reset_state
 from app.supervisor import Supervisor
@@ -82,10 +84,7 @@ class Gateway:
         #: one server clock for the process, whichever session learns the offset
         self.clock = ServerClock(max_offset_s=config.server.max_clock_offset_s, notices=self.notices)
         self.server = Server(self.clock)
-        #: what the box still needs before it may drive the battery (empty: commissioned)
-        self.missing: list[Missing] = []
-        #: an inverter that cannot work as configured (named recovery: the box waits for a fix)
-        self._unusable_inverter: Missing | None = None
+        self.checklist = Checklist(config, self.identity, self.certificate, config_path)
         self.exit_status = 0
         self.identity_check_s = CHECK_S
         self.started = time.monotonic()
@@ -103,15 +102,10 @@ class Gateway:
         self.history = History()
         self.mode = CommissioningMode(config.status_page, lambda: self.status_page)
 
-    def _check_commissioned(self) -> list[Missing]:
-        """Re-read what the box still needs (cheap: a few stat calls)."""
-        extra = () if self.config_path is None else (self.config_path,)
-        unusable = [self._unusable_inverter] if self._unusable_inverter is not None else []
-        self.missing = [
-            *what_is_missing(self.config, self.identity, self.certificate.problem, *extra),
-            *unusable,
-        ]
-        return self.missing
+    @property
+    def missing(self) -> list[Missing]:
+        """What the box still needs before it may drive the battery (empty: commissioned)."""
+        return self.checklist.missing
 
     def restart(self, reason: str) -> None:
         """Stop cleanly with EXIT_RESTART so that systemd starts us again (e.g. on a new identity)."""
@@ -125,7 +119,9 @@ class Gateway:
             had = self.certificate.lfdi is not None
             beat = functools.partial(self.health.beat, SERVER_PART)
             path, check_s = self.config_path, self.identity_check_s
-            return self.restart(await not_commissioned(path, check_s, beat, self._commissioned_now, had))
+            return self.restart(
+                await not_commissioned(path, check_s, beat, self.checklist.commissioned_now, had)
+            )
         files = self.certificate.files()
         server = self.certificate.server_config(files, self.config.server)
         session = Session(server, health=self.health, rng=self.rng, clock=self.clock, notices=self.notices)
@@ -136,10 +132,6 @@ class Gateway:
                 self.identity_check_s,
             )
         self.restart(reason)
-
-    def _commissioned_now(self) -> bool:
-        """Whether the box has a certificate and everything else it needs now (in a thread)."""
-        return self.certificate.load() is not None and not self._check_commissioned()
 
     async def _configuration(self) -> None:
         """Named recovery: while a problem says a setting must be fixed, a changed configuration
@@ -162,20 +154,19 @@ class Gateway:
         """Bring the hardware and listener up, say READY, run until SIGTERM, shut down cleanly."""
         cfg = self.config
         sup = self.supervisor
-        lfdi = await asyncio.to_thread(self.certificate.load)
-        if lfdi is None:
-            _LOGGER.error(
-                "no usable client certificate (%s); waiting for one: wattsmart-gateway identity init/install",
-                self.certificate.problem,
-            )
-            await asyncio.to_thread(self.certificate.birth_key)
-        for item in await asyncio.to_thread(self._check_commissioned):
+        lfdi = await asyncio.to_thread(self.certificate.load_at_start)
+        for item in await asyncio.to_thread(self.checklist.check):
             _LOGGER.warning("not commissioned: %s: %s", item.what, item.line())
         try:
             self.panel = Panel(cfg.gpio, self.led_state, self._on_press)
         except Exception as exc:  # no LED is no reason to leave the battery uncontrolled
             _LOGGER.error("status LED and button unavailable: %s", exc)
-        self.inverter = inverter = await self._connect()
+        try:  # one inverter, or several driven as one site (`inverter:` a list); and the site meter
+            site = await open_site(cfg)
+            self.inverter, self.meter = site.inverter, site.meter
+        except ConfigurationError as exc:  # named recovery: not commissioned, says what to fix
+            self.checklist.inverter_unusable(str(exc))
+            site = None
         if self.panel is not None and await self.panel.held_at_power_on():
             await asyncio.to_thread(self.reset_state)
         # opened (and repaired or migrated) once here, before the parts share it; never fatal
@@ -185,8 +176,8 @@ class Gateway:
             _LOGGER.error("state database unavailable, controlling from memory: %s", exc)
         # the poller beats under the server's health name, also while it waits between polls
         sup.add("session", self._session, SESSION_MAX_SILENCE_S, heartbeat=SERVER_PART)
-        if inverter is not None and lfdi is not None and not self.missing:  # else never drives the battery
-            self._add_control(inverter, lfdi)
+        if site is not None and lfdi is not None and not self.missing:  # else never drives the battery
+            self._add_control(site, lfdi)
         if self.panel is not None:
             sup.add("panel", self.panel.run)
         if self.config_path is not None:
@@ -194,14 +185,12 @@ class Gateway:
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if cfg.status_page.enabled:
-                    await self._open_page(stack)
+                    self.status_page = await serve_page(stack, cfg.status_page, self.status, self.history)
                 await sup.run_until_stopped()
         finally:
             self.mode.close()
-            if inverter is not None:
-                await inverter.close()
-            if self.meter is not None:
-                await self.meter.close()
+            if site is not None:
+                await site.close()
             if self.store is not None:
                 self.store.close()
             if self.panel is not None:
@@ -209,27 +198,9 @@ class Gateway:
             sup.notifier.close()
         return self.exit_status
 
-    async def _connect(self) -> SafeInverter | None:
-        """The inverter behind its guard, read once for the page and LED (a dead one is shown, not fatal);
-        None when it cannot work as configured (named recovery: not commissioned, says what to fix)."""
-        try:
-            # one inverter, or several driven as one site (`inverter:` a list); and the site meter
-            inverter = await connect_configured(self.config)
-            self.meter = open_meter(self.config)
-        except ConfigurationError as exc:
-            self._unusable_inverter = unusable_inverter(self.config_path or DEFAULT_CONFIG, str(exc))
-            self.missing.append(self._unusable_inverter)
-            _LOGGER.error("not commissioned: inverter: %s", self._unusable_inverter.line())
-            return None
-        with contextlib.suppress(Exception):  # the sampler's first tick may be 30 s away
-            await asyncio.wait_for(inverter.read_telemetry(), 3)
-        return inverter
-
-    def _add_control(self, inverter: SafeInverter, lfdi: str) -> None:
+    def _add_control(self, site: Site, lfdi: str) -> None:
         """The parts of a commissioned box: control, telemetry and the expiry watch."""
-        cfg, sup = self.config, self.supervisor
-        # the updater waits while this flag says a grid event is in force (RuntimeDirectory on a box)
-        flag = cfg.ota.control_flag if cfg.ota.control_flag.parent.is_dir() else None
+        cfg, sup, inverter = self.config, self.supervisor, site.inverter
         self.engine = engine = ControlEngine(
             cfg,
             inverter,
@@ -237,9 +208,10 @@ class Gateway:
             lfdi,
             rng=self.rng,
             health=self.health,
-            in_force_flag=flag,
+            # the updater waits while this flag says a grid event is in force
+            in_force_flag=usable_control_flag(cfg.ota.control_flag),
             clock_offset=lambda: self.clock.offset.total_seconds(),
-            connection_point=ConnectionPoint(self.meter) if self.meter is not None else None,
+            connection_point=site.connection_point(),
         )
         # a changed rating is obeyed at once, not at the next re-assertion
         inverter.on_ratings_change(lambda _old, _new: engine.wake())
@@ -252,7 +224,7 @@ class Gateway:
             self.store,
             rng=self.rng,
             notices=self.notices,
-            meter=self.meter,
+            meter=site.meter,
         )
         sup.add("dispatch", telemetry.dispatch)
         sup.add("control", engine.run, MAX_SILENCE_S)
@@ -261,19 +233,6 @@ class Gateway:
         sup.add("expiry", lambda: self.expiry.run(fetch_server=fetch_server))
         # the parts are cancelled first (telemetry commits its outbox as it stops), then this
         sup.on_shutdown("release the battery", engine.stop)
-
-    async def _open_page(self, stack: contextlib.AsyncExitStack) -> None:
-        """The status page and its history sampler (a taken port is logged, never fatal)."""
-        cfg = self.config.status_page
-        page = StatusPage(
-            self.status, cfg.host, cfg.port, history=self.history, zone=page_zone(cfg.time_zone)
-        )
-        try:
-            self.status_page = await stack.enter_async_context(page)
-        except OSError as exc:  # e.g. the port is taken: the battery matters more
-            _LOGGER.error("status page unavailable on %s:%d: %s", page.host, page.port, exc)
-        sampler = asyncio.create_task(Sampler(self.history).run(self.status), name="history")
-        stack.push_async_callback(_cancelled, sampler)
 
     async def _on_press(self, press: str) -> None:
         """Button: short = self-test on the LED; long = commissioning mode for a while."""
@@ -300,9 +259,3 @@ class Gateway:
 def run(config: Config, config_path: Path | None = None) -> int:
     """Run the whole gateway from `config` (read from `config_path`) until SIGTERM; the exit status."""
     return asyncio.run(Gateway(config, config_path=config_path).run())
-
-
-async def _cancelled(task: asyncio.Task[None]) -> None:
-    """Cancel `task` and wait until it has stopped."""
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)

@@ -2,13 +2,55 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
 from app.config import Config
+from app.control.site_limit import ConnectionPoint
 from app.hardware import inverter_settings
 from app.meter import ObservedMeter
 from hal.inverter import SafeInverter, connect_inverter
 from hal.inverter.factory import connect_site
 from hal.inverter.site import SocLimits
 from hal.meter import MeterRegister
+
+#: the first reading at start-up waits this long (the status page's sampler may be 30 s away)
+FIRST_READ_S = 3.0
+
+
+@dataclass(frozen=True)
+class Site:
+    """The inverter behind its guard and the site meter at the grid connection point (if any)."""
+
+    inverter: SafeInverter
+    meter: ObservedMeter | None = None
+
+    def connection_point(self) -> ConnectionPoint | None:
+        """Where export and import limits are held: at the meter, or (None) at the battery alone."""
+        return ConnectionPoint(self.meter) if self.meter is not None else None
+
+    async def close(self) -> None:
+        """Close the inverter, then the meter."""
+        await self.inverter.close()
+        if self.meter is not None:
+            await self.meter.close()
+
+
+async def open_site(config: Config, first_read_s: float = FIRST_READ_S) -> Site:
+    """The configured site, its inverter read once (a dead one is shown, not fatal).
+
+    Raises `hal.errors.ConfigurationError` when it cannot work as configured.
+    """
+    inverter = await connect_configured(config)
+    try:
+        meter = open_meter(config)
+    except BaseException:
+        await inverter.close()
+        raise
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(inverter.read_telemetry(), first_read_s)
+    return Site(inverter, meter)
 
 
 async def connect_configured(config: Config) -> SafeInverter:

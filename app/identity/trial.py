@@ -64,6 +64,17 @@ class CertificateTrial:
         self.lfdi = self.cert.lfdi if self.cert is not None else None
         return self.lfdi
 
+    def load_at_start(self) -> str | None:
+        """`load`; without a certificate, say so and make this box's key and CSR (`birth_key`)."""
+        lfdi = self.load()
+        if lfdi is None:
+            _LOGGER.error(
+                "no usable client certificate (%s); waiting for one: wattsmart-gateway identity init/install",
+                self.problem,
+            )
+            self.birth_key()
+        return lfdi
+
     def server_config(self, files: IdentityFiles | None, base: ServerConfig) -> ServerConfig:
         """The server section with the certificate and key in force."""
         return files.server_config(base) if files is not None else base

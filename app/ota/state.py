@@ -69,6 +69,11 @@ def set_control_in_force(flag: Path, until: float | None) -> None:
         write_json(flag, {"until": until})
 
 
+def usable_control_flag(flag: Path) -> Path | None:
+    """Gateway side: `flag` when its directory exists (the RuntimeDirectory on a box), else None."""
+    return flag if flag.parent.is_dir() else None
+
+
 def control_in_force(flag: Path, now: float | None = None) -> bool:
     """Updater side (root): whether the gateway reports a grid-control event in force.
 
