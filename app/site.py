@@ -69,8 +69,8 @@ def open_meter(config: Config) -> ObservedMeter | None:
     if meter is None:
         return None
     first = inverter_settings(config.inverter)
-    link = first.serial if first.transport == "rtu" else first.tcp
-    if link is None:
+    endpoint = first.endpoint
+    if endpoint is None:
         return None  # a simulated inverter has no bus for a meter
     # Imported here: a box without a meter does not load it.
     from hal.inverter.modbus_inverter import connect_meter
@@ -80,6 +80,6 @@ def open_meter(config: Config) -> ObservedMeter | None:
         r = meter.register
         register = MeterRegister(r.address, r.type, r.word_order, r.registers == "input", r.scale)
     reader = connect_meter(
-        link, first.bus, meter.unit_id, import_positive=meter.import_positive, register=register
+        endpoint, first.bus, meter.unit_id, import_positive=meter.import_positive, register=register
     )
     return ObservedMeter(reader)

@@ -6,7 +6,8 @@
   device-side revert timer) or `connect_inverter()`; the `BatteryInverter` interface with
   `Ratings` / `Telemetry` in SI units (None = unknown); transports "tcp", "rtu" (and "sim" where
   the lab package is installed); profiles "sunspec" or a register-table YAML file.
-* `hal.modbus`: `SerialSettings`, `TcpSettings`, `BusSettings`; `ModbusBus`, one per physical link.
+* `hal.modbus`: `SerialSettings`, `TcpSettings` (either is a `BusEndpoint`), `BusSettings`; `ModbusBus`,
+  one per bus endpoint.
 * `hal.errors`: one hierarchy; `TransientHardwareError` (retry), `InverterProtocolError`,
   `ConfigurationError` / `ProfileError` (reconfigure).
 * `hal.gpio`: `GpioSettings` -> `Gpio` (status LED patterns, polled push button; RPi.GPIO or fake).

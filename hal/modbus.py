@@ -100,7 +100,7 @@ class TcpSettings:
 class BusSettings:
     """Timing of one bus: per-try timeout, retries, pacing and reconnect backoff (seconds).
 
-    `None` picks a default by link type: the inter-frame gap is max(3.5 characters, 20 ms) on serial
+    `None` picks a default by endpoint type: the inter-frame gap is max(3.5 characters, 20 ms) on serial
     and 0 on TCP; the quiet time after a timeout equals `timeout_s`; the settle time after opening a
     serial port is 0.5 s (some adapters drop the first frame) and 0 on TCP.
     """
@@ -134,7 +134,8 @@ class BusSettings:
         return self.timeout_s * (self.retries + 1) + quiet * self.retries
 
 
-Link = SerialSettings | TcpSettings
+#: where a bus is reached: a serial port (RTU over RS-485) or a TCP host and port
+BusEndpoint = SerialSettings | TcpSettings
 _Client = AsyncModbusSerialClient | AsyncModbusTcpClient
 _Op = Callable[[_Client], Awaitable[ModbusPDU]]
 
@@ -161,35 +162,35 @@ def quiet_library_logging() -> None:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
-def frame_bytes(link: Link, pdu_len: int) -> int:
+def frame_bytes(endpoint: BusEndpoint, pdu_len: int) -> int:
     """Bytes on the wire for one PDU: RTU adds address + CRC, TCP adds the 7-byte MBAP header."""
-    return pdu_len + 3 if isinstance(link, SerialSettings) else pdu_len + 7
+    return pdu_len + 3 if isinstance(endpoint, SerialSettings) else pdu_len + 7
 
 
-def link_name(link: Link) -> str:
-    """Human-readable name of a link, for logs."""
-    return link.port if isinstance(link, SerialSettings) else f"{link.host}:{link.port}"
+def endpoint_name(endpoint: BusEndpoint) -> str:
+    """Human-readable name of a bus endpoint (port path or host:port), for logs."""
+    return endpoint.port if isinstance(endpoint, SerialSettings) else f"{endpoint.host}:{endpoint.port}"
 
 
 class ModbusBus:
     """One shared pymodbus client per physical bus; requests are serialised and paced.
 
     Use `read(address, count, device_id)` and `write(address, values, device_id)`; both raise
-    `InverterUnreachable` (no reply or no link), `InverterBusy`, `ModbusExceptionReply` or
+    `InverterUnreachable` (no reply or no connection), `InverterBusy`, `ModbusExceptionReply` or
     `InverterProtocolError`.
     """
 
-    def __init__(self, link: Link, settings: BusSettings | None = None) -> None:
-        self.link = link
+    def __init__(self, endpoint: BusEndpoint, settings: BusSettings | None = None) -> None:
+        self.endpoint = endpoint
         self.settings = settings or BusSettings()
         self.stats = BusStats()
-        self._is_serial = isinstance(link, SerialSettings)
+        self._is_serial = isinstance(endpoint, SerialSettings)
         self._lock = asyncio.Lock()
         self._client: _Client | None = None
         self._ready_at = 0.0
         self._next_connect_at = 0.0
         self._backoff_s = self.settings.reconnect_min_s
-        self._link_down = False
+        self._bus_down = False
         self._rs485_failed = False
         self._rs485_logged = False
         self._consecutive_failures = 0
@@ -201,8 +202,8 @@ class ModbusBus:
         """Silence kept between two frames on this bus."""
         if self.settings.inter_frame_gap_s is not None:
             return self.settings.inter_frame_gap_s
-        if isinstance(self.link, SerialSettings):
-            return max(3.5 * self.link.char_time_s(), 0.02)
+        if isinstance(self.endpoint, SerialSettings):
+            return max(3.5 * self.endpoint.char_time_s(), 0.02)
         return 0.0
 
     @property
@@ -222,7 +223,7 @@ class ModbusBus:
         # A reply of the wrong length is a reply to some other request (RTU late reply) or a broken device.
         if len(registers) != count:
             raise InverterProtocolError(
-                f"device {device_id} at {link_name(self.link)}: asked for {count} registers at "
+                f"device {device_id} at {endpoint_name(self.endpoint)}: asked for {count} registers at "
                 f"{address}, got {len(registers)}"
             )
         return registers
@@ -254,11 +255,11 @@ class ModbusBus:
             # to the first try cannot be taken for the reply to the second (or to the next request).
             for _ in range(self.settings.retries + 1):
                 if self._closed:
-                    raise InverterUnreachable(f"bus {link_name(self.link)} is closed")
+                    raise InverterUnreachable(f"bus {endpoint_name(self.endpoint)} is closed")
                 client = await self._ensure_client()
                 await self._wait_ready()
                 self.stats.requests += 1
-                self.stats.tx_bytes += frame_bytes(self.link, req_pdu)
+                self.stats.tx_bytes += frame_bytes(self.endpoint, req_pdu)
                 try:
                     async with asyncio.timeout(self.settings.timeout_s + 0.25):
                         response = await op(client)
@@ -275,7 +276,7 @@ class ModbusBus:
                 return self._check_reply(response, address, device_id, resp_pdu)
             self._on_no_reply(device_id, last_exc)
             raise InverterUnreachable(
-                f"device {device_id} at {link_name(self.link)} did not answer: {last_exc}"
+                f"device {device_id} at {endpoint_name(self.endpoint)} did not answer: {last_exc}"
             ) from last_exc
 
     async def _wait_ready(self) -> None:
@@ -297,7 +298,7 @@ class ModbusBus:
     def _check_reply(self, response: ModbusPDU, address: int, device_id: int, resp_pdu: int) -> ModbusPDU:
         if isinstance(response, ExceptionResponse) or response.isError():
             code = int(getattr(response, "exception_code", 0))
-            self.stats.rx_bytes += frame_bytes(self.link, 2)
+            self.stats.rx_bytes += frame_bytes(self.endpoint, 2)
             if code in _GATEWAY_CODES:
                 self._on_no_reply(device_id, ModbusExceptionReply(code, address))
                 raise InverterUnreachable(f"device {device_id}: gateway reports no response (code {code})")
@@ -305,7 +306,7 @@ class ModbusBus:
             if code in _BUSY_CODES:
                 raise InverterBusy(f"device {device_id} busy (Modbus exception {code}) at {address}")
             raise ModbusExceptionReply(code, address, f"device {device_id}: exception {code} at {address}")
-        self.stats.rx_bytes += frame_bytes(self.link, resp_pdu)
+        self.stats.rx_bytes += frame_bytes(self.endpoint, resp_pdu)
         self._on_reply(device_id)
         return response
 
@@ -315,34 +316,37 @@ class ModbusBus:
         loop = asyncio.get_running_loop()
         now = loop.time()
         if now < self._next_connect_at:
+            wait = self._next_connect_at - now
             raise InverterUnreachable(
-                f"bus {link_name(self.link)} is down; next attempt in {self._next_connect_at - now:.1f} s"
+                f"bus {endpoint_name(self.endpoint)} is down; next attempt in {wait:.1f} s"
             )
         self._drop_client()
         client = self._new_client()
         ok = False
         try:
-            if isinstance(self.link, SerialSettings) and self.link.rs485 is not None:
-                await self._rs485_mode(self.link.port, self.link.rs485)
+            if isinstance(self.endpoint, SerialSettings) and self.endpoint.rs485 is not None:
+                await self._rs485_mode(self.endpoint.port, self.endpoint.rs485)
             async with asyncio.timeout(self.settings.timeout_s * 2 + 0.5):
                 ok = await client.connect()
         except (TimeoutError, OSError, ModbusException) as exc:
-            _LOGGER.debug("connect to %s failed: %s", link_name(self.link), exc)
+            _LOGGER.debug("connect to %s failed: %s", endpoint_name(self.endpoint), exc)
         if not ok:
             client.close()
             self._next_connect_at = loop.time() + self._backoff_s
             self._backoff_s = min(self._backoff_s * 2, self.settings.reconnect_max_s)
-            if not self._link_down:
-                self._link_down = True
-                _LOGGER.error("Modbus bus %s cannot be opened; retrying with backoff", link_name(self.link))
-            raise InverterUnreachable(f"cannot open Modbus bus {link_name(self.link)}")
+            if not self._bus_down:
+                self._bus_down = True
+                _LOGGER.error(
+                    "Modbus bus %s cannot be opened; retrying with backoff", endpoint_name(self.endpoint)
+                )
+            raise InverterUnreachable(f"cannot open Modbus bus {endpoint_name(self.endpoint)}")
         self._client = client
         self.stats.reconnects += 1
         self._backoff_s = self.settings.reconnect_min_s
         self._consecutive_failures = 0
-        if self._link_down:
-            self._link_down = False
-            _LOGGER.info("Modbus bus %s open again", link_name(self.link))
+        if self._bus_down:
+            self._bus_down = False
+            _LOGGER.info("Modbus bus %s open again", endpoint_name(self.endpoint))
         settle = self.settings.settle_after_connect_s
         if settle is None:
             settle = 0.5 if self._is_serial else 0.0
@@ -364,16 +368,16 @@ class ModbusBus:
 
     def _new_client(self) -> _Client:
         s = self.settings
-        if isinstance(self.link, SerialSettings):
+        if isinstance(self.endpoint, SerialSettings):
             try:
                 return AsyncModbusSerialClient(
-                    self.link.port,
+                    self.endpoint.port,
                     framer=FramerType.RTU,
-                    baudrate=self.link.baudrate,
-                    bytesize=self.link.bytesize,
-                    parity=self.link.parity,
-                    stopbits=self.link.stopbits,
-                    handle_local_echo=self.link.handle_local_echo,
+                    baudrate=self.endpoint.baudrate,
+                    bytesize=self.endpoint.bytesize,
+                    parity=self.endpoint.parity,
+                    stopbits=self.endpoint.stopbits,
+                    handle_local_echo=self.endpoint.handle_local_echo,
                     reconnect_delay=0,
                     timeout=s.timeout_s,
                     retries=0,
@@ -381,7 +385,7 @@ class ModbusBus:
             except RuntimeError as exc:  # pymodbus' way of saying pyserial is missing
                 raise ConfigurationError(f"Modbus RTU needs pyserial (pymodbus[serial]): {exc}") from exc
         return AsyncModbusTcpClient(
-            self.link.host, port=self.link.port, reconnect_delay=0, timeout=s.timeout_s, retries=0
+            self.endpoint.host, port=self.endpoint.port, reconnect_delay=0, timeout=s.timeout_s, retries=0
         )
 
     def _drop_client(self) -> None:
@@ -395,7 +399,9 @@ class ModbusBus:
         self._consecutive_failures += 1
         if device_id not in self._down_devices:
             self._down_devices.add(device_id)
-            _LOGGER.error("Modbus device %d on %s is silent: %s", device_id, link_name(self.link), exc)
+            _LOGGER.error(
+                "Modbus device %d on %s is silent: %s", device_id, endpoint_name(self.endpoint), exc
+            )
         # A TCP stream that stops answering is usually half-open (cable cut, peer rebooted): reopen it.
         # A serial port stays open: a silent device says nothing about the port itself.
         if not self._is_serial and self._consecutive_failures >= self.settings.failures_before_reconnect:
@@ -406,7 +412,7 @@ class ModbusBus:
         self._consecutive_failures = 0
         if device_id in self._down_devices:
             self._down_devices.discard(device_id)
-            _LOGGER.info("Modbus device %d on %s answers again", device_id, link_name(self.link))
+            _LOGGER.info("Modbus device %d on %s answers again", device_id, endpoint_name(self.endpoint))
 
 
 def _read_op(address: int, count: int, device_id: int, input_registers: bool) -> _Op:
@@ -428,33 +434,33 @@ def _write_op(address: int, values: list[int], device_id: int, single: bool) -> 
 
 
 class BusPool:
-    """Hands out one shared `ModbusBus` per physical link, reference counted."""
+    """Hands out one shared `ModbusBus` per bus endpoint, reference counted."""
 
     def __init__(self) -> None:
-        # Keyed by the physical link (port path or host:port), so two devices on one RS-485 port
+        # Keyed by the endpoint's name (port path or host:port), so two devices on one RS-485 port
         # can never open it twice, whatever else their settings say.
         self._buses: dict[str, tuple[ModbusBus, int]] = {}
 
-    def acquire(self, link: Link, settings: BusSettings) -> ModbusBus:
-        """Return the bus for `link`, creating it on first use."""
-        key = link_name(link)
+    def acquire(self, endpoint: BusEndpoint, settings: BusSettings) -> ModbusBus:
+        """Return the bus for `endpoint`, creating it on first use."""
+        key = endpoint_name(endpoint)
         entry = self._buses.get(key)
         if entry is None:
-            bus = ModbusBus(link, settings)
+            bus = ModbusBus(endpoint, settings)
             self._buses[key] = (bus, 1)
             return bus
         bus, count = entry
-        if bus.link != link or bus.settings != settings:
+        if bus.endpoint != endpoint or bus.settings != settings:
             raise ConfigurationError(
                 f"bus {key} is shared by devices with different settings: "
-                f"{bus.link} {bus.settings} vs {link} {settings}"
+                f"{bus.endpoint} {bus.settings} vs {endpoint} {settings}"
             )
         self._buses[key] = (bus, count + 1)
         return bus
 
     async def release(self, bus: ModbusBus) -> None:
         """Drop one reference; the last one closes the bus."""
-        key = link_name(bus.link)
+        key = endpoint_name(bus.endpoint)
         entry = self._buses.get(key)
         if entry is None or entry[0] is not bus:
             await bus.close()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from hal.clock import Clock, utc_now
 from hal.inverter.base import BatteryInverter
 from hal.inverter.settings import SUNSPEC, InverterSettings
-from hal.modbus import BusPool, BusSettings, Link
+from hal.modbus import BusEndpoint, BusPool, BusSettings
 
 if TYPE_CHECKING:
     from hal.meter import MeterRegister, SunSpecMeter, TableMeter
@@ -17,23 +17,23 @@ _POOL = BusPool()
 
 
 async def connect_modbus_inverter(settings: InverterSettings, *, clock: Clock = utc_now) -> BatteryInverter:
-    """Validate the profile, take the shared bus for the link, and build the profile's inverter."""
-    link: Link | None = settings.serial if settings.transport == "rtu" else settings.tcp
-    assert link is not None  # InverterSettings guarantees it for rtu/tcp
+    """Validate the profile, take the shared bus for its endpoint, and build the profile's inverter."""
+    endpoint = settings.endpoint
+    assert endpoint is not None  # InverterSettings guarantees it for rtu/tcp
     if settings.profile == SUNSPEC:
         from hal.inverter.sunspec import SunSpecInverter
 
-        bus = _POOL.acquire(link, settings.bus)
+        bus = _POOL.acquire(endpoint, settings.bus)
         return SunSpecInverter(bus, settings, clock=clock, on_close=lambda: _POOL.release(bus))
     from hal.inverter.table import TableInverter, load_profile
 
     profile = load_profile(settings.profile)  # raises ProfileError before any I/O
-    bus = _POOL.acquire(link, settings.bus)
+    bus = _POOL.acquire(endpoint, settings.bus)
     return TableInverter(bus, settings, profile, clock=clock, on_close=lambda: _POOL.release(bus))
 
 
 def connect_meter(
-    link: Link,
+    endpoint: BusEndpoint,
     bus: BusSettings,
     device_id: int,
     *,
@@ -41,11 +41,11 @@ def connect_meter(
     register: MeterRegister | None = None,
     clock: Clock = utc_now,
 ) -> SunSpecMeter | TableMeter:
-    """The site meter at `device_id` on the shared bus of `link` (the inverters' own connection):
+    """The site meter at `device_id` on the shared bus at `endpoint` (the inverters' own connection):
     SunSpec, or with `register` the one register that holds its net power."""
     from hal.meter import SunSpecMeter, TableMeter
 
-    shared = _POOL.acquire(link, bus)
+    shared = _POOL.acquire(endpoint, bus)
 
     async def release() -> None:
         await _POOL.release(shared)

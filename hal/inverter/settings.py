@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from hal.inverter.battery import BatterySpec
-from hal.modbus import BusSettings, SerialSettings, TcpSettings
+from hal.modbus import BusEndpoint, BusSettings, SerialSettings, TcpSettings
 
 Transport = Literal["rtu", "tcp", "sim"]
 SetpointMode = Literal["watts", "percent"]
@@ -95,6 +95,11 @@ class InverterSettings:
             raise ValueError(f"ratings_max_age_s must be within 1..60 s, got {self.ratings_max_age_s!r}")
         if not self.profile:
             raise ValueError("profile must be 'sunspec' or the path of a register-table YAML file")
+
+    @property
+    def endpoint(self) -> BusEndpoint | None:
+        """Where the inverter's bus is reached: `serial` for "rtu", `tcp` for "tcp" (None for "sim")."""
+        return self.serial if self.transport == "rtu" else self.tcp if self.transport == "tcp" else None
 
     @property
     def keepalive_interval(self) -> float:

@@ -2,7 +2,7 @@
 
 `SiteInverter` is a `BatteryInverter` over N members, each behind its own guard (`SafeInverter`:
 its nameplate and live ratings, the only clamp), typically on one RS-485 bus or TCP endpoint (the
-bus pool hands every member on one link the same paced connection, so requests are serialised).
+bus pool hands every member on one bus endpoint the same paced connection, so requests are serialised).
 The site as a whole is wrapped by a guard again, so the app sees one inverter:
 
 * **Ratings** are the sums of the members' (last known, so a dead member does not move them).

@@ -30,9 +30,8 @@ async def sunspec(
 ) -> AsyncIterator[SunSpecInverter]:
     """A bare SunSpec inverter on its own bus (no wrapper: this is the device code itself)."""
     settings = settings_for(server, **kw)
-    link = settings.serial if settings.transport == "rtu" else settings.tcp
-    assert link is not None
-    bus = ModbusBus(link, settings.bus)
+    assert settings.endpoint is not None
+    bus = ModbusBus(settings.endpoint, settings.bus)
     inverter = SunSpecInverter(bus, settings, clock=clock, on_close=bus.close)
     try:
         yield inverter
@@ -58,7 +57,7 @@ def exchange_bytes(inverter: SunSpecInverter, *, write_regs: int, read_regs: int
 
     RTU: unit id + PDU + CRC (e.g. FC03 of 10 registers is 8 + 25 bytes); TCP: 7-byte MBAP + PDU.
     """
-    envelope = 7 if isinstance(inverter.bus.link, TcpSettings) else 3
+    envelope = 7 if isinstance(inverter.bus.endpoint, TcpSettings) else 3
     write_request, write_reply = 6 + 2 * write_regs, 5  # fc, address, quantity, byte count, data
     read_request, read_reply = 5, 2 + 2 * read_regs  # fc, byte count, data
     return write_request + read_request + 2 * envelope, write_reply + read_reply + 2 * envelope
