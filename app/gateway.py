@@ -82,8 +82,8 @@ class Gateway:
         #: server values the gateway bounded or distrusts (one WARNING each; on the status page)
         self.notices = Notices()
         #: one server clock for the process, whichever session learns the offset
-        self.clock = ServerClock(max_offset_s=config.server.max_clock_offset_s, notices=self.notices)
-        self.server = Server(self.clock)
+        self.server_clock = ServerClock(max_offset_s=config.server.max_clock_offset_s, notices=self.notices)
+        self.server = Server(self.server_clock)
         self.checklist = Checklist(config, self.identity, self.certificate, config_path)
         self.exit_status = 0
         self.identity_check_s = CHECK_S
@@ -124,7 +124,9 @@ class Gateway:
             )
         files = self.certificate.files()
         server = self.certificate.server_config(files, self.config.server)
-        session = Session(server, health=self.health, rng=self.rng, clock=self.clock, notices=self.notices)
+        session = Session(
+            server, health=self.health, rng=self.rng, server_clock=self.server_clock, notices=self.notices
+        )
         async with session, self.server.serving(session):
             reason = await self.certificate.watch(
                 files,
@@ -210,7 +212,7 @@ class Gateway:
             health=self.health,
             # the updater waits while this flag says a grid event is in force
             in_force_flag=usable_control_flag(cfg.ota.control_flag),
-            clock_offset=lambda: self.clock.offset.total_seconds(),
+            server_clock_offset=lambda: self.server_clock.offset.total_seconds(),
             connection_point=site.connection_point(),
         )
         # a changed rating is obeyed at once, not at the next re-assertion

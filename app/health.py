@@ -66,21 +66,21 @@ class Event:
 
 @dataclass(slots=True)
 class Health:
-    """Registry of part health; `clock` is monotonic seconds (injectable for tests)."""
+    """Registry of part health; `monotonic` is the monotonic clock in seconds (injectable for tests)."""
 
-    clock: Callable[[], float] = time.monotonic
+    monotonic: Callable[[], float] = time.monotonic
     parts: dict[str, PartHealth] = field(default_factory=dict)
     recent: deque[Event] = field(default_factory=lambda: deque(maxlen=50))
 
     def _part(self, name: str) -> PartHealth:
         part = self.parts.get(name)
         if part is None:
-            part = self.parts[name] = PartHealth(name, since=self.clock())
+            part = self.parts[name] = PartHealth(name, since=self.monotonic())
         return part
 
     def beat(self, name: str) -> None:
         """Record that the loop of part `name` is alive."""
-        self._part(name).last_beat = self.clock()
+        self._part(name).last_beat = self.monotonic()
 
     def problem(self, name: str, reason: str, kind: Kind) -> None:
         """Mark `name` degraded by a problem of `kind`; logs once per transition (or a changed reason)."""
@@ -93,21 +93,21 @@ class Health:
             else:
                 _LOGGER.warning("%s: now %s", name, reason)
             part.problem = reason
-            part.since = self.clock()
+            part.since = self.monotonic()
             self.recent.append(Event(part.since, name, reason, kind))
 
     def ok(self, name: str) -> None:
         """Mark `name` healthy again; logs once when it recovers."""
         part = self._part(name)
         if part.problem is not None:
-            _LOGGER.info("%s: recovered after %.0f s (%s)", name, self.clock() - part.since, part.problem)
+            _LOGGER.info("%s: recovered after %.0f s (%s)", name, self.monotonic() - part.since, part.problem)
             part.problem = part.kind = None
-            part.since = self.clock()
+            part.since = self.monotonic()
             self.recent.append(Event(part.since, name, None))
 
     def stale(self, names: list[str], max_age_s: float) -> list[str]:
         """Parts among `names` whose loop has not beaten within `max_age_s` (hung or never started)."""
-        now = self.clock()
+        now = self.monotonic()
         out = []
         for name in names:
             last = self._part(name).last_beat

@@ -85,7 +85,7 @@ async def _hour(folder: Path) -> tuple[int, int, float, float]:
             poller = Poller(
                 discovery,
                 Backoff(cap_s=300.0, rng=rng),
-                Health(clock=sim.monotonic),
+                Health(monotonic=sim.monotonic),
                 monotonic=sim.monotonic,
                 sleep=sim.sleep,
             )

@@ -79,7 +79,7 @@ async def _measure(mode: SetpointMode, *, refuse_block: bool = False) -> dict[st
         serial = SerialSettings(server.serial_url, baudrate=BAUDS[0])
         settings = InverterSettings(transport="rtu", serial=serial, bus=BUS, setpoint_mode=mode)
         bus = ModbusBus(serial, BUS)
-        inverter = SunSpecInverter(bus, settings, clock=utc_now, on_close=bus.close)
+        inverter = SunSpecInverter(bus, settings, wall_clock=utc_now, on_close=bus.close)
         try:
             smap = await inverter.sunspec_map()
             await inverter.read_ratings()  # discovery and ratings are not part of a setpoint

@@ -129,7 +129,7 @@ async def simulated_day(post_rate: int, hours: int = 24, *, meter: bool = False)
             dcap_url="https://127.0.0.1:1/dcap", ca_file=Path(tmp), cert_file=Path(tmp), key_file=Path(tmp)
         )
         state = Path(tmp) / "state"
-        inverter = SimInverter(BatterySpec(), clock=clock.now)
+        inverter = SimInverter(BatterySpec(), wall_clock=clock.now)
         service = TelemetryService(
             _config(server, state),
             inverter,
@@ -164,14 +164,14 @@ async def _tls_hour() -> float:
             config = _config(lab.client_config(), Path(tmp) / "state")
             session = Session(
                 config.server,
-                clock=ServerClock(clock.now),
+                server_clock=ServerClock(clock.now),
                 monotonic=clock.monotonic,
                 sleep=clock.sleep,
                 rng=random.Random(1),
             )
             async with serve(session) as http:
                 clock.participants += 1  # the session's poller sleeps on the simulated clock too
-                inverter = SimInverter(BatterySpec(), clock=clock.now)
+                inverter = SimInverter(BatterySpec(), wall_clock=clock.now)
                 service = TelemetryService(
                     config, inverter, http, _links(lab.tree, edev), clock, Health(), lfdi
                 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-Clock = Callable[[], datetime]
+WallClock = Callable[[], datetime]
 """A callable returning the current time as a timezone-aware UTC datetime."""
 
 

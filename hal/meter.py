@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from hal.clock import Clock, utc_now
+from hal.clock import WallClock, utc_now
 from hal.errors import InverterProtocolError, InverterUnreachable, ModbusExceptionReply, ProfileError
 from hal.inverter import codec
 from hal.inverter.sunspec_map import Block, SunSpecMap, discover
@@ -43,13 +43,13 @@ class SunSpecMeter:
         device_id: int,
         *,
         import_positive: bool = True,
-        clock: Clock = utc_now,
+        wall_clock: WallClock = utc_now,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._bus = bus
         self.device_id = device_id
         self._sign = -1.0 if import_positive else 1.0
-        self._clock = clock
+        self._wall_clock = wall_clock
         self._on_close = on_close
         self._model: tuple[int, int] | None = None
         self._lock = asyncio.Lock()
@@ -84,7 +84,7 @@ class SunSpecMeter:
         if w is not None and abs(w) > 10_000_000:
             raise InverterProtocolError(f"meter {self.device_id}: implausible power {w:g} W")
         return MeterReading(
-            timestamp=self._clock(),
+            timestamp=self._wall_clock(),
             export_w=None if w is None else self._sign * w,
             hz=block.value("Hz"),
         )
@@ -126,14 +126,14 @@ class TableMeter:
         register: MeterRegister,
         *,
         import_positive: bool = True,
-        clock: Clock = utc_now,
+        wall_clock: WallClock = utc_now,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._bus = bus
         self.device_id = device_id
         self._register = register
         self._sign = -1.0 if import_positive else 1.0
-        self._clock = clock
+        self._wall_clock = wall_clock
         self._on_close = on_close
         self._closed = False
 
@@ -149,7 +149,7 @@ class TableMeter:
         w = None if raw is None else float(raw) * reg.scale
         if w is not None and abs(w) > 10_000_000:
             raise InverterProtocolError(f"meter {self.device_id}: implausible power {w:g} W")
-        return MeterReading(self._clock(), None if w is None else self._sign * w, None)
+        return MeterReading(self._wall_clock(), None if w is None else self._sign * w, None)
 
     async def close(self) -> None:
         """Give the bus back."""

@@ -63,7 +63,7 @@ class Discovery:
         http: HttpClient,
         dcap_href: str,
         identity: DeviceIdentity,
-        clock: ServerClock,
+        server_clock: ServerClock,
         *,
         monotonic: Callable[[], float],
         rng: random.Random,
@@ -75,7 +75,7 @@ class Discovery:
         self._http = http
         self._dcap_href = dcap_href
         self._identity = identity
-        self._clock = clock
+        self._server_clock = server_clock
         self._monotonic = monotonic
         self._default_rate = default_poll_rate_s
         self._min_rate = min_rate_s
@@ -127,7 +127,7 @@ class Discovery:
             identity=self._identity,
             device_capability=dcap,
             time=time,
-            read_at=self._clock.now(),
+            read_at=self._server_clock.now(),
         )
         mup_link = dcap.MirrorUsagePointListLink
         if mup_link is not None:
@@ -153,11 +153,11 @@ class Discovery:
             return None
         href = dcap.TimeLink.href
         due = href not in self._cache or self.schedule.is_due(href, self._monotonic())
-        sent = self._clock.local_now()
+        sent = self._server_clock.local_now()
         # Time without a pollRate of its own takes the default (900 s), not DeviceCapability's
         time = await self._read(href, Time, self._default_rate, parent=self._dcap_href)
         if time is not None and due:
-            self._clock.update(time.currentTime, sent, self._clock.local_now())
+            self._server_clock.update(time.currentTime, sent, self._server_clock.local_now())
         return time
 
     async def _end_device(

@@ -1,6 +1,6 @@
 """The server port's one implementation: the 2030.5 session in force, whichever certificate it runs on.
 
-    server = Server(clock)
+    server = Server(server_clock)
     async with session, server.serving(session):   # polls `session`, makes it the one in force
         async for tree in server.snapshots(): ...
         await server.post(control.replyTo, response)
@@ -28,8 +28,8 @@ T = TypeVar("T")
 class Server:
     """What control and telemetry hold (an `app.client.port.ServerPort`)."""
 
-    def __init__(self, clock: ServerClock) -> None:
-        self.clock = clock
+    def __init__(self, server_clock: ServerClock) -> None:
+        self.server_clock = server_clock
         self.session: Session | None = None
         self.ready = asyncio.Event()
         self._switched = asyncio.Event()
@@ -41,7 +41,7 @@ class Server:
 
     def now(self) -> datetime:
         """Server time (our clock until the first Time resource is read)."""
-        return self.clock.now()
+        return self.server_clock.now()
 
     async def get(self, href: str, cls: type[T], params: Mapping[str, str | int] | None = None) -> T:
         """GET through the current session."""
@@ -119,6 +119,6 @@ class Server:
 @asynccontextmanager
 async def serve(session: Session) -> AsyncIterator[Server]:
     """One session as the server port, opened, polled and closed here (tools, tests, the bench)."""
-    server = Server(session.clock)
+    server = Server(session.server_clock)
     async with session, server.serving(session):
         yield server

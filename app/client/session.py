@@ -46,7 +46,7 @@ class Session:
         *,
         health: Health | None = None,
         rng: random.Random | None = None,
-        clock: ServerClock | None = None,
+        server_clock: ServerClock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         notices: Notices | None = None,
@@ -58,7 +58,9 @@ class Session:
             self.identity: DeviceIdentity = identity_of_pem_file(server.cert_file)
         except IdentityError as exc:
             raise TlsConfigError(str(exc)) from None
-        self.clock = clock or ServerClock(max_offset_s=server.max_clock_offset_s, notices=self.notices)
+        self.server_clock = server_clock or ServerClock(
+            max_offset_s=server.max_clock_offset_s, notices=self.notices
+        )
         self.health = health or Health()
         rng = rng or random.Random()
         self.http = HttpClient(server)
@@ -66,7 +68,7 @@ class Session:
             self.http,
             server.dcap_url,
             self.identity,
-            self.clock,
+            self.server_clock,
             monotonic=monotonic,
             rng=rng,
             default_poll_rate_s=server.default_poll_rate_s,

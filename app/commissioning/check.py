@@ -129,7 +129,7 @@ async def check_identity(ctx: Context) -> CheckResult:
     return CheckResult("LFDI/SFDI", True, f"LFDI {lfdi}, SFDI {sfdi_from_lfdi(lfdi)}")
 
 
-async def check_clock(ctx: Context) -> CheckResult:
+async def check_wall_clock(ctx: Context) -> CheckResult:
     """The system clock is plausible (TLS validity and schedules depend on it)."""
     if ctx.now < CLOCK_FLOOR:
         return CheckResult("clock", False, f"reads {ctx.now:%Y-%m-%d %H:%M} UTC", _CLOCK_FIX)
@@ -321,7 +321,7 @@ _CLOCK_FIX = "connect the box to a network with NTP (timedatectl status shows th
 
 DEFAULT_CHECKS: list[Check] = [
     check_config,
-    check_clock,
+    check_wall_clock,
     check_certificate,
     check_identity,
     check_server,

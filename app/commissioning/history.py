@@ -258,13 +258,13 @@ class Sampler:
         self,
         snapshot: Callable[[], Mapping[str, Any]],
         interval_s: float = INTERVAL_S,
-        clock: Callable[[], float] = time.time,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """Sample `snapshot()` every `interval_s` until cancelled; a failing snapshot is logged, not fatal."""
         failing = False
         while True:
             try:
-                self.observe(snapshot(), clock())
+                self.observe(snapshot(), wall_clock())
                 failing = False
             except Exception as exc:
                 if not failing:

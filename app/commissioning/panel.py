@@ -76,7 +76,7 @@ class Panel:
         on_press: PressHandler,
         *,
         gpio: Gpio | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         settings = gpio_settings(cfg)
@@ -85,7 +85,7 @@ class Panel:
         self.gpio = gpio
         self._state = state
         self._on_press = on_press
-        self._clock = clock
+        self._monotonic = monotonic
         self._sleep = sleep
         self.override: tuple[LedState, float] | None = None
 
@@ -93,14 +93,14 @@ class Panel:
         """The state on the LED now: a self-test result for a few seconds, else the gateway's."""
         if self.override is not None:
             state, until = self.override
-            if self._clock() < until:
+            if self._monotonic() < until:
                 return state
             self.override = None
         return self._state()
 
     def show_result(self, ok: bool) -> None:
         """Show a self-test result: OK's steady green, or the fault blink."""
-        self.override = (LedState.OK if ok else LedState.FAULT, self._clock() + RESULT_SHOW_S)
+        self.override = (LedState.OK if ok else LedState.FAULT, self._monotonic() + RESULT_SHOW_S)
 
     async def held_at_power_on(self) -> bool:
         """True when the button, held from start-up, is let go after RESET_HOLD_S (and before STUCK_S)."""
@@ -110,16 +110,16 @@ class Panel:
             "button held at power-on: hold %d s, until the LED turns green, then let go to reset the state",
             RESET_HOLD_S,
         )
-        started = self._clock()
+        started = self._monotonic()
         while self.gpio.button.pressed():
-            held = self._clock() - started
+            held = self._monotonic() - started
             if held >= STUCK_S:
                 # a stuck button (or a wrong button_active_low) must not wipe the state at every boot
                 _LOGGER.error("button held for %d s at power-on: stuck or miswired; no reset", held)
                 return False
-            self.gpio.led.render(LedState.FAULT if held < RESET_HOLD_S else LedState.OK, self._clock())
+            self.gpio.led.render(LedState.FAULT if held < RESET_HOLD_S else LedState.OK, self._monotonic())
             await self._sleep(HELD_POLL_S)
-        return self._clock() - started >= RESET_HOLD_S
+        return self._monotonic() - started >= RESET_HOLD_S
 
     async def run(self) -> None:
         """Drive the LED and watch the button until cancelled."""
@@ -133,7 +133,7 @@ class Panel:
 
     async def _led_loop(self, gpio: Gpio) -> None:
         while True:
-            now = self._clock()
+            now = self._monotonic()
             state = self.shown_state()
             gpio.led.render(state, now)
             await self._sleep(max(min(next_edge(state, now), now + STATE_RECHECK_S) - now, 0.01))
@@ -142,7 +142,7 @@ class Panel:
         button = gpio.button
         assert button is not None
         while True:
-            press = button.sample(self._clock())
+            press = button.sample(self._monotonic())
             if press is not None:
                 _LOGGER.info("button: %s press", press.value)
                 try:

@@ -54,7 +54,7 @@ class Box(Protocol):
     @property
     def server(self) -> ServerPort: ...
     @property
-    def clock(self) -> ServerClock: ...
+    def server_clock(self) -> ServerClock: ...
     @property
     def notices(self) -> Notices: ...
     @property
@@ -94,7 +94,7 @@ def box_led(box: Box) -> LedState:
 
 def status(box: Box) -> dict[str, Any]:
     """Everything the status page and /api/status show (no secrets)."""
-    tree = box.server.tree
+    tree, server_clock = box.server.tree, box.server_clock
     problems = box.health.problems()
     kinds = box.health.kinds()
     led = box_led(box)
@@ -123,7 +123,7 @@ def status(box: Box) -> dict[str, Any]:
             "registered": tree.registered if tree is not None else None,
             "last read": tree.read_at.isoformat() if tree is not None and tree.read_at else None,
             "programs": len(tree.programs) if tree is not None else None,
-            "clock offset s": round(box.clock.offset.total_seconds()) if box.clock.synced else None,
+            "clock offset s": round(server_clock.offset.total_seconds()) if server_clock.synced else None,
             "bounded inputs": list(box.notices.current().values()) or None,
         },
         "control": {

@@ -97,7 +97,7 @@ def make_app(
     snapshot: Snapshot,
     history: History | None = None,
     zone: tzinfo = UTC,
-    clock: Callable[[], float] = time.time,
+    wall_clock: Callable[[], float] = time.time,
     refused: Callable[[str], None] | None = None,
 ) -> web.Application:
     """The aiohttp application serving the page, the JSON and the history (times shown in `zone`)."""
@@ -117,7 +117,7 @@ def make_app(
         response.headers["Server"] = SERVER_HEADER
 
     async def page(_: web.Request) -> web.Response:
-        now = clock()
+        now = wall_clock()
         text = render_page(snapshot(), charts.html(now), now, zone)
         return web.Response(text=text, content_type="text/html")
 
@@ -128,7 +128,7 @@ def make_app(
             hours = float("nan")
         if not 0 < hours <= HISTORY_S / 3600:
             raise web.HTTPBadRequest(text=f"hours must be a number above 0 and at most {HISTORY_S // 3600}\n")
-        return web.Response(text=history.to_json_text(clock(), hours), content_type="application/json")
+        return web.Response(text=history.to_json_text(wall_clock(), hours), content_type="application/json")
 
     async def api(_: web.Request) -> web.Response:
         return web.Response(

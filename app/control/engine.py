@@ -84,15 +84,15 @@ class ControlEngine:
         health: Health | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         in_force_flag: Path | None = None,
-        clock_offset: Callable[[], float] | None = None,
+        server_clock_offset: Callable[[], float] | None = None,
         connection_point: ConnectionPoint | None = None,
     ) -> None:
         self._config = config
         #: seconds the server's clock is from ours, told with every event dropped as already ended
-        self._clock_offset = clock_offset
+        self._server_clock_offset = server_clock_offset
         self._server = server
         self._lfdi = lfdi
-        self._clock = server.now
+        self._server_now = server.now
         self._rng = rng if rng is not None else random.Random()
         self._health = health if health is not None else Health()
         self._monotonic = monotonic
@@ -210,7 +210,7 @@ class ControlEngine:
     async def _loop(self, ledger: Ledger, responder: Responder) -> None:
         while True:
             self._wake.clear()
-            now = self._clock()
+            now = self._server_now()
             mono = self._monotonic()
             power, next_change, plan = self._decide(now, mono)
             self._executor.command(power)
@@ -276,7 +276,7 @@ class ControlEngine:
         """One line per new milestone (mRID, milestone, why it is invalid); a list that brings many at
         once gets one summary line. A milestone is reached once per mRID (records persist): so is its line."""
         expired = ResponseStatus.REJECTED_EXPIRED
-        offset = self._clock_offset() if self._clock_offset is not None else None
+        offset = self._server_clock_offset() if self._server_clock_offset is not None else None
         clock = f" (server clock {offset:+.0f} s from ours)" if offset is not None else ""
 
         def text(milestone: int) -> str:
@@ -368,11 +368,11 @@ class ControlEngine:
     async def _sleep(self, next_change: float | None, executor_due: float | None) -> None:
         delay = HEARTBEAT_S
         if next_change is not None:
-            delay = min(delay, next_change - self._clock().timestamp())
+            delay = min(delay, next_change - self._server_now().timestamp())
         mono = self._monotonic()
         if executor_due is not None:
             delay = min(delay, executor_due - mono)
-        silent = self._silence(self._clock(), mono)
+        silent = self._silence(self._server_now(), mono)
         if self._failsafe:
             # an unchanged read publishes no snapshot; look for the fresh read_at often enough
             delay = min(delay, FAILSAFE_RECHECK_S)

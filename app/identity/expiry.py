@@ -84,9 +84,9 @@ class ExpiryWatch:
     """Watches named certificates; `check()` at start-up, then `run()` as a daily task."""
 
     def __init__(
-        self, *, clock: Callable[[], dt.datetime] = utc_now, warn_before: dt.timedelta = WARN_BEFORE
+        self, *, wall_clock: Callable[[], dt.datetime] = utc_now, warn_before: dt.timedelta = WARN_BEFORE
     ) -> None:
-        self._clock = clock
+        self._wall_clock = wall_clock
         self._warn_before = warn_before
         self._sources: dict[str, CertSource] = {}
         self._levels: dict[str, ExpiryLevel] = {}
@@ -107,7 +107,7 @@ class ExpiryWatch:
 
     def check(self, *, log: bool = True) -> dict[str, CertExpiry]:
         """Judge every watched certificate now; log what changed since the last check (if `log`)."""
-        now = self._clock()
+        now = self._wall_clock()
         results: dict[str, CertExpiry] = {}
         for name, source in self._sources.items():
             try:

@@ -76,21 +76,21 @@ class IdentityStore:
         ca_file: Path,
         *,
         external: tuple[Path, Path] | None = None,
-        clock: Callable[[], dt.datetime] = utc_now,
+        wall_clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self.root = root
         self.ca_file = ca_file
         self.external = external
-        self._clock = clock
+        self._wall_clock = wall_clock
 
     @classmethod
-    def from_config(cls, config: Config, *, clock: Callable[[], dt.datetime] = utc_now) -> IdentityStore:
+    def from_config(cls, config: Config, *, wall_clock: Callable[[], dt.datetime] = utc_now) -> IdentityStore:
         """The store for `config`: managed when server.cert_file lies inside <state_dir>/identity."""
         root = config.state_dir / FOLDER
         server = config.server
         managed = _inside(server.cert_file, root) and _inside(server.key_file, root)
         external = None if managed else (server.cert_file, server.key_file)
-        return cls(root, server.ca_file, external=external, clock=clock)
+        return cls(root, server.ca_file, external=external, wall_clock=wall_clock)
 
     @property
     def managed(self) -> bool:
@@ -183,7 +183,7 @@ class IdentityStore:
 
         from app.identity.verify import check_dates, read_certificates, read_roots, verify_chain
 
-        now = self._clock()
+        now = self._wall_clock()
         given = read_certificates(cert_data, "the certificate")
         cert, intermediates = (
             given[0],

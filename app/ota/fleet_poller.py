@@ -36,14 +36,14 @@ class FleetPoller:
         *,
         rng: random.Random | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.updater, self.settings = updater, updater.settings
         self.lfdi, self.cohort = lfdi, cohort(lfdi)
         self._rng = rng or random.Random()
         self._now = now
-        self._clock, self._sleep = clock, sleep
+        self._monotonic, self._sleep = monotonic, sleep
         #: bytes a download must leave free on the state partition (the gateway's store is there)
         self.reserve_bytes = RESERVE_BYTES
 
@@ -189,8 +189,8 @@ class FleetPoller:
         seen = _signature(path)
         state = self.updater.state
         baseline = _outcome_key(state)
-        deadline = self._clock() + delay
-        while (left := deadline - self._clock()) > 0:
+        deadline = self._monotonic() + delay
+        while (left := deadline - self._monotonic()) > 0:
             await self._sleep(min(left, self.settings.probe_interval_s))
             signature = _signature(path)
             if signature == seen and not state.updating:

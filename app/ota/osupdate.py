@@ -121,7 +121,7 @@ class OsUpdater:
         runner: CommandRunner | None = None,
         *,
         control_in_force: Callable[[], bool] = lambda: False,
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -129,9 +129,11 @@ class OsUpdater:
         self.paths = paths or OsPaths()
         self.runner = runner or SubprocessRunner()
         # the app updater's service probe and bounded grid-control wait, unchanged
-        self.app = Updater(settings, self.runner, control_in_force=control_in_force, clock=clock, sleep=sleep)
+        self.app = Updater(
+            settings, self.runner, control_in_force=control_in_force, monotonic=monotonic, sleep=sleep
+        )
         self.state_file = StateFile(self.paths.state_dir)
-        self._clock, self._wall_clock, self._sleep = clock, wall_clock, sleep
+        self._monotonic, self._wall_clock, self._sleep = monotonic, wall_clock, sleep
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -143,7 +145,7 @@ class OsUpdater:
     def apply(self, event: machine.Event) -> UpdateState:
         """Feed one event to the (app updates') state machine and save the result."""
         return step_and_save(
-            self.state_file, event, self._clock(), self._wall_clock, self.settings, what="OS update"
+            self.state_file, event, self._monotonic(), self._wall_clock, self.settings, what="OS update"
         )
 
     def booted(self) -> str:
@@ -206,13 +208,13 @@ class OsUpdater:
                 _LOGGER.info("a grid-control event is in force: the OS update waits for it to end")
             self.app._wait_for_control("the OS update")
             self.apply(machine.Begin(target, running))
-            started = self._clock()
+            started = self._monotonic()
             try:
                 self._rauc("install", str(bundle), timeout_s=INSTALL_TIMEOUT_S)
             except InstallFailed as exc:
                 self.apply(machine.StageFailed(str(exc), permanent=False))
                 raise
-            _LOGGER.info("slot %s written in %.0f s", slot_of(target), self._clock() - started)
+            _LOGGER.info("slot %s written in %.0f s", slot_of(target), self._monotonic() - started)
             self.apply(machine.Staged())
             self.apply(machine.Switched())
             if reboot:

@@ -79,7 +79,7 @@ class Updater:
         runner: CommandRunner | None = None,
         *,
         control_in_force: Callable[[], bool] = lambda: False,
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -89,8 +89,8 @@ class Updater:
         self.service = Service(self.runner, settings.service, settings.systemctl)
         self.state_file = StateFile(settings.state_dir)
         self.control_in_force = control_in_force
-        self._clock, self._wall_clock, self._sleep = clock, wall_clock, sleep
-        #: when (self._clock) an update first found a grid-control event in force; None when none was
+        self._monotonic, self._wall_clock, self._sleep = monotonic, wall_clock, sleep
+        #: when (self._monotonic) an update first found a grid-control event in force; None when none was
         self._control_since: float | None = None
 
     # --- state ----------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ class Updater:
     def apply(self, event: machine.Event) -> UpdateState:
         """Feed one event to the state machine at the current time and save the result."""
         return step_and_save(
-            self.state_file, event, self._clock(), self._wall_clock, self.settings, what="update"
+            self.state_file, event, self._monotonic(), self._wall_clock, self.settings, what="update"
         )
 
     def running_version(self) -> str | None:
@@ -324,7 +324,7 @@ class Updater:
                 _LOGGER.info("grid-control event over: the update goes ahead")
             self._control_since = None
             return False
-        now = self._clock()
+        now = self._monotonic()
         if self._control_since is None:
             self._control_since = now
             _LOGGER.info(

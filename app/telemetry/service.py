@@ -115,7 +115,7 @@ class TelemetryService:
         inverter: BatteryInverter,
         server: ServerPort,
         links: TelemetryLinks,
-        clock: Timebase,
+        timebase: Timebase,
         health: Health,
         lfdi: str,
         *,
@@ -135,7 +135,7 @@ class TelemetryService:
         self._inverter = inverter
         self._server = server
         self._links = links
-        self._clock = clock
+        self._timebase = timebase
         self._health = health
         self._notices = notices if notices is not None else Notices()
         self._lfdi = lfdi
@@ -181,8 +181,8 @@ class TelemetryService:
                 _LOGGER.info("Outbox holds readings from before the restart: %s", backlog)
             while True:
                 tick = self._next_tick()
-                await self._clock.sleep_until(tick_time(tick))
-                if self._clock.now() < tick_time(tick):
+                await self._timebase.sleep_until(tick_time(tick))
+                if self._timebase.now() < tick_time(tick):
                     continue  # woke early (the server clock moved); wait again
                 await self._cycle(tick)
                 self._health.beat(PART)
@@ -200,7 +200,7 @@ class TelemetryService:
             _LOGGER.debug("cadence phases not read: %s", exc)
             return
         if saved is not None and saved.isdigit():
-            now_tick = tick_at_or_after(self._clock.now(), self._tc.interval_s)
+            now_tick = tick_at_or_after(self._timebase.now(), self._tc.interval_s)
             self._status_anchor = resume_anchor(int(saved), self._tc.status_interval_s, now_tick)
         for key, text in posts.items():
             self._points[key].saved = int(text) if text is not None and text.isdigit() else None
@@ -223,16 +223,16 @@ class TelemetryService:
                     STORAGE_PART, f"the outbox cannot be opened, retrying ({exc})", Kind.STORAGE
                 )
                 self._health.beat(PART)
-                await self._clock.sleep_until(self._clock.now() + timedelta(seconds=OPEN_RETRY_S))
+                await self._timebase.sleep_until(self._timebase.now() + timedelta(seconds=OPEN_RETRY_S))
 
     def _next_tick(self) -> int:
         """The next grid tick: never one already taken, unless the server's clock went back."""
         interval = self._tc.interval_s
-        tick = tick_at_or_after(self._clock.now(), interval)
+        tick = tick_at_or_after(self._timebase.now(), interval)
         if self._last_tick is None:
             return tick
         if tick < self._last_tick - interval:
-            _LOGGER.warning("Server time moved back to %s; sampling from there", self._clock.now())
+            _LOGGER.warning("Server time moved back to %s; sampling from there", self._timebase.now())
             self._last_tick = None
             return tick
         return max(tick, self._last_tick + interval)
@@ -273,7 +273,7 @@ class TelemetryService:
 
     def set_grad_w(self, value: int) -> None:
         """A DefaultDERControl's setGradW (hundredths of a percent per second) updates DERSettings."""
-        self._nameplate.set_grad_w(value, self._clock.now())
+        self._nameplate.set_grad_w(value, self._timebase.now())
 
     # --- one tick --------------------------------------------------------------------------------
 
@@ -288,8 +288,8 @@ class TelemetryService:
         outbox.stage(tick, *self._wire(sample, site_w))
         deadline = tick + self._tc.interval_s - CYCLE_MARGIN_S
         try:
-            if self._clock.now().timestamp() >= self._retry_at:
-                async with asyncio.timeout(max(deadline - self._clock.now().timestamp(), 0.1)):
+            if self._timebase.now().timestamp() >= self._retry_at:
+                async with asyncio.timeout(max(deadline - self._timebase.now().timestamp(), 0.1)):
                     await self._report(tick, sample, deadline)
                 self._backoff.reset()
                 self._health.ok(SERVER_PART)
@@ -398,7 +398,7 @@ class TelemetryService:
         if ratings_due and not self._nameplate.known:
             await self._read_ratings(tick)  # at start-up the first PUT goes out at once
             ratings_due = False
-        await self._nameplate.send(self._clock.now())
+        await self._nameplate.send(self._timebase.now())
         if sample is not None:
             await self._availability.send(self._nameplate.plate, sample.soc_pct, tick_time(tick))
         if ratings_due:
@@ -467,10 +467,10 @@ class TelemetryService:
         first = True
         while batch := outbox.pending(point.key, self._max_batch):
             if not first:
-                if self._clock.now().timestamp() + self._pace >= deadline:
+                if self._timebase.now().timestamp() + self._pace >= deadline:
                     state.catching_up = True
                     return  # the rest goes after the next sample
-                await self._clock.sleep_until(self._clock.now() + timedelta(seconds=self._pace))
+                await self._timebase.sleep_until(self._timebase.now() + timedelta(seconds=self._pace))
             # Catching up, every accepted batch is committed at once, so a crash re-sends nothing.
             # In the steady state the acknowledgement joins the one commit of the 30-s cycle
             # (with the new sample and the other point's acknowledgement): one WAL frame instead
@@ -490,7 +490,7 @@ class TelemetryService:
         document = readings_post(point, self._lfdi, batch, self._tc.interval_s)
         try:
             await self._server.post(href, document)
-            self._points[point.key].accepted_at = self._clock.now()
+            self._points[point.key].accepted_at = self._timebase.now()
         except Rediscover:
             await self._mirrors.lost(point, self._server.tree)
             raise
@@ -508,7 +508,7 @@ class TelemetryService:
 
     def _server_failed(self, reason: str, retry_after: float | None, kind: Kind) -> None:
         delay = self._backoff.next_delay(retry_after)
-        self._retry_at = self._clock.now().timestamp() + delay
+        self._retry_at = self._timebase.now().timestamp() + delay
         self._health.problem(SERVER_PART, f"reporting failed, readings kept in the outbox ({reason})", kind)
         _LOGGER.debug("next report attempt in %.0f s", delay)
 

@@ -91,11 +91,13 @@ class StatusLed:
         self.show(colour)
         return colour
 
-    async def run(self, state: Callable[[], LedState], clock: Callable[[], float] = time.monotonic) -> None:
+    async def run(
+        self, state: Callable[[], LedState], monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         """Keep rendering `state()` until cancelled (the owner keeps the task)."""
         try:
             while True:
-                self.render(state(), clock())
+                self.render(state(), monotonic())
                 await asyncio.sleep(_LED_REFRESH_S)
         finally:
             self.show(Colour())
@@ -149,10 +151,10 @@ class Button:
             drain(self._pin)
         return True
 
-    async def presses(self, clock: Callable[[], float] = time.monotonic) -> AsyncIterator[Press]:
+    async def presses(self, monotonic: Callable[[], float] = time.monotonic) -> AsyncIterator[Press]:
         """Yield each press as it is released: sampled while held, asleep on edges while idle."""
         while True:
-            press = self.sample(clock())
+            press = self.sample(monotonic())
             if press is not None:
                 _LOGGER.info("button: %s press", press.value)
                 yield press

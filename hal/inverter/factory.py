@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING
 
-from hal.clock import Clock, utc_now
+from hal.clock import WallClock, utc_now
 from hal.errors import ConfigurationError, HalError
 from hal.inverter.base import BatteryInverter
 from hal.inverter.guard import SafeInverter
@@ -25,7 +25,7 @@ _LOGGER = logging.getLogger(__name__)
 SIM_ENTRY_POINTS = "wattsmart_gateway.simulated_inverter"
 
 
-async def connect_inverter(settings: InverterSettings, *, clock: Clock = utc_now) -> SafeInverter:
+async def connect_inverter(settings: InverterSettings, *, wall_clock: WallClock = utc_now) -> SafeInverter:
     """Build the inverter the settings describe, behind the guard; the caller must `close()` it.
 
     Every setpoint goes through `SafeInverter`: clamped to the nameplate and the live ratings.
@@ -35,16 +35,16 @@ async def connect_inverter(settings: InverterSettings, *, clock: Clock = utc_now
     """
     device: BatteryInverter
     if settings.transport == "sim":
-        device = _simulated(settings, clock)
+        device = _simulated(settings, wall_clock)
     else:
         # Imported here: the sim path does not load the Modbus profile modules.
         from hal.inverter.modbus_inverter import connect_modbus_inverter
 
-        device = await connect_modbus_inverter(settings, clock=clock)
+        device = await connect_modbus_inverter(settings, wall_clock=wall_clock)
     return SafeInverter(device, settings.nameplate, max_age_s=settings.ratings_max_age_s)
 
 
-def _simulated(settings: InverterSettings, clock: Clock) -> BatteryInverter:
+def _simulated(settings: InverterSettings, wall_clock: WallClock) -> BatteryInverter:
     """The lab package's simulated battery (transport "sim"); a box installs no simulator."""
     make = _simulator_factory()
     if make is None:
@@ -52,7 +52,7 @@ def _simulated(settings: InverterSettings, clock: Clock) -> BatteryInverter:
             'transport "sim" needs the simulated battery of the lab package (wattsmart-gateway-lab, a '
             "development install: make install); this installation has none: use transport rtu or tcp"
         )
-    return make(settings.sim, revert_timeout_s=settings.revert_timeout_s, clock=clock)
+    return make(settings.sim, revert_timeout_s=settings.revert_timeout_s, wall_clock=wall_clock)
 
 
 @functools.cache
@@ -68,7 +68,7 @@ def _simulator_factory() -> Callable[..., BatteryInverter] | None:
 
 @contextlib.asynccontextmanager
 async def open_inverter(
-    settings: InverterSettings, *, clock: Clock = utc_now, auto_keepalive: bool = True
+    settings: InverterSettings, *, wall_clock: WallClock = utc_now, auto_keepalive: bool = True
 ) -> AsyncIterator[SafeInverter]:
     """`async with open_inverter(settings) as inverter:` — connects, refreshes the revert timer, closes.
 
@@ -76,7 +76,7 @@ async def open_inverter(
     `settings.keepalive_interval` seconds. Leaving the context does not release the battery: call
     `release()` first for a graceful hand-back; otherwise the device-side timer reverts it.
     """
-    inverter = await connect_inverter(settings, clock=clock)
+    inverter = await connect_inverter(settings, wall_clock=wall_clock)
     task: asyncio.Task[None] | None = None
     if auto_keepalive:
         loop = _keepalive_loop(inverter, settings.keepalive_interval)
@@ -105,7 +105,7 @@ async def connect_site(
     settings: Sequence[InverterSettings],
     *,
     soc: SocLimits | None = None,
-    clock: Clock = utc_now,
+    wall_clock: WallClock = utc_now,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> SafeInverter:
     """Several inverters as one (`hal.inverter.site`): each behind its own guard, the site behind one more.
@@ -116,7 +116,7 @@ async def connect_site(
 
     members = []
     for index, one in enumerate(settings):
-        guard = await connect_inverter(one, clock=clock)
+        guard = await connect_inverter(one, wall_clock=wall_clock)
         members.append(Member(f"inverter[{index}] (unit {one.device_id})", guard))
     site = SiteInverter(members, soc, monotonic=monotonic)
     plate = site_nameplate([one.nameplate for one in settings])

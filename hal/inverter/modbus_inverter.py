@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hal.clock import Clock, utc_now
+from hal.clock import WallClock, utc_now
 from hal.inverter.base import BatteryInverter
 from hal.inverter.settings import SUNSPEC, InverterSettings
 from hal.modbus import BusEndpoint, BusPool, BusSettings
@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 _POOL = BusPool()
 
 
-async def connect_modbus_inverter(settings: InverterSettings, *, clock: Clock = utc_now) -> BatteryInverter:
+async def connect_modbus_inverter(
+    settings: InverterSettings, *, wall_clock: WallClock = utc_now
+) -> BatteryInverter:
     """Validate the profile, take the shared bus for its endpoint, and build the profile's inverter."""
     endpoint = settings.endpoint
     assert endpoint is not None  # InverterSettings guarantees it for rtu/tcp
@@ -24,12 +26,12 @@ async def connect_modbus_inverter(settings: InverterSettings, *, clock: Clock = 
         from hal.inverter.sunspec import SunSpecInverter
 
         bus = _POOL.acquire(endpoint, settings.bus)
-        return SunSpecInverter(bus, settings, clock=clock, on_close=lambda: _POOL.release(bus))
+        return SunSpecInverter(bus, settings, wall_clock=wall_clock, on_close=lambda: _POOL.release(bus))
     from hal.inverter.table import TableInverter, load_profile
 
     profile = load_profile(settings.profile)  # raises ProfileError before any I/O
     bus = _POOL.acquire(endpoint, settings.bus)
-    return TableInverter(bus, settings, profile, clock=clock, on_close=lambda: _POOL.release(bus))
+    return TableInverter(bus, settings, profile, wall_clock=wall_clock, on_close=lambda: _POOL.release(bus))
 
 
 def connect_meter(
@@ -39,7 +41,7 @@ def connect_meter(
     *,
     import_positive: bool = True,
     register: MeterRegister | None = None,
-    clock: Clock = utc_now,
+    wall_clock: WallClock = utc_now,
 ) -> SunSpecMeter | TableMeter:
     """The site meter at `device_id` on the shared bus at `endpoint` (the inverters' own connection):
     SunSpec, or with `register` the one register that holds its net power."""
@@ -52,6 +54,13 @@ def connect_meter(
 
     if register is not None:
         return TableMeter(
-            shared, device_id, register, import_positive=import_positive, clock=clock, on_close=release
+            shared,
+            device_id,
+            register,
+            import_positive=import_positive,
+            wall_clock=wall_clock,
+            on_close=release,
         )
-    return SunSpecMeter(shared, device_id, import_positive=import_positive, clock=clock, on_close=release)
+    return SunSpecMeter(
+        shared, device_id, import_positive=import_positive, wall_clock=wall_clock, on_close=release
+    )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from hal.clock import Clock
+from hal.clock import WallClock
 from hal.errors import (
     HalError,
     InverterProtocolError,
@@ -92,13 +92,13 @@ class SunSpecInverter(BatteryInverter):
         bus: ModbusBus,
         settings: InverterSettings,
         *,
-        clock: Clock,
+        wall_clock: WallClock,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._bus = bus
         self._settings = settings
         self._device_id = settings.device_id
-        self._clock = clock
+        self._wall_clock = wall_clock
         self._on_close = on_close
         self._map: SunSpecMap | None = None
         self._ratings: Ratings | None = None
@@ -220,7 +220,7 @@ class SunSpecInverter(BatteryInverter):
             st = b.raw("St")
             operating = _enum(OperatingStatus, None if st is None else LEGACY_ST_TO_INVST.get(int(st)))
         soc = await self._soc(smap)
-        timestamp = self._clock()
+        timestamp = self._wall_clock()
         return Telemetry(
             timestamp=timestamp,
             w=w,
@@ -409,7 +409,7 @@ class SunSpecInverter(BatteryInverter):
         a map rediscovery, and by a keepalive once it is `_CTL_MAX_AGE` old (a firmware update may
         change a scale factor without moving the map; a keepalive's latency does not matter)."""
         smap = await self.sunspec_map()
-        ctl, now = self._ctl, self._clock()
+        ctl, now = self._ctl, self._wall_clock()
         if ctl is None or ctl.smap is not smap or (refresh and now - ctl.read_at >= _CTL_MAX_AGE):
             ctl = self._ctl = _Control704(smap, await self._block(704, _CTL_FIRST, _CTL_LAST), now)
         return ctl

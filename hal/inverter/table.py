@@ -8,7 +8,7 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 
-from hal.clock import Clock
+from hal.clock import WallClock
 from hal.errors import InverterUnreachable, SetpointNotAccepted
 from hal.inverter import codec
 from hal.inverter.base import BatteryInverter, ConnectionStatus, OperatingStatus, Ratings, Telemetry
@@ -33,13 +33,13 @@ class TableInverter(BatteryInverter):
         settings: InverterSettings,
         profile: TableProfile,
         *,
-        clock: Clock,
+        wall_clock: WallClock,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._bus = bus
         self._settings = settings
         self.profile = profile
-        self._clock = clock
+        self._wall_clock = wall_clock
         self._on_close = on_close
         self._active: float | None = None
         self._lock = asyncio.Lock()
@@ -72,7 +72,7 @@ class TableInverter(BatteryInverter):
         soc = self._number(points["soc_pct"], raws) if "soc_pct" in points else None
         hz = self._number(points["hz"], raws) if "hz" in points else None
         return Telemetry(
-            timestamp=self._clock(),
+            timestamp=self._wall_clock(),
             w=self._number(points["w"], raws),
             hz=hz,
             soc_pct=soc,

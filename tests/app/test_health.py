@@ -11,7 +11,7 @@ from app.health import Health, Kind
 
 def test_transitions_logged_once_and_stale_detection(caplog: pytest.LogCaptureFixture) -> None:
     now = [100.0]
-    health = Health(clock=lambda: now[0])
+    health = Health(monotonic=lambda: now[0])
     caplog.set_level(logging.INFO, logger="app.health")
     health.beat("control")
     for _ in range(5):

@@ -31,7 +31,7 @@ def make_panel(
         presses.append(kind)
 
     panel = Panel(
-        CFG, lambda: state, on_press, gpio=Gpio(settings, backend), clock=lambda: now[0], sleep=sleep
+        CFG, lambda: state, on_press, gpio=Gpio(settings, backend), monotonic=lambda: now[0], sleep=sleep
     )
     return panel, backend, presses, now
 

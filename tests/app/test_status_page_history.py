@@ -118,7 +118,9 @@ def test_the_sampler_survives_a_status_document_that_fails(caplog: pytest.LogCap
         return item
 
     async def run() -> None:
-        task = asyncio.create_task(Sampler(ring).run(snapshot, interval_s=0.001, clock=lambda: next(ticks)))
+        task = asyncio.create_task(
+            Sampler(ring).run(snapshot, interval_s=0.001, wall_clock=lambda: next(ticks))
+        )
         for _ in range(5000):
             if len(ring) >= 2:
                 break

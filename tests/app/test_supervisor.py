@@ -77,7 +77,7 @@ async def test_a_restarted_part_that_keeps_running_is_healthy_again() -> None:
 async def test_a_part_in_restart_backoff_is_not_hung() -> None:
     now = [0.0]
     sup = Supervisor(
-        health=Health(clock=lambda: now[0]), notifier=RecordingNotifier(), first_restart_delay_s=0.05
+        health=Health(monotonic=lambda: now[0]), notifier=RecordingNotifier(), first_restart_delay_s=0.05
     )
 
     async def cannot_start() -> None:
@@ -94,7 +94,7 @@ async def test_a_part_in_restart_backoff_is_not_hung() -> None:
 async def test_watchdog_withholds_pings_while_a_critical_loop_is_hung() -> None:
     now = [0.0]
     notifier = RecordingNotifier()
-    sup = Supervisor(health=Health(clock=lambda: now[0]), notifier=notifier)
+    sup = Supervisor(health=Health(monotonic=lambda: now[0]), notifier=notifier)
     sup.add("control", asyncio.Event().wait, max_silence_s=30)
     sup.add("session", asyncio.Event().wait, max_silence_s=300, heartbeat="2030.5 server")
     sup.health.beat("control")

@@ -41,14 +41,14 @@ def make_rig(fake_time: FakeTime) -> Callable[..., AbstractAsyncContextManager[R
     async def make(server: LabServer, seed: int = 1, **overrides: object) -> AsyncIterator[Rig]:
         cfg: ServerConfig = server.client_config(**{"request_timeout_s": 2.0, **overrides})
         rng = random.Random(seed)
-        clock = ServerClock(fake_time.utc)
-        health = Health(clock=fake_time.monotonic)
+        server_clock = ServerClock(fake_time.utc)
+        health = Health(monotonic=fake_time.monotonic)
         async with HttpClient(cfg) as http:
             discovery = Discovery(
                 http,
                 cfg.dcap_url,
                 identity_of_pem_file(cfg.cert_file),
-                clock,
+                server_clock,
                 monotonic=fake_time.monotonic,
                 rng=rng,
                 default_poll_rate_s=cfg.default_poll_rate_s,
@@ -62,6 +62,6 @@ def make_rig(fake_time: FakeTime) -> Callable[..., AbstractAsyncContextManager[R
                 monotonic=fake_time.monotonic,
                 sleep=fake_time.sleep,
             )
-            yield Rig(server, fake_time, http, clock, discovery, poller, health)
+            yield Rig(server, fake_time, http, server_clock, discovery, poller, health)
 
     return make

@@ -52,7 +52,7 @@ class Rig:
     server: LabServer
     time: FakeTime
     http: HttpClient
-    clock: ServerClock
+    server_clock: ServerClock
     discovery: Discovery
     poller: Poller
     health: Health

@@ -53,7 +53,7 @@ async def test_session_end_to_end(lab_server: LabServer, server_config: ServerCo
 async def test_the_server_port_follows_a_session_switch(
     lab_server: LabServer, server_config: ServerConfig
 ) -> None:
-    server = Server(Session(server_config).clock)
+    server = Server(Session(server_config).server_clock)
     with pytest.raises(errors.ConnectionFailed, match="no session"):
         await server.get("/dcap", DeviceCapability)
     trees = aiter(server.snapshots())

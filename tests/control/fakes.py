@@ -9,27 +9,27 @@ from datetime import datetime
 
 from app.control.schedule import ProgramControls
 from app.sep.response import DERControlResponse
-from hal.clock import Clock, utc_now
+from hal.clock import WallClock, utc_now
 from hal.inverter.battery import BatterySpec
 from wattsmart_lab.sim import SimInverter
 
 
 class RecordingInverter(SimInverter):
-    """SimInverter plus `writes` [(time, watts asked)] and `releases` [time], stamped by its clock."""
+    """SimInverter plus `writes` [(time, watts asked)] and `releases` [time], stamped by its wall clock."""
 
-    def __init__(self, spec: BatterySpec | None = None, *, clock: Clock = utc_now) -> None:
-        super().__init__(spec or BatterySpec(), revert_timeout_s=300.0, clock=clock)
+    def __init__(self, spec: BatterySpec | None = None, *, wall_clock: WallClock = utc_now) -> None:
+        super().__init__(spec or BatterySpec(), revert_timeout_s=300.0, wall_clock=wall_clock)
         self.writes: list[tuple[datetime, float]] = []
         self.releases: list[datetime] = []
 
     async def set_active_power(self, watts: float) -> float:
         held = await super().set_active_power(watts)
-        self.writes.append((self._clock(), watts))
+        self.writes.append((self._wall_clock(), watts))
         return held
 
     async def release(self) -> None:
         await super().release()
-        self.releases.append(self._clock())
+        self.releases.append(self._wall_clock())
 
     @property
     def watts(self) -> list[float]:

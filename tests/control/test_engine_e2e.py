@@ -58,7 +58,7 @@ class Gateway:
             monotonic=lambda: time.monotonic() * SPEEDUP,
             sleep=lambda seconds: asyncio.sleep(seconds / SPEEDUP),
         )
-        self.server = Server(self.session.clock)
+        self.server = Server(self.session.server_clock)
         self._serving = self.server.serving(self.session)
         self.engine = ControlEngine(
             config,
@@ -66,7 +66,7 @@ class Gateway:
             self.server,
             self.session.identity.lfdi,
             rng=random.Random(seed),
-            clock_offset=lambda: self.session.clock.offset.total_seconds(),
+            server_clock_offset=lambda: self.session.server_clock.offset.total_seconds(),
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -124,7 +124,7 @@ def latency_s(gw: Gateway, watts: float, start: datetime) -> float:
     2030.5 Time has whole seconds, so the gateway's idea of the server's clock is itself off by up
     to a second (the client's estimate); that is not the engine's delay and is left out here.
     """
-    offset = gw.session.clock.offset
+    offset = gw.session.server_clock.offset
     early = timedelta(milliseconds=5)  # a wake-up a hair before the instant is on time
     written = next(t for t, w in gw.inverter.writes if w == watts and t + offset >= start - early)
     return (written + offset - start).total_seconds()
@@ -232,7 +232,7 @@ async def test_a_server_clock_76_years_ahead_is_followed_but_every_drop_says_so(
     inverter = RecordingInverter(SPEC)
     async with gateway(e2e_config, lab_server, inverter) as gw:
         await wait_until(lambda: (event.mRID, ResponseStatus.REJECTED_EXPIRED) in responses(lab_server))
-        offset = gw.session.clock.offset.total_seconds()
+        offset = gw.session.server_clock.offset.total_seconds()
         notices = gw.session.notices.current()
     assert abs(offset - 76 * 365 * 86400) < 5  # the server's time rules (2030.5)
     assert inverter.model.target_w is None  # never applied

@@ -52,8 +52,8 @@ def make(
     max_soc_percent: float = 100.0,
 ) -> tuple[Executor, RecordingInverter, FakeTime, Health]:
     clock = FakeTime()
-    inverter = RecordingInverter(spec, clock=clock)
-    health = Health(clock=lambda: 0.0)
+    inverter = RecordingInverter(spec, wall_clock=clock)
+    health = Health(monotonic=lambda: 0.0)
     config = ControlConfig(
         reassert_interval_s=reassert_interval_s,
         min_soc_percent=min_soc_percent,
@@ -261,7 +261,7 @@ async def test_unknown_ratings_release_instead_of_keeping_an_old_setpoint() -> N
             return Ratings(None, None, None, None)
 
     inverter = NoRatings(SPEC)
-    health = Health(clock=lambda: 0.0)
+    health = Health(monotonic=lambda: 0.0)
     executor = Executor(inverter, ControlConfig(), health)
     executor.command(target(1000.0))
     await executor.step(0.0)
@@ -287,7 +287,7 @@ class SlowReads(RecordingInverter):
     """A telemetry read that takes as long as the test says (RS-485 at 9600 baud: ~350 ms)."""
 
     def __init__(self, spec: BatterySpec, clock: FakeTime) -> None:
-        super().__init__(spec, clock=clock)
+        super().__init__(spec, wall_clock=clock)
         self.gate = asyncio.Event()
         self.gate.set()
         self.reads = 0
@@ -304,7 +304,11 @@ class SlowReads(RecordingInverter):
 def make_slow(spec: BatterySpec = SPEC) -> tuple[Executor, SlowReads, FakeTime]:
     clock = FakeTime()
     inverter = SlowReads(spec, clock)
-    return Executor(inverter, ControlConfig(min_soc_percent=5.0), Health(clock=lambda: 0.0)), inverter, clock
+    return (
+        Executor(inverter, ControlConfig(min_soc_percent=5.0), Health(monotonic=lambda: 0.0)),
+        inverter,
+        clock,
+    )
 
 
 async def test_an_event_start_writes_without_waiting_for_a_reading() -> None:

@@ -29,7 +29,7 @@ async def executor_on_sim(clock: Monotonic) -> AsyncIterator[tuple[Executor, Sun
     async with SunSpecServer(SPEC, clock=clock) as server, sunspec(server, revert_timeout_s=60.0) as device:
         guarded = SafeInverter(device, Nameplate(max_discharge_w=5000.0, max_charge_w=4000.0))
         config = ControlConfig(reassert_interval_s=REASSERT_S)
-        yield Executor(guarded, config, Health(clock=lambda: 0.0)), server
+        yield Executor(guarded, config, Health(monotonic=lambda: 0.0)), server
 
 
 def limit_writes(server: SunSpecServer) -> int:
@@ -92,7 +92,9 @@ async def test_a_max_limit_alone_is_held_by_a_legacy_inverter_both_ways() -> Non
         sunspec(server, revert_timeout_s=60.0) as device,
     ):
         guarded = SafeInverter(device, Nameplate(max_discharge_w=5000.0, max_charge_w=4000.0))
-        executor = Executor(guarded, ControlConfig(reassert_interval_s=REASSERT_S), Health(clock=lambda: 0.0))
+        executor = Executor(
+            guarded, ControlConfig(reassert_interval_s=REASSERT_S), Health(monotonic=lambda: 0.0)
+        )
         dev = server.device
         dev.battery.own_w = -3000.0
         executor.command(PowerCommand("M1", max_limit=2000))  # 20 % of WMax 5000 W: 1000 W either way

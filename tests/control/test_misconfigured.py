@@ -24,7 +24,7 @@ NO_CONTROL = (1, 701, 702, 713)
 async def test_a_configuration_error_is_told_once_and_waits_for_a_new_command(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    health = Health(clock=lambda: 0.0)
+    health = Health(monotonic=lambda: 0.0)
     async with (
         SunSpecServer(SPEC, clock=Monotonic(), models=NO_CONTROL) as server,
         sunspec(server) as inverter,
@@ -49,7 +49,7 @@ async def test_a_configuration_error_is_told_once_and_waits_for_a_new_command(
 
 async def test_a_transient_fault_is_retried_soon() -> None:
     """The contrast: an inverter that does not answer is an inverter problem, tried again in 2 s."""
-    health = Health(clock=lambda: 0.0)
+    health = Health(monotonic=lambda: 0.0)
     async with SunSpecServer(SPEC, clock=Monotonic()) as server, sunspec(server) as inverter:
         executor = Executor(inverter, ControlConfig(), health)
         executor.command(PowerCommand("E1", target_w=2000.0))

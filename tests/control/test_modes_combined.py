@@ -35,7 +35,7 @@ async def device() -> AsyncIterator[tuple[SunSpecServer, SafeInverter]]:
 
 def executor(inverter: SafeInverter | RecordingInverter) -> Executor:
     config = ControlConfig(min_soc_percent=0, max_soc_percent=100)
-    return Executor(inverter, config, Health(clock=lambda: 0.0))
+    return Executor(inverter, config, Health(monotonic=lambda: 0.0))
 
 
 @pytest.mark.parametrize(

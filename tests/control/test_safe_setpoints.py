@@ -52,9 +52,9 @@ class SocReports(RecordingInverter):
 
 async def test_a_fixed_w_event_follows_a_lowered_rating_within_a_minute() -> None:
     clock, mono = FakeTime(), Monotonic()
-    device = RecordingInverter(SPEC, clock=clock)
+    device = RecordingInverter(SPEC, wall_clock=clock)
     guard = SafeInverter(device, monotonic=mono)
-    executor = Executor(guard, ControlConfig(), Health(clock=lambda: 0.0))
+    executor = Executor(guard, ControlConfig(), Health(monotonic=lambda: 0.0))
     executor.command(PowerCommand("E1", fixed_w=5000))  # +50 % of the max discharge rate
     await executor.step(clock.set(0))
     assert device.watts == [2500.0]
@@ -71,10 +71,10 @@ async def test_a_fixed_w_event_follows_a_lowered_rating_within_a_minute() -> Non
 
 async def test_every_write_stays_under_the_nameplate_whatever_the_command() -> None:
     clock, mono = FakeTime(), Monotonic()
-    device = RecordingInverter(dataclasses.replace(SPEC, max_w=9000, max_discharge_w=9000), clock=clock)
+    device = RecordingInverter(dataclasses.replace(SPEC, max_w=9000, max_discharge_w=9000), wall_clock=clock)
     guard = SafeInverter(device, Nameplate(max_discharge_w=4000, max_charge_w=3000), monotonic=mono)
     executor = Executor(
-        guard, ControlConfig(min_soc_percent=0, max_soc_percent=100), Health(clock=lambda: 0.0)
+        guard, ControlConfig(min_soc_percent=0, max_soc_percent=100), Health(monotonic=lambda: 0.0)
     )
     commands = [
         PowerCommand("E1", target_w=3.3e13),
@@ -112,8 +112,10 @@ async def test_an_event_no_limit_bounds_is_refused_and_nothing_is_written(tmp_pa
 
 async def test_a_state_of_charge_that_turns_implausible_keeps_the_limit() -> None:
     clock = FakeTime()
-    device = SocReports(SPEC, clock=clock)
-    executor = Executor(SafeInverter(device), ControlConfig(min_soc_percent=10), Health(clock=lambda: 0.0))
+    device = SocReports(SPEC, wall_clock=clock)
+    executor = Executor(
+        SafeInverter(device), ControlConfig(min_soc_percent=10), Health(monotonic=lambda: 0.0)
+    )
     device.soc = 8.0  # below the minimum: no discharge
     executor.command(PowerCommand("E1", target_w=2000))
     await executor.step(clock.set(0))

@@ -86,7 +86,7 @@ def test_frequency_wanders_near_nominal_deterministically() -> None:
 async def test_sim_transport_follows_setpoint_and_reverts() -> None:
     clock = FakeClock()
     settings = InverterSettings(transport="sim", revert_timeout_s=30.0, sim=BatterySpec(ramp_w_per_s=1e6))
-    async with open_inverter(settings, clock=clock, auto_keepalive=False) as inverter:
+    async with open_inverter(settings, wall_clock=clock, auto_keepalive=False) as inverter:
         ratings = await inverter.read_ratings()
         assert ratings.max_w == 5000.0
         assert ratings.energy_capacity_wh == 10000.0
@@ -144,7 +144,7 @@ async def test_open_inverter_keeps_the_revert_timer_fresh() -> None:
     settings = InverterSettings(
         transport="sim", revert_timeout_s=30.0, keepalive_interval_s=0.01, sim=BatterySpec(ramp_w_per_s=1e6)
     )
-    async with open_inverter(settings, clock=clock) as inverter:
+    async with open_inverter(settings, wall_clock=clock) as inverter:
         await inverter.set_active_power(1000.0)
         for _ in range(3):
             clock.advance(20)  # each step alone is below the 30 s timer; together they exceed it

@@ -180,7 +180,7 @@ async def test_button_polled_from_asyncio() -> None:
 async def test_led_task_renders_and_turns_off_when_cancelled() -> None:
     backend = FakeGpio()
     gpio = Gpio(GpioSettings(), backend)
-    task = asyncio.create_task(gpio.led.run(lambda: LedState.FAULT, clock=lambda: 0.1))
+    task = asyncio.create_task(gpio.led.run(lambda: LedState.FAULT, monotonic=lambda: 0.1))
     await asyncio.sleep(0.02)
     assert backend.outputs[17] is True
     task.cancel()

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hal.clock import Clock, utc_now
+from hal.clock import WallClock, utc_now
 from hal.errors import InverterProtocolError, ModbusExceptionReply, SetpointNotAccepted
 from hal.inverter import InverterSettings, codec
 from hal.inverter.sunspec import SunSpecInverter
@@ -26,13 +26,13 @@ BLOCK_FIRST, BLOCK_LAST, REM_LAST = 22, 32, 34
 
 @contextlib.asynccontextmanager
 async def sunspec(
-    server: SunSpecServer, clock: Clock = utc_now, **kw: object
+    server: SunSpecServer, wall_clock: WallClock = utc_now, **kw: object
 ) -> AsyncIterator[SunSpecInverter]:
     """A bare SunSpec inverter on its own bus (no wrapper: this is the device code itself)."""
     settings = settings_for(server, **kw)
     assert settings.endpoint is not None
     bus = ModbusBus(settings.endpoint, settings.bus)
-    inverter = SunSpecInverter(bus, settings, clock=clock, on_close=bus.close)
+    inverter = SunSpecInverter(bus, settings, wall_clock=wall_clock, on_close=bus.close)
     try:
         yield inverter
     finally:
@@ -150,7 +150,7 @@ async def test_control_block_is_read_again_after_a_map_rediscovery(tcp_server: S
 async def test_keepalive_reads_the_control_block_again_after_ten_minutes(tcp_server: SunSpecServer) -> None:
     now = [datetime(2026, 12, 5, tzinfo=UTC)]
     dev = tcp_server.device
-    async with sunspec(tcp_server, clock=lambda: now[0]) as inverter:
+    async with sunspec(tcp_server, wall_clock=lambda: now[0]) as inverter:
         await inverter.set_active_power(1000.0)
         for minutes in (3, 6, 9):
             now[0] += timedelta(minutes=3)

@@ -44,7 +44,7 @@ class Clock:
 def _watch(intermediate: Ca, clock: Clock) -> ExpiryWatch:
     issued = intermediate.issue(ec.generate_private_key(ec.SECP256R1()).public_key(), not_after=END)
     cert = parse_certificate(issued.public_bytes(serialization.Encoding.DER))
-    watch = ExpiryWatch(clock=clock)
+    watch = ExpiryWatch(wall_clock=clock)
     watch.watch("client certificate", lambda: cert)
     return watch
 
@@ -96,7 +96,7 @@ def test_renewal_is_logged_as_recovery(intermediate: Ca, caplog: pytest.LogCaptu
 
 
 def test_server_certificate_is_judged_when_seen(intermediate: Ca) -> None:
-    watch = ExpiryWatch(clock=Clock(END - 10 * DAY))
+    watch = ExpiryWatch(wall_clock=Clock(END - 10 * DAY))
     server = intermediate.issue(ec.generate_private_key(ec.SECP256R1()).public_key(), not_after=END)
     watch.saw_server_certificate(server.public_bytes(serialization.Encoding.DER))
     assert watch.results["server certificate"].level is ExpiryLevel.WARNING
@@ -109,7 +109,7 @@ def test_store_status_for_the_page(store: IdentityStore, intermediate: Ca) -> No
     pending = store.prepare(CsrProfile())
     cert = intermediate.sign_csr(pending.csr, not_after=NOW + 20 * DAY)
     store.install(pem(cert), pem(intermediate.cert))
-    watch = watch_store(store, ExpiryWatch(clock=lambda: NOW))
+    watch = watch_store(store, ExpiryWatch(wall_clock=lambda: NOW))
     watch.check()
     status = identity_status(store, watch)
     assert status["LFDI"] == store.current().identity.lfdi

@@ -153,7 +153,7 @@ async def test_server_certificate_expiry_is_watched(lab_server: LabServer, pki: 
     assert await fetch() == server_cert.public_bytes(serialization.Encoding.DER)
 
     late = server_cert.not_valid_after_utc - 29 * DAY
-    watch = watch_store(store, ExpiryWatch(clock=lambda: late))
+    watch = watch_store(store, ExpiryWatch(wall_clock=lambda: late))
     task = asyncio.create_task(watch.run(interval_s=3600, fetch_server=fetch))
     try:
         for _ in range(200):

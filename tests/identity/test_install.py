@@ -127,7 +127,7 @@ def test_expired_intermediate_is_refused(store: IdentityStore, root: Ca) -> None
     def clock() -> dt.datetime:
         return later
 
-    future = IdentityStore(store.root, store.ca_file, clock=clock)
+    future = IdentityStore(store.root, store.ca_file, wall_clock=clock)
     long_cert = old_ca.issue(cert.public_key(), not_after=NOW + 5000 * DAY)  # type: ignore[arg-type]
     with pytest.raises(CertificateRefused, match="does not verify"):
         future.install(pem(long_cert), pem(old_ca.cert))

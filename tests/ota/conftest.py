@@ -39,7 +39,7 @@ class Box:
             self.settings,
             self.runner,
             control_in_force=lambda: self.control.pop(0) if self.control else False,
-            clock=self.clock.time,
+            monotonic=self.clock.time,
             wall_clock=self.clock.time,
             sleep=self.clock.sleep,
         )

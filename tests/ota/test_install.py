@@ -229,7 +229,9 @@ class ScriptedShow(FakeRunner):
 def test_a_restart_after_the_counter_was_reset_still_counts(box: Box) -> None:
     # first look before our restart job ran (old count 2), then systemd zeroes it, then one crash
     answers = [("active", "running", 2), ("active", "running", 0), ("active", "running", 1)]
-    updater = Updater(box.settings, ScriptedShow(box, answers), clock=box.clock.time, sleep=box.clock.sleep)
+    updater = Updater(
+        box.settings, ScriptedShow(box, answers), monotonic=box.clock.time, sleep=box.clock.sleep
+    )
 
     state = updater.install(box.bundle("1.1.0"))
 
@@ -244,7 +246,9 @@ def test_trials_are_timed_by_the_monotonic_clock_and_stamped_with_the_time_of_da
         box.clock.sleep(seconds)
         wall[0] = 1_800_000_000.0  # ...then NTP steps the wall clock by decades mid-trial
 
-    updater = Updater(box.settings, box.runner, clock=box.clock.time, wall_clock=lambda: wall[0], sleep=sleep)
+    updater = Updater(
+        box.settings, box.runner, monotonic=box.clock.time, wall_clock=lambda: wall[0], sleep=sleep
+    )
     start = box.clock.now
     state = updater.install(box.bundle("1.1.0"))
 

@@ -95,8 +95,8 @@ class SimBox(Box):
             image_file=self.image_file,
         )
         return OsUpdater(
-            SETTINGS, paths, self, control_in_force=lambda: control, clock=clock.time, wall_clock=clock.time,
-            sleep=clock.sleep,
+            SETTINGS, paths, self, control_in_force=lambda: control,
+            monotonic=clock.time, wall_clock=clock.time, sleep=clock.sleep,
         )  # fmt: skip
 
 

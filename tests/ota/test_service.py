@@ -62,7 +62,9 @@ class Meanwhile:
 
 def service(box: Box, meanwhile: Meanwhile) -> FleetPoller:
     """`python -m app.ota poll` as the updater unit runs it (no manifest_url: it only minds trials)."""
-    return FleetPoller(box.updater(), LFDI, rng=random.Random(1), clock=box.clock.time, sleep=meanwhile.sleep)
+    return FleetPoller(
+        box.updater(), LFDI, rng=random.Random(1), monotonic=box.clock.time, sleep=meanwhile.sleep
+    )
 
 
 def shows(box: Box) -> int:
@@ -176,7 +178,7 @@ def write_config(path: Path, settings: OtaSettings, ota: str) -> Path:
 def factory(box: Box) -> Callable[[OtaSettings], Updater]:
     """Updaters built from the settings the command line chose, on the box's systemd and clock."""
     return lambda s: Updater(
-        s, box.runner, clock=box.clock.time, wall_clock=box.clock.time, sleep=box.clock.sleep
+        s, box.runner, monotonic=box.clock.time, wall_clock=box.clock.time, sleep=box.clock.sleep
     )
 
 

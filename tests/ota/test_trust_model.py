@@ -572,7 +572,7 @@ def test_a_136_year_event_delays_an_update_by_at_most_the_maximum(
         settings,
         box.runner,
         control_in_force=lambda: control_in_force(flag, now=box.clock.now),
-        clock=box.clock.time,
+        monotonic=box.clock.time,
         wall_clock=box.clock.time,
         sleep=gateway_refreshes,
     )
@@ -594,7 +594,7 @@ def test_a_crashed_gateway_s_flag_delays_an_update_by_minutes(box: Box, tmp_path
         box.settings,
         box.runner,
         control_in_force=lambda: control_in_force(flag, now=box.clock.now),
-        clock=box.clock.time,
+        monotonic=box.clock.time,
         wall_clock=box.clock.time,
         sleep=box.clock.sleep,
     )

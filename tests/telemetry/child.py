@@ -33,7 +33,7 @@ async def main(args: dict[str, object]) -> None:
     )
     config = Config(server=server, state_dir=Path(str(args["state_dir"])))
     links = TelemetryLinks(**args["links"])  # type: ignore[arg-type]
-    inverter = SimInverter(BatterySpec(), clock=clock.now)
+    inverter = SimInverter(BatterySpec(), wall_clock=clock.now)
     async with polling(server, clock) as http:
         service = TelemetryService(
             config,

@@ -52,7 +52,7 @@ async def polling(server: ServerConfig, clock: SimClock) -> AsyncIterator[Server
     """
     server_clock = ServerClock(clock.now)
     session = Session(
-        server, clock=server_clock, monotonic=clock.monotonic, sleep=clock.sleep, rng=random.Random(1)
+        server, server_clock=server_clock, monotonic=clock.monotonic, sleep=clock.sleep, rng=random.Random(1)
     )
     async with serve(session) as port:
         clock.participants += 1
@@ -110,4 +110,4 @@ def make_config(lab: LabServer, tmp_path: Path) -> Callable[..., Config]:
 @pytest.fixture
 def inverter(clock: SimClock) -> SimInverter:
     """The simulated battery, on the simulated clock."""
-    return SimInverter(BatterySpec(), clock=clock.now)
+    return SimInverter(BatterySpec(), wall_clock=clock.now)

@@ -121,7 +121,7 @@ async def test_sent_at_start_and_after_soc_and_rating_changes_over_the_lab(
     assert_valid: Callable[[bytes], None],
 ) -> None:
     # 10 kWh at 30 %, SoC limits 5..100 % (the defaults); nothing but this test commands it
-    inverter = SimInverter(BatterySpec(initial_soc_pct=30.0), revert_timeout_s=1e6, clock=clock.now)
+    inverter = SimInverter(BatterySpec(initial_soc_pct=30.0), revert_timeout_s=1e6, wall_clock=clock.now)
     config = make_config(ratings_interval_s=60)
     assert (config.control.min_soc_percent, config.control.max_soc_percent) == (5.0, 100.0)
     dera = f"/edev/{device.index}/der/0/dera"

@@ -51,7 +51,7 @@ async def test_an_impossible_power_is_posted_as_questionable(
     assert_valid: Callable[[bytes], None],
 ) -> None:
     first = int((START + timedelta(seconds=10)).timestamp()) // 30 * 30 + 30
-    spiky = SpikyInverter(BatterySpec(), clock=clock.now)
+    spiky = SpikyInverter(BatterySpec(), wall_clock=clock.now)
     spiky.spikes = frozenset({first + 60, first + 90})
     guard = SafeInverter(spiky, Nameplate(max_discharge_w=5000, max_charge_w=5000))
     config = make_config()

@@ -62,7 +62,7 @@ async def test_a_rejected_request_carries_the_servers_error(
 async def test_a_refused_capability_is_told_retried_spaced_out_then_on_a_change(
     lab_server: LabServer, server_config: ServerConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    health = Health(clock=lambda: 0.0)
+    health = Health(monotonic=lambda: 0.0)
     links = TelemetryLinks(None, der_capability=CAP)
     async with HttpClient(server_config) as http:
         reporter = NameplateReporter(Link(http), links, None, 0, health)

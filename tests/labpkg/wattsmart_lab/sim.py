@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from hal.clock import Clock, utc_now
+from hal.clock import WallClock, utc_now
 from hal.errors import InverterUnreachable
 from hal.inverter.base import BatteryInverter, ConnectionStatus, OperatingStatus, Ratings, Telemetry
 from hal.inverter.battery import BatterySpec
@@ -14,20 +14,22 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class SimInverter(BatteryInverter):
-    """An in-process simulated battery inverter; time comes from the injected clock.
+    """An in-process simulated battery inverter; time comes from the injected wall clock.
 
     `offline = True` makes every call raise `InverterUnreachable`, as a cut cable would.
     """
 
-    def __init__(self, spec: BatterySpec, *, revert_timeout_s: float = 60.0, clock: Clock = utc_now) -> None:
-        self._clock = clock
+    def __init__(
+        self, spec: BatterySpec, *, revert_timeout_s: float = 60.0, wall_clock: WallClock = utc_now
+    ) -> None:
+        self._wall_clock = wall_clock
         self._revert_s = revert_timeout_s
         self.model = BatteryModel(spec, self._now())
         self.offline = False
         self._closed = False
 
     def _now(self) -> float:
-        return self._clock().timestamp()
+        return self._wall_clock().timestamp()
 
     def _check(self) -> float:
         if self._closed:
@@ -57,7 +59,7 @@ class SimInverter(BatteryInverter):
         now = self._check()
         power = self.model.power_w
         return Telemetry(
-            timestamp=self._clock(),
+            timestamp=self._wall_clock(),
             w=power,
             hz=self.model.hz(now),
             soc_pct=self.model.soc_pct,
