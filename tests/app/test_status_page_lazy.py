@@ -12,21 +12,12 @@ import pytest
 
 from app.commissioning import status_page, web
 from app.commissioning.status_page import StatusPage
+from tests.app.test_status_page_limits import raw
 
 
 def _get(path: str = "/api/status", close: bool = True) -> bytes:
     tail = "Connection: close\r\n" if close else ""
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{tail}\r\n".encode()
-
-
-async def _exchange(port: int, request: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(request)
-        await writer.drain()
-        return await asyncio.wait_for(reader.read(), 3)
-    finally:
-        writer.close()
 
 
 def test_opening_the_page_does_not_load_the_web_stack() -> None:
@@ -78,7 +69,7 @@ def slow_load(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
 async def test_connections_that_come_while_it_loads_are_all_answered(slow_load: asyncio.Event) -> None:
     async with StatusPage(lambda: {"state": "ok"}, "127.0.0.1", 0) as page:
         exchanges = [
-            asyncio.create_task(_exchange(page.port, request))
+            asyncio.create_task(raw(page, request))
             for request in (
                 _get(),
                 _get("/nothing"),
@@ -107,12 +98,12 @@ async def test_while_it_loads_the_limits_hold(
     monkeypatch.setattr(status_page, "WAITING_BYTES", 4096)
     async with StatusPage(lambda: {"state": "ok"}, "127.0.0.1", 0, max_connections=3) as page:
         flood = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"a" * 8192
-        over = [asyncio.create_task(_exchange(page.port, flood))]
+        over = [asyncio.create_task(raw(page, flood))]
         await asyncio.sleep(0.2)
         assert page.connections == 0  # more than WAITING_BYTES before a handler: reset
-        held = [asyncio.create_task(_exchange(page.port, _get())) for _ in range(3)]
+        held = [asyncio.create_task(raw(page, _get())) for _ in range(3)]
         await asyncio.sleep(0.2)
-        extra = [asyncio.create_task(_exchange(page.port, _get())) for _ in range(2)]
+        extra = [asyncio.create_task(raw(page, _get())) for _ in range(2)]
         await asyncio.sleep(0.2)
         assert page.connections == 3 and page.refused == 2
         slow_load.set()
@@ -128,7 +119,7 @@ async def test_a_connection_that_leaves_while_it_loads_costs_nothing() -> None:
         _, writer = await asyncio.open_connection("127.0.0.1", page.port)
         writer.close()  # gone before (or while) the application loads
         await writer.wait_closed()
-        assert (await _exchange(page.port, _get())).startswith(b"HTTP/1.1 200")
+        assert (await raw(page, _get())).startswith(b"HTTP/1.1 200")
         await asyncio.sleep(0.05)
         assert page.connections == 0
 
@@ -144,7 +135,7 @@ async def test_an_application_that_cannot_load_is_one_line_and_the_next_visit_tr
     monkeypatch.setattr(web, "make_runner", broken)
     async with StatusPage(lambda: {"state": "ok"}, "127.0.0.1", 0) as page:
         try:
-            answer = await _exchange(page.port, _get())
+            answer = await raw(page, _get())
         except ConnectionResetError:
             answer = b""
         assert answer == b""  # reset: no half-made answer
@@ -152,5 +143,5 @@ async def test_an_application_that_cannot_load_is_one_line_and_the_next_visit_tr
         lines = [r.getMessage() for r in caplog.records if "cannot load" in r.getMessage()]
         assert len(lines) == 1 and "No space left" in lines[0] and not caplog.records[-1].exc_info
         monkeypatch.setattr(web, "make_runner", real)
-        assert (await _exchange(page.port, _get())).startswith(b"HTTP/1.1 200")
+        assert (await raw(page, _get())).startswith(b"HTTP/1.1 200")
         assert page.loaded
