@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.common import Row
 from wattsmart_lab import pki as lab_pki
-from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.gateway_config import free_port, write_lab_config
 from wattsmart_lab.server import LabServer
 from wattsmart_lab.sunspec_server import SunSpecServer
 
@@ -48,13 +48,6 @@ def _proc_wchar(pid: int) -> int:
         if line.startswith("wchar:"):
             return int(line.split()[1])
     return 0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _get(url: str) -> int:
@@ -95,7 +88,7 @@ async def _measure() -> list[Row]:
         pki = await asyncio.to_thread(lab_pki.generate, tmp / "pki")
         async with LabServer(pki) as server, SunSpecServer() as battery:
             server.tree.post_rate = 300  # the utility's MirrorUsagePoint postRate
-            status_port = _free_port()
+            status_port = free_port()
             config = write_lab_config(
                 tmp / "gateway.yaml",
                 server,

@@ -9,8 +9,7 @@ from pathlib import Path
 from app.commissioning.check import DEFAULT_CHECKS, CheckResult, run_checks
 from app.config import load_config
 from app.gateway import Gateway
-from tests.app.conftest import free_port
-from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.gateway_config import free_port, write_lab_config
 from wattsmart_lab.pki import Pki
 from wattsmart_lab.server import LabServer
 from wattsmart_lab.sunspec_server import SunSpecServer

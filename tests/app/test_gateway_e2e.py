@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.conftest import free_port
-from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.gateway_config import free_port, write_lab_config
 from wattsmart_lab.pki import Pki
 from wattsmart_lab.server import LabServer
 from wattsmart_lab.sunspec_server import SunSpecServer

@@ -20,8 +20,7 @@ from app.gateway import EXIT_RESTART, Gateway
 from app.store import open_store
 from app.telemetry.links import LINKS_FILE, LINKS_KEY
 from hal.gpio import LedState
-from tests.app.conftest import free_port
-from wattsmart_lab.gateway_config import write_lab_config
+from wattsmart_lab.gateway_config import free_port, write_lab_config
 from wattsmart_lab.pki import Pki
 from wattsmart_lab.server import LabServer
 from wattsmart_lab.sunspec_server import SunSpecServer

@@ -28,9 +28,8 @@ from app.config import load_config
 from app.gateway import EXIT_RESTART, Gateway
 from app.identity import IdentityStore
 from hal.gpio import LedState
-from tests.app.conftest import free_port
 from tests.identity.conftest import Ca, pem
-from wattsmart_lab.gateway_config import lab_config
+from wattsmart_lab.gateway_config import free_port, lab_config
 from wattsmart_lab.server import LabServer
 from wattsmart_lab.sunspec_server import SunSpecServer
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,13 @@ def lab_config(
         current = data.get(name)
         data[name] = {**current, **values} if isinstance(current, dict) else values
     return data
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (for a status page the test opens)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def write_lab_config(path: Path, server: LabServer, modbus_port: int, state_dir: Path, **kwargs: Any) -> Path:
